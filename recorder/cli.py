@@ -1,0 +1,149 @@
+"""`gymrec-record`: parse flags, find or start a writer, record, print a summary."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import queue
+import sys
+from pathlib import Path
+
+import click
+
+from recorder.envs import resolve_env
+from recorder.loop import RecordSettings, WorkerProgress, record_worker
+from recorder.progress import ProgressView
+from recorder.seeds import fresh_base_seed
+from recorder.session import collector_name
+from recorder.writer_process import ensure_writer
+from shared.config import (
+    CODECS,
+    DEFAULT_QUALITY,
+    dataset_dir,
+    default_data_dir,
+    default_endpoint,
+)
+from shared.errors import GymrecError, UsageError, WriterUnavailable
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("env_id", required=False)
+@click.option("--agent", type=click.Choice(["random"]), default=None,
+              help="Let an agent play instead of a person.")
+@click.option("--headless", is_flag=True, help="No window, no frame pacing (needs --agent).")
+@click.option("--episodes", type=click.IntRange(1), default=1, show_default=True)
+@click.option("--max-steps", type=click.IntRange(1), default=None,
+              help="Cut each episode after this many steps (recorded as truncated).")
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=None,
+              help="Base seed; every episode's reset seed is derived from it and stored.")
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Recorder processes playing at once, all into one writer.")
+@click.option("--state", default=None, help="Stable-Retro save state to start from.")
+@click.option("--fps", type=click.FloatRange(1, 1000), default=None,
+              help="Frames per second (default per platform: Atari 15, VizDoom 35, Retro 60).")
+@click.option("--codec", type=click.Choice(CODECS), default="jpeg", show_default=True)
+@click.option("--quality", type=click.IntRange(1, 100), default=DEFAULT_QUALITY,
+              show_default=True, help="JPEG quality.")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
+              help="Folder of the datasets (default: $GYMREC_DATA_DIR or ~/.local/share/gymrec).")
+@click.option("--endpoint", default=None, help="Writer endpoint (default tcp://127.0.0.1:5557).")
+@click.option("--buffer-mb", type=click.IntRange(1), default=256, show_default=True,
+              help="Resend buffer per recorder: unconfirmed frames kept, in MiB.")
+@click.option("--drain-timeout", type=click.FloatRange(0), default=60.0, show_default=True,
+              help="Seconds to wait at the end for the writer to confirm everything.")
+def main(env_id, agent, headless, episodes, max_steps, seed, workers, state, fps, codec, quality,
+         data_dir, endpoint, buffer_mb, drain_timeout):
+    """Record ENV_ID (e.g. BreakoutNoFrameskip-v4, Airstriker-Genesis, VizdoomBasic-v1)."""
+    try:
+        sys.exit(run(env_id, agent, headless, episodes, max_steps, seed, workers, state, fps,
+                     codec, quality, data_dir, endpoint, buffer_mb, drain_timeout))
+    except GymrecError as exc:
+        click.echo(f"gymrec-record: {exc}", err=True)
+        sys.exit(exc.exit_code)
+
+
+def run(env_id, agent, headless, episodes, max_steps, seed, workers, state, fps, codec, quality,
+        data_dir, endpoint, buffer_mb, drain_timeout) -> int:
+    if env_id is None:
+        raise UsageError("missing ENV_ID (try BreakoutNoFrameskip-v4)")
+    if not (agent and headless):
+        raise UsageError("only `--agent random --headless` recording is available so far")
+    choice = resolve_env(env_id, state)
+    data_dir = Path(data_dir or default_data_dir()).expanduser().resolve()
+    endpoint = endpoint or default_endpoint()
+    dataset_dir(data_dir, choice.env_id)  # refuses unsafe names before anything starts
+    writer = ensure_writer(endpoint, data_dir, data_dir / ".writer.log")
+    settings = RecordSettings(
+        choice=choice, endpoint=endpoint, data_dir=writer.data_dir, episodes=episodes,
+        max_steps=max_steps, base_seed=fresh_base_seed() if seed is None else seed,
+        agent=agent, codec=codec, quality=quality, fps=fps or choice.default_fps,
+        buffer_bytes=buffer_mb * 1024 * 1024, drain_timeout=drain_timeout,
+        collector=collector_name(), workers=workers,
+    )
+    results = _run_workers(settings)
+    writer.wait_for_exit(timeout=30)
+    return _summarise(settings, results)
+
+
+def _run_workers(settings: RecordSettings) -> list[WorkerProgress]:
+    ctx = mp.get_context("spawn")
+    reports = ctx.Queue()
+    procs = [ctx.Process(target=_worker_main, args=(settings, w, reports), daemon=True)
+             for w in range(settings.workers)]
+    for proc in procs:
+        proc.start()
+    latest = {w: WorkerProgress(w) for w in range(settings.workers)}
+    view = ProgressView(settings)
+    with view:
+        while True:
+            try:
+                item = reports.get(timeout=0.2)
+                if isinstance(item, str):
+                    raise WriterUnavailable(item) if item.startswith("writer") else UsageError(item)
+                latest[item.worker] = item
+                view.update(list(latest.values()))
+            except queue.Empty:
+                pass
+            except KeyboardInterrupt:
+                continue  # the workers got it too; they end their episodes and drain
+            if all(p.done for p in latest.values()) or not any(p.is_alive() for p in procs):
+                break
+    for proc in procs:
+        proc.join(timeout=10)
+    for w, proc in enumerate(procs):
+        if not latest[w].done:
+            raise GymrecError(f"recorder worker {w} died (exit code {proc.exitcode})")
+    return list(latest.values())
+
+
+def _worker_main(settings: RecordSettings, worker: int, reports) -> None:
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    try:
+        record_worker(settings, worker, reports.put)
+    except GymrecError as exc:
+        reports.put(str(exc))
+    except KeyboardInterrupt:
+        pass
+
+
+def _summarise(settings: RecordSettings, results: list[WorkerProgress]) -> int:
+    episodes = sum(r.episodes for r in results)
+    sent = sum(r.steps for r in results)
+    durable = sum(r.steps_durable for r in results)
+    dropped = sum(r.steps_dropped for r in results)
+    unconfirmed = sum(r.unconfirmed for r in results)
+    where = dataset_dir(settings.data_dir, settings.choice.env_id)
+    click.echo(f"episodes: {episodes}  frames sent: {sent}  frames durable: {durable}  "
+               f"gaps (dropped frames): {dropped}")
+    click.echo(f"dataset: {where}")
+    if unconfirmed:
+        click.echo(f"gymrec-record: the writer did not confirm {unconfirmed} messages "
+                   f"(frames of those are not on disk)", err=True)
+        return WriterUnavailable.exit_code
+    if any(r.interrupted for r in results):
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    main()

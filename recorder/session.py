@@ -1,0 +1,40 @@
+"""Building a session's SessionStart message from a live env."""
+
+from __future__ import annotations
+
+import getpass
+import socket
+import time
+import uuid
+from typing import Any
+
+from recorder.envs import EnvChoice, action_labels, frame_of
+from shared import protocol as p
+from shared.spaces import describe_space
+from shared.version import VERSION, package_versions
+
+
+def new_session_id() -> str:
+    return uuid.uuid4().hex
+
+
+def collector_name() -> str:
+    try:
+        return f"{getpass.getuser()}@{socket.gethostname()}"
+    except Exception:  # getuser raises several types when no user name is known
+        return f"unknown@{socket.gethostname()}"
+
+
+def session_start(session_id: str, choice: EnvChoice, env: Any, first_observation: Any,
+                  fps: float, codec: str, quality: int, base_seed: int,
+                  collector: str) -> p.SessionStart:
+    frame = frame_of(first_observation, env)
+    return p.SessionStart(
+        session=session_id, seq=0, env_id=choice.env_id, platform=choice.platform,
+        env_kwargs=dict(choice.kwargs), observation_space=str(env.observation_space),
+        action_space=describe_space(env.action_space),
+        action_labels=action_labels(env, choice.platform), fps=float(fps), codec=codec,
+        quality=quality, versions=package_versions(), recorder_version=VERSION,
+        collector=collector, frame_shape=list(frame.shape), base_seed=base_seed,
+        started_at=time.time(),
+    )

@@ -1,0 +1,274 @@
+"""The writer daemon: one ROUTER socket, a pool of encoder threads, durable per-session shards.
+
+Life cycle: `Writer.create(settings)` takes the data-folder lock, recovers what a crash left and
+binds the socket; `run()` serves until `stop()` (SIGTERM/SIGINT) or, for a writer that a recorder
+started, until no session has been open for `exit_when_idle` seconds.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import signal
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import zmq
+
+from shared import protocol as p
+from shared.config import dataset_dir
+from shared.errors import EndpointBusy, GymrecError, ProtocolError, StorageError, UsageError
+from shared.spaces import validate_action
+from shared.version import VERSION
+from writer.encode import encode_frame
+from writer.layout import DatasetLayout
+from writer.session import WriterSession
+from writer.shards import recover
+
+log = logging.getLogger("gymrec.writer")
+
+
+@dataclass(frozen=True)
+class WriterSettings:
+    data_dir: Path
+    endpoint: str
+    encoders: int = 2
+    batch_rows: int = 64
+    batch_seconds: float = 0.05
+    shard_rows: int = 10_000
+    shard_bytes: int = 256 * 1024 * 1024
+    max_pending_frames: int = 512
+    max_message_bytes: int = 64 * 1024 * 1024
+    session_timeout: float = 60.0
+    exit_when_idle: float | None = None
+
+
+@dataclass
+class WriterStats:
+    messages: int = 0
+    rejected: int = 0
+    duplicates: int = 0
+    rows: int = 0
+
+
+class Writer:
+    def __init__(self, settings: WriterSettings, socket: zmq.Socket, lock_fd: int):
+        self.settings = settings
+        self.socket = socket
+        self._lock_fd = lock_fd
+        self.sessions: dict[str, WriterSession] = {}
+        self.stats = WriterStats()
+        self.pool = ThreadPoolExecutor(settings.encoders, thread_name_prefix="encode")
+        self._stop = threading.Event()
+        self._last_activity = time.monotonic()
+        self._last_reject_log = 0.0
+        self._served = False
+
+    @classmethod
+    def create(cls, settings: WriterSettings) -> Writer:
+        data_dir = Path(settings.data_dir)
+        try:
+            data_dir.mkdir(parents=True, exist_ok=True)
+            lock_fd = os.open(data_dir / ".writer.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise StorageError(f"cannot use data folder {data_dir}: {exc.strerror}") from exc
+        try:
+            fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(lock_fd)
+            raise StorageError(f"another gymrec-writer is using {data_dir}") from exc
+        import datasets  # noqa: F401  (slow first import: pay it before answering anyone)
+
+        for root in sorted(data_dir.iterdir()):
+            if (root / ".incoming").is_dir():
+                recover(DatasetLayout(root))
+        socket = zmq.Context.instance().socket(zmq.ROUTER)
+        # Backpressure: the writer stops reading while `max_pending_frames` await encoding, so
+        # ZeroMQ queues fill up to RCVHWM and recorders' non-blocking sends start failing; they
+        # keep the data in their resend buffers. Oversize messages drop the peer (MAXMSGSIZE).
+        # Replies to a peer that is gone are dropped by ROUTER (acks are idempotent).
+        socket.setsockopt(zmq.RCVHWM, 1000)
+        socket.setsockopt(zmq.SNDHWM, 10_000)
+        socket.setsockopt(zmq.MAXMSGSIZE, settings.max_message_bytes)
+        socket.setsockopt(zmq.LINGER, 0)
+        try:
+            socket.bind(settings.endpoint)
+        except zmq.ZMQError as exc:
+            socket.close()
+            os.close(lock_fd)
+            if exc.errno == zmq.EADDRINUSE:
+                raise EndpointBusy(f"endpoint {settings.endpoint} is already in use") from exc
+            raise UsageError(f"cannot listen on {settings.endpoint}: {exc}") from exc
+        return cls(settings, socket, lock_fd)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def install_signal_handlers(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: self.stop())
+
+    def run(self) -> None:
+        poller = zmq.Poller()
+        poller.register(self.socket, zmq.POLLIN)
+        try:
+            while not self._stop.is_set():
+                if self._pending_frames() < self.settings.max_pending_frames:
+                    if poller.poll(5):
+                        self._receive_some()
+                else:
+                    time.sleep(0.001)
+                now = time.monotonic()
+                for session in list(self.sessions.values()):
+                    self._pump(session, now)
+                self._expire_sessions(now)
+                if self._idle_long_enough(now):
+                    break
+        finally:
+            self._shutdown()
+
+    # Shutdown order: stop reading; let the encoders finish what they hold; write and fsync
+    # every complete row; acknowledge it; seal the shards; only then close the socket and pool.
+    def _shutdown(self) -> None:
+        for session in list(self.sessions.values()):
+            try:
+                session.wait_encoded()
+                self._pump(session, time.monotonic())
+                session.close("interrupted")
+                self._ack(session)
+            except (OSError, GymrecError) as exc:
+                log.error("session %s: could not close cleanly: %s", session.id, exc)
+        self.sessions.clear()
+        self.pool.shutdown(wait=True)
+        self.socket.close(linger=200)
+        os.close(self._lock_fd)
+
+    def _pending_frames(self) -> int:
+        return sum(len(s.pending) for s in self.sessions.values())
+
+    def _idle_long_enough(self, now: float) -> bool:
+        limit = self.settings.exit_when_idle
+        if limit is None or self.sessions:
+            return False
+        # Before its first session, give the recorder that started us time to get going.
+        return now - self._last_activity > (limit if self._served else max(limit, 60.0))
+
+    def _receive_some(self) -> None:
+        for _ in range(256):
+            try:
+                frames = self.socket.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return
+            self.stats.messages += 1
+            routing_id, body = frames[0].bytes, frames[1:]
+            try:
+                self._handle(routing_id, p.from_frames(body))
+            except ProtocolError as exc:
+                self._reject(exc)
+
+    def _reject(self, exc: Exception) -> None:
+        self.stats.rejected += 1
+        now = time.monotonic()
+        if now - self._last_reject_log > 1.0:
+            self._last_reject_log = now
+            log.warning("rejected message (%d so far): %s", self.stats.rejected, exc)
+
+    def _handle(self, routing_id: bytes, msg: p.Message) -> None:
+        if isinstance(msg, p.Hello):
+            self._send(routing_id, p.HelloReply(msg.nonce, VERSION, str(self.settings.data_dir)))
+            return
+        if isinstance(msg, p.SessionStart):
+            self._start_session(routing_id, msg)
+            return
+        if not isinstance(msg, (p.Step, p.EpisodeEnd, p.Gap, p.SessionEnd)):
+            raise ProtocolError(f"a recorder may not send {msg.TYPE}")
+        self._last_activity = time.monotonic()
+        session = self.sessions.get(msg.session)
+        if session is None:
+            self._send(routing_id, p.Resend(msg.session, 0))  # tell me who you are first
+            return
+        session.routing_id = routing_id
+        session.last_seen = time.monotonic()
+        if msg.seq < session.next_seq:
+            self.stats.duplicates += 1
+            if msg.seq <= session.durable_seq:
+                self._ack(session)
+            return
+        if msg.seq > session.next_seq:
+            if session.last_seen - session.last_resend_request > 0.2:
+                session.last_resend_request = session.last_seen
+                self._send(routing_id, p.Resend(session.id, session.next_seq))
+            return
+        encoded = None
+        if isinstance(msg, (p.Step, p.EpisodeEnd)):
+            if list(msg.shape) != list(session.start.frame_shape):
+                raise ProtocolError(f"frame shape {msg.shape} differs from the session's")
+            if isinstance(msg, p.Step):
+                validate_action(msg.action, session.start.action_space)
+            encoded = self.pool.submit(
+                encode_frame, msg.pixels, msg.shape, session.start.codec, session.start.quality
+            )
+        session.accept(msg.seq, msg, encoded)
+
+    def _start_session(self, routing_id: bytes, msg: p.SessionStart) -> None:
+        self._last_activity = time.monotonic()
+        session = self.sessions.get(msg.session)
+        if session is None:
+            try:
+                layout = DatasetLayout(dataset_dir(self.settings.data_dir, msg.env_id))
+            except UsageError as exc:
+                raise ProtocolError(str(exc)) from exc
+            try:
+                layout.create()
+                session = WriterSession(
+                    msg, layout, self.settings.batch_rows, self.settings.batch_seconds,
+                    self.settings.shard_rows, self.settings.shard_bytes,
+                )
+            except OSError as exc:
+                log.error("session %s: cannot store it: %s", msg.session, exc)
+                return
+            self.sessions[msg.session] = session
+            self._served = True
+            log.info("session %s: %s from %s (resuming after seq %d)", msg.session, msg.env_id,
+                     msg.collector, session.durable_seq)
+        session.routing_id = routing_id
+        session.last_seen = time.monotonic()
+        self._ack(session)
+
+    def _pump(self, session: WriterSession, now: float) -> None:
+        try:
+            advanced = session.pump(now)
+        except OSError as exc:
+            # Disk full or gone: nothing is acknowledged, the rows stay buffered (and the
+            # recorder keeps them too); try again shortly.
+            log.error("session %s: write failed, will retry: %s", session.id, exc)
+            time.sleep(0.2)
+            return
+        if advanced:
+            self._ack(session)
+        if session.ended and not session.pending:
+            del self.sessions[session.id]
+            self._last_activity = now
+            log.info("session %s ended (%d rows durable)", session.id,
+                     session.state["steps_written"])
+
+    def _expire_sessions(self, now: float) -> None:
+        for session in list(self.sessions.values()):
+            if now - session.last_seen > self.settings.session_timeout and not session.pending:
+                log.warning("session %s: no message for %.0f s, sealed as aborted",
+                            session.id, self.settings.session_timeout)
+                session.close("aborted")
+                del self.sessions[session.id]
+
+    def _ack(self, session: WriterSession) -> None:
+        self._send(session.routing_id, p.Ack(session.id, session.durable_seq))
+
+    def _send(self, routing_id: bytes, msg: p.Message) -> None:
+        try:
+            self.socket.send_multipart([routing_id, *p.to_frames(msg)], zmq.NOBLOCK)
+        except zmq.ZMQError:
+            pass  # peer gone or its queue is full: acks and resend requests are repeated anyway

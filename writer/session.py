@@ -1,0 +1,194 @@
+"""One recording session inside the writer: accepts its messages strictly in seq order, turns
+them into rows as their frames finish encoding, and writes them durably in batches.
+
+`durable_seq` is the highest seq whose effect is on disk; it only moves after an fsync, and it is
+what the writer acknowledges. Control messages (gap, episode end, session end) flush the rows
+before them, so the session file never claims more than the shards hold.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from concurrent.futures import Future
+from dataclasses import asdict
+from pathlib import Path
+
+import pyarrow as pa
+
+from shared import protocol as p
+from shared.schema import arrow_schema, episode_id
+from writer.card import write_card
+from writer.durable import read_json, write_json_atomic
+from writer.layout import DatasetLayout
+from writer.shards import ShardInfo, ShardWriter, load_manifest
+
+
+class WriterSession:
+    """State of one session; `pump()` moves encoded frames to disk."""
+
+    def __init__(self, start: p.SessionStart, layout: DatasetLayout, batch_rows: int,
+                 batch_seconds: float, shard_rows: int, shard_bytes: int):
+        self.start = start
+        self.id = start.session
+        self.layout = layout
+        self.schema = arrow_schema(start.action_space)
+        self.batch_rows = batch_rows
+        self.batch_seconds = batch_seconds
+        self.shard_rows = shard_rows
+        self.shard_bytes = shard_bytes
+        self.pending: deque[tuple[int, object, Future | None]] = deque()
+        self.rows: list[tuple[int, dict]] = []
+        self.first_row_at = 0.0
+        self.shard: ShardWriter | None = None
+        self.routing_id: bytes = b""
+        self.last_seen = time.monotonic()
+        self.last_resend_request = 0.0
+        self.ended = False
+        self.state = self._load_or_create_state()
+        self.durable_seq = max(self.state["last_control_seq"], self._last_row_seq())
+        self.next_seq = self.durable_seq + 1
+        self.shard_index = self._next_shard_index()
+
+    # -- state on disk ------------------------------------------------------------------------
+
+    def _load_or_create_state(self) -> dict:
+        path = self.layout.session_file(self.id)
+        state = read_json(path)
+        if state is None:
+            state = {
+                "start": asdict(self.start), "status": "recording", "episodes": [], "gaps": [],
+                "last_control_seq": 0, "steps_written": 0, "end": None,
+            }
+            write_json_atomic(path, state)
+            write_card(self.layout, state["start"])
+        elif state["status"] != "ended":
+            state["status"] = "recording"
+        return state
+
+    def _save_state(self) -> None:
+        write_json_atomic(self.layout.session_file(self.id), self.state)
+
+    def _last_row_seq(self) -> int:
+        seqs = [s["last_seq"] for s in load_manifest(self.layout)["shards"]
+                if s["session_id"] == self.id]
+        return max(seqs, default=0)
+
+    def _next_shard_index(self) -> int:
+        names = [p.name for p in self.layout.data.glob(f"{self.id}-*.arrow")]
+        return 1 + max((int(n.rsplit("-", 1)[1].split(".")[0]) for n in names), default=0)
+
+    # -- messages -----------------------------------------------------------------------------
+
+    def accept(self, seq: int, msg: object, encoded: Future | None) -> None:
+        """Queue the message with seq == next_seq (the caller checks the order)."""
+        self.pending.append((seq, msg, encoded))
+        self.next_seq = seq + 1
+
+    @property
+    def backlog(self) -> int:
+        return len(self.pending) + len(self.rows)
+
+    def pump(self, now: float) -> bool:
+        """Move finished work to disk. Returns True when `durable_seq` advanced."""
+        before = self.durable_seq
+        while self.pending and (self.pending[0][2] is None or self.pending[0][2].done()):
+            seq, msg, encoded = self.pending[0]
+            if encoded is not None:
+                if len(self.rows) >= self.batch_rows:
+                    self.flush()
+                self._add_row(seq, msg, encoded.result())
+            else:
+                self.flush()
+                self._apply_control(seq, msg)
+            self.pending.popleft()  # only once its effect is kept: a failed write retries it
+        if self.rows and (len(self.rows) >= self.batch_rows
+                          or now - self.first_row_at >= self.batch_seconds):
+            self.flush()
+        return self.durable_seq > before
+
+    def _add_row(self, seq: int, msg: p.Step | p.EpisodeEnd, image: bytes) -> None:
+        if not self.rows:
+            self.first_row_at = time.monotonic()
+        last = isinstance(msg, p.EpisodeEnd)
+        self.rows.append((seq, {
+            "session_id": self.id,
+            "episode_id": episode_id(self.id, msg.episode),
+            "episode_index": msg.episode,
+            "seed": msg.seed,
+            "step": msg.step,
+            "timestamp": msg.timestamp,
+            "image": {"bytes": image, "path": None},
+            "action": None if last else msg.action,
+            "reward": None if last else float(msg.reward),
+            "terminated": msg.terminated,
+            "truncated": msg.truncated,
+            "is_last": last,
+            "seq": seq,
+        }))
+        if last:
+            self.state["episodes"].append({
+                "episode_id": episode_id(self.id, msg.episode), "episode_index": msg.episode,
+                "seed": msg.seed, "steps": msg.step, "outcome": msg.outcome,
+                "terminated": msg.terminated, "truncated": msg.truncated,
+            })
+
+    def flush(self) -> None:
+        """Write the buffered rows as one batch and fsync; then they count as durable."""
+        if not self.rows:
+            return
+        if self.shard is None:
+            self.shard = ShardWriter(
+                self.layout, self.layout.shard_name(self.id, self.shard_index), self.schema
+            )
+            self.shard_index += 1
+        columns = {name: [row[name] for _, row in self.rows] for name in self.schema.names}
+        batch = pa.RecordBatch.from_pydict(columns, schema=self.schema)
+        try:
+            self.shard.append(batch, self.rows[0][0], self.rows[-1][0])
+        except OSError:
+            self.seal()  # the shard is cut back to its last good batch; the rows stay buffered
+            raise
+        self.durable_seq = self.rows[-1][0]
+        self.state["steps_written"] += len(self.rows)
+        self.rows.clear()
+        if self.shard.rows >= self.shard_rows or self.shard.bytes_written >= self.shard_bytes:
+            self.seal()
+
+    def _apply_control(self, seq: int, msg: object) -> None:
+        if isinstance(msg, p.Gap) and all(g["seq"] != seq for g in self.state["gaps"]):
+            self.state["gaps"].append({k: v for k, v in asdict(msg).items() if k != "session"})
+        elif isinstance(msg, p.SessionEnd):
+            self.seal()
+            self.state["status"] = "ended"
+            self.state["end"] = {k: v for k, v in asdict(msg).items() if k != "session"}
+            self.ended = True
+        self.state["last_control_seq"] = seq
+        self._save_state()
+        if self.ended:
+            write_card(self.layout, self.state["start"])
+        self.durable_seq = seq
+
+    def seal(self) -> ShardInfo | None:
+        shard, self.shard = self.shard, None
+        info = shard.seal() if shard is not None else None
+        if info is not None:
+            write_card(self.layout, self.state["start"])
+        return info
+
+    def close(self, status: str) -> None:
+        """Flush, seal and record `status` (e.g. "aborted" after a timeout, "interrupted")."""
+        self.flush()
+        self.seal()
+        if not self.ended:
+            self.state["status"] = status
+            self._save_state()
+
+    def wait_encoded(self) -> None:
+        for _, _, encoded in self.pending:
+            if encoded is not None:
+                encoded.exception()
+
+    @property
+    def dataset_root(self) -> Path:
+        return self.layout.root
