@@ -49,21 +49,24 @@ from shared.errors import GymrecError, UsageError, WriterUnavailable
 @click.option("--endpoint", default=None, help="Writer endpoint (default tcp://127.0.0.1:5557).")
 @click.option("--buffer-mb", type=click.IntRange(1), default=256, show_default=True,
               help="Resend buffer per recorder: unconfirmed frames kept, in MiB.")
+@click.option("--stall-timeout", type=click.FloatRange(0), default=30.0, show_default=True,
+              help="Headless: seconds to wait for a silent writer before dropping frames.")
 @click.option("--drain-timeout", type=click.FloatRange(0), default=60.0, show_default=True,
               help="Seconds to wait at the end for the writer to confirm everything.")
 def main(env_id, agent, headless, episodes, max_steps, seed, workers, state, fps, codec, quality,
-         data_dir, endpoint, buffer_mb, drain_timeout):
+         data_dir, endpoint, buffer_mb, stall_timeout, drain_timeout):
     """Record ENV_ID (e.g. BreakoutNoFrameskip-v4, Airstriker-Genesis, VizdoomBasic-v1)."""
     try:
         sys.exit(run(env_id, agent, headless, episodes, max_steps, seed, workers, state, fps,
-                     codec, quality, data_dir, endpoint, buffer_mb, drain_timeout))
+                     codec, quality, data_dir, endpoint, buffer_mb, stall_timeout,
+                     drain_timeout))
     except GymrecError as exc:
         click.echo(f"gymrec-record: {exc}", err=True)
         sys.exit(exc.exit_code)
 
 
 def run(env_id, agent, headless, episodes, max_steps, seed, workers, state, fps, codec, quality,
-        data_dir, endpoint, buffer_mb, drain_timeout) -> int:
+        data_dir, endpoint, buffer_mb, stall_timeout, drain_timeout) -> int:
     if env_id is None:
         raise UsageError("missing ENV_ID (try BreakoutNoFrameskip-v4)")
     if not (agent and headless):
@@ -78,7 +81,7 @@ def run(env_id, agent, headless, episodes, max_steps, seed, workers, state, fps,
         max_steps=max_steps, base_seed=fresh_base_seed() if seed is None else seed,
         agent=agent, codec=codec, quality=quality, fps=fps or choice.default_fps,
         buffer_bytes=buffer_mb * 1024 * 1024, drain_timeout=drain_timeout,
-        collector=collector_name(), workers=workers,
+        collector=collector_name(), workers=workers, stall_timeout=stall_timeout,
     )
     results = _run_workers(settings)
     writer.wait_for_exit(timeout=30)

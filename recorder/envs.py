@@ -46,7 +46,7 @@ def _register_gym_platforms() -> None:
 
 
 def retro_games() -> list[str]:
-    import retro
+    import stable_retro as retro
 
     return list(retro.data.list_games())
 
@@ -81,7 +81,7 @@ def resolve_env(env_id: str, state: str | None = None) -> EnvChoice:
 
 
 def _check_rom(game: str) -> None:
-    import retro
+    import stable_retro as retro
 
     try:
         retro.data.get_romfile_path(game, retro.data.Integrations.STABLE)
@@ -94,7 +94,7 @@ def _check_rom(game: str) -> None:
 def make_env(choice: EnvChoice) -> Any:
     """Build the env (one per process for Stable-Retro, which allows only one emulator)."""
     if choice.platform == RETRO:
-        import retro
+        import stable_retro as retro
 
         kwargs = dict(choice.kwargs)
         state = kwargs.pop("state", retro.State.DEFAULT)

@@ -1,4 +1,4 @@
-"""The one error family of gymrec: every expected failure is a GymrecError with a one-line message."""
+"""The one error family of gymrec: each expected failure is a GymrecError, said in one line."""
 
 
 class GymrecError(Exception):

@@ -194,7 +194,9 @@ def from_frames(frames: list) -> Message:
             raise ProtocolError(f"{cls.TYPE} without its pixel frame")
         pixels = _buf(frames[2])
         if len(pixels) != math.prod(header["shape"]):
-            raise ProtocolError(f"{cls.TYPE}: {len(pixels)} pixel bytes for shape {header['shape']}")
+            raise ProtocolError(
+                f"{cls.TYPE}: {len(pixels)} pixel bytes for shape {header['shape']}"
+            )
         return cls(**header, pixels=pixels)
     if len(frames) != 2:
         raise ProtocolError(f"{cls.TYPE} carries an unexpected frame")

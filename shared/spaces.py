@@ -21,8 +21,8 @@ def describe_space(space: Any) -> dict:
     if kind == "Discrete":
         return {"type": "Discrete", "n": int(space.n), "start": int(space.start)}
     if kind == "MultiBinary":
-        n = space.n
-        return {"type": "MultiBinary", "n": int(n) if not hasattr(n, "__len__") else int(math.prod(n))}
+        n = int(math.prod(space.n)) if hasattr(space.n, "__len__") else int(space.n)
+        return {"type": "MultiBinary", "n": n}
     if kind == "MultiDiscrete":
         return {"type": "MultiDiscrete", "nvec": [int(v) for v in space.nvec.ravel()]}
     if kind == "Box":

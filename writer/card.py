@@ -1,5 +1,10 @@
-"""The dataset card (README.md) beside the shards: its YAML `configs` tell `load_dataset` to read
-`data/*.arrow` (and nothing under `meta/`), and its body says what the dataset is."""
+"""The dataset card (README.md) beside the shards, and `.meta/info.json` with the counts.
+
+The card has no `configs` on purpose: without them `load_dataset(folder)` finds `data/*.arrow` by
+itself (hidden `.meta/` and `.incoming/` are skipped) and keys its cache on the files' sizes and
+modification times, so a dataset that grows is read afresh. With `configs`, datasets 5.2 keys the
+cache on the YAML alone and serves stale rows (seen here).
+"""
 
 from __future__ import annotations
 
@@ -16,11 +21,6 @@ tags:
 - gymrec
 - gameplay
 - {platform}
-configs:
-- config_name: default
-  data_files:
-  - split: train
-    path: data/*.arrow
 ---
 """
 

@@ -253,8 +253,7 @@ class Writer:
         if session.ended and not session.pending:
             del self.sessions[session.id]
             self._last_activity = now
-            log.info("session %s ended (%d rows durable)", session.id,
-                     session.state["steps_written"])
+            log.info("session %s ended at seq %d", session.id, session.durable_seq)
 
     def _expire_sessions(self, now: float) -> None:
         for session in list(self.sessions.values()):

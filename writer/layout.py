@@ -1,10 +1,10 @@
 """Where a dataset's files live. One folder per env under the data folder:
 
-    <env>/README.md                  dataset card; its `configs` point `load_dataset` at data/
+    <env>/README.md                  dataset card
     <env>/data/<session>-<n>.arrow   sealed Arrow IPC stream shards (complete, checksummed)
     <env>/.incoming/...              shards being written (hidden from `load_dataset`)
-    <env>/meta/manifest.json         every sealed shard: rows, seq range, bytes, sha256
-    <env>/meta/sessions/<id>.json    a session's start message, episodes, gaps and status
+    <env>/.meta/manifest.json        every sealed shard: rows, seq range, bytes, sha256
+    <env>/.meta/sessions/<id>.json    a session's start message, episodes, gaps and status
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ class DatasetLayout:
 
     @property
     def meta(self) -> Path:
-        return self.root / "meta"
+        return self.root / ".meta"
 
     @property
     def manifest(self) -> Path:

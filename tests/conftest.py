@@ -1,0 +1,99 @@
+"""Fixtures that start real writer processes on real loopback ports."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+# Tests never touch the user's caches or the network.
+os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="gymrec-hf-")
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_endpoint() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"tcp://127.0.0.1:{s.getsockname()[1]}"
+
+
+@pytest.fixture
+def endpoint() -> str:
+    return free_endpoint()
+
+
+@pytest.fixture
+def data_dir(tmp_path) -> Path:
+    return tmp_path / "data"
+
+
+class WriterProcess:
+    """A real `gymrec-writer` process; `kill()` is SIGKILL, `restart()` starts a new one."""
+
+    def __init__(self, endpoint: str, data_dir: Path, log: Path, *extra: str):
+        self.endpoint, self.data_dir, self.log, self.extra = endpoint, data_dir, log, extra
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> WriterProcess:
+        from recorder.link import probe_writer
+
+        cmd = [sys.executable, "-m", "writer.cli", "--endpoint", self.endpoint, "--data-dir",
+               str(self.data_dir), "-v", *self.extra]
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=log, cwd=ROOT)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, self.log.read_text()
+            if probe_writer(self.endpoint, 0.3) is not None:
+                return self
+        raise AssertionError("writer did not start: " + self.log.read_text())
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+@pytest.fixture
+def writer_factory(tmp_path, endpoint, data_dir):
+    started: list[WriterProcess] = []
+
+    def make(*extra: str) -> WriterProcess:
+        w = WriterProcess(endpoint, data_dir, tmp_path / f"writer{len(started)}.log", *extra)
+        started.append(w)
+        return w
+
+    yield make
+    for w in started:
+        if w.proc is not None:
+            w.stop()
+
+
+def record_cmd(env_id: str, endpoint: str, data_dir: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "recorder.cli", env_id, "--agent", "random", "--headless",
+            "--endpoint", endpoint, "--data-dir", str(data_dir), *extra]
+
+
+def run_record(env_id: str, endpoint: str, data_dir: Path, *extra: str,
+               timeout: float = 240) -> subprocess.CompletedProcess:
+    return subprocess.run(record_cmd(env_id, endpoint, data_dir, *extra), cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout)
