@@ -68,7 +68,7 @@ def record_worker(settings: RecordSettings, worker: int,
     observation, _ = env.reset(seed=first_seed)
     start = session_start(progress.session, settings.choice, env, observation, settings.fps,
                           settings.codec, settings.quality, settings.base_seed,
-                          settings.collector)
+                          settings.collector, settings.max_steps)
     link = WriterLink(settings.endpoint, start, settings.buffer_bytes)
     last_report = 0.0
 

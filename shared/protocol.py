@@ -75,6 +75,7 @@ class SessionStart:
     frame_shape: list
     base_seed: int
     started_at: float
+    max_steps: int  # the recorder cuts episodes after this many steps (0: never)
 
 
 @dataclass(frozen=True)
@@ -302,6 +303,7 @@ def _check_session_start(h: dict) -> None:
     _need(_is_num(h["fps"]) and 0 < h["fps"] <= 10_000, "bad fps")
     _need(_is_int(h["base_seed"]), "bad base_seed")
     _need(_is_num(h["started_at"]), "bad started_at")
+    _need(_is_int(h["max_steps"], 0, 2**31 - 1), "bad max_steps")
     _frame_shape(h["frame_shape"])
     validate_space_description(h["action_space"])
 

@@ -21,7 +21,7 @@ def _start(**overrides) -> p.SessionStart:
         action_space={"type": "Discrete", "n": 4, "start": 0}, action_labels=["NOOP"] * 4,
         fps=15.0, codec="jpeg", quality=95, versions={"ale-py": "0.12.1"},
         recorder_version="0.1.0", collector="me@host", frame_shape=[4, 5, 3], base_seed=7,
-        started_at=1.5,
+        started_at=1.5, max_steps=0,
     )
     fields.update(overrides)
     return p.SessionStart(**fields)
@@ -76,7 +76,8 @@ def test_step_field_violations_are_rejected(changes):
 
 
 @pytest.mark.parametrize("changes", [
-    {"seq": 1}, {"codec": "gif"}, {"quality": 0}, {"fps": 0}, {"frame_shape": [0, 1, 3]},
+    {"seq": 1}, {"codec": "gif"}, {"max_steps": -1}, {"quality": 0}, {"fps": 0},
+    {"frame_shape": [0, 1, 3]},
     {"action_space": {"type": "Discrete", "n": 0, "start": 0}},
     {"action_space": {"type": "Tuple"}}, {"versions": {"a": 1}}, {"env_kwargs": []},
 ])

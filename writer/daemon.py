@@ -13,6 +13,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,8 +27,8 @@ from shared.spaces import validate_action
 from shared.version import VERSION
 from writer.encode import encode_frame
 from writer.layout import DatasetLayout
-from writer.session import WriterSession
-from writer.shards import recover
+from writer.session import WriterSession, discarded_episodes
+from writer.shards import ShardInfo, recover
 
 log = logging.getLogger("gymrec.writer")
 
@@ -40,11 +41,13 @@ class WriterSettings:
     batch_rows: int = 64
     batch_seconds: float = 0.05
     shard_rows: int = 10_000
-    shard_bytes: int = 256 * 1024 * 1024
+    shard_bytes: int = 1024 * 1024 * 1024
     max_pending_frames: int = 512
     max_message_bytes: int = 64 * 1024 * 1024
     session_timeout: float = 60.0
     exit_when_idle: float | None = None
+    # Called in the writer's thread after each shard is sealed (e.g. to queue an upload).
+    on_sealed: Callable[[DatasetLayout, ShardInfo], None] | None = None
 
 
 @dataclass
@@ -85,7 +88,8 @@ class Writer:
 
         for root in sorted(data_dir.iterdir()):
             if (root / ".incoming").is_dir():
-                recover(DatasetLayout(root))
+                layout = DatasetLayout(root)
+                recover(layout, lambda sid, layout=layout: discarded_episodes(layout, sid))
         socket = zmq.Context.instance().socket(zmq.ROUTER)
         # Backpressure: the writer stops reading while `max_pending_frames` await encoding, so
         # ZeroMQ queues fill up to RCVHWM and recorders' non-blocking sends start failing; they
@@ -226,7 +230,7 @@ class Writer:
                 layout.create()
                 session = WriterSession(
                     msg, layout, self.settings.batch_rows, self.settings.batch_seconds,
-                    self.settings.shard_rows, self.settings.shard_bytes,
+                    self.settings.shard_rows, self.settings.shard_bytes, self.settings.on_sealed,
                 )
             except OSError as exc:
                 log.error("session %s: cannot store it: %s", msg.session, exc)

@@ -3,6 +3,7 @@
     <env>/README.md                  dataset card
     <env>/data/<session>-<n>.arrow   sealed Arrow IPC stream shards (complete, checksummed)
     <env>/.incoming/...              shards being written (hidden from `load_dataset`)
+    <env>/.discarded/...             rows of episodes the player discarded (kept, not loaded)
     <env>/.meta/manifest.json        every sealed shard: rows, seq range, bytes, sha256
     <env>/.meta/sessions/<id>.json    a session's start message, episodes, gaps and status
 """
@@ -24,6 +25,10 @@ class DatasetLayout:
     @property
     def incoming(self) -> Path:
         return self.root / ".incoming"
+
+    @property
+    def discarded(self) -> Path:
+        return self.root / ".discarded"
 
     @property
     def meta(self) -> Path:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import asdict
 from pathlib import Path
@@ -28,7 +29,8 @@ class WriterSession:
     """State of one session; `pump()` moves encoded frames to disk."""
 
     def __init__(self, start: p.SessionStart, layout: DatasetLayout, batch_rows: int,
-                 batch_seconds: float, shard_rows: int, shard_bytes: int):
+                 batch_seconds: float, shard_rows: int, shard_bytes: int,
+                 on_sealed: Callable[[DatasetLayout, ShardInfo], None] | None = None):
         self.start = start
         self.id = start.session
         self.layout = layout
@@ -37,6 +39,7 @@ class WriterSession:
         self.batch_seconds = batch_seconds
         self.shard_rows = shard_rows
         self.shard_bytes = shard_bytes
+        self.on_sealed = on_sealed
         self.pending: deque[tuple[int, object, Future | None]] = deque()
         self.rows: list[tuple[int, dict]] = []
         self.first_row_at = 0.0
@@ -58,7 +61,7 @@ class WriterSession:
         if state is None:
             state = {
                 "start": asdict(self.start), "status": "recording", "episodes": [], "gaps": [],
-                "last_control_seq": 0, "steps_written": 0, "end": None,
+                "discarded": [], "last_control_seq": 0, "steps_written": 0, "end": None,
             }
             write_json_atomic(path, state)
             write_card(self.layout, state["start"])
@@ -94,7 +97,10 @@ class WriterSession:
         before = self.durable_seq
         while self.pending and (self.pending[0][2] is None or self.pending[0][2].done()):
             seq, msg, encoded = self.pending[0]
-            if encoded is not None:
+            if encoded is not None and getattr(msg, "outcome", None) == "discarded":
+                self.flush()
+                self._discard_episode(seq, msg)
+            elif encoded is not None:
                 if len(self.rows) >= self.batch_rows:
                     self.flush()
                 self._add_row(seq, msg, encoded.result())
@@ -133,6 +139,22 @@ class WriterSession:
                 "terminated": msg.terminated, "truncated": msg.truncated,
             })
 
+    def _discard_episode(self, seq: int, msg: p.EpisodeEnd) -> None:
+        """The player threw this episode away: its rows leave the dataset when its shard is
+        sealed (they are kept under `.discarded/`)."""
+        eid = episode_id(self.id, msg.episode)
+        if eid not in self.state["discarded"]:
+            self.state["discarded"].append(eid)
+            self.state["episodes"].append({
+                "episode_id": eid, "episode_index": msg.episode, "seed": msg.seed,
+                "steps": msg.step, "outcome": "discarded", "terminated": msg.terminated,
+                "truncated": msg.truncated,
+            })
+        self.state["last_control_seq"] = seq
+        self._save_state()
+        self.durable_seq = seq
+        self._maybe_rotate(episode_boundary=True)
+
     def flush(self) -> None:
         """Write the buffered rows as one batch and fsync; then they count as durable."""
         if not self.rows:
@@ -151,8 +173,17 @@ class WriterSession:
             raise
         self.durable_seq = self.rows[-1][0]
         self.state["steps_written"] += len(self.rows)
+        at_boundary = self.rows[-1][1]["is_last"]
         self.rows.clear()
-        if self.shard.rows >= self.shard_rows or self.shard.bytes_written >= self.shard_bytes:
+        self._maybe_rotate(at_boundary)
+
+    def _maybe_rotate(self, episode_boundary: bool) -> None:
+        """Shards end at episode boundaries once they hold `shard_rows` (so a discarded episode
+        sits in one open shard); `shard_bytes` is a hard cap for very long episodes."""
+        if self.shard is None:
+            return
+        if (episode_boundary and self.shard.rows >= self.shard_rows) or (
+                self.shard.bytes_written >= self.shard_bytes):
             self.seal()
 
     def _apply_control(self, seq: int, msg: object) -> None:
@@ -171,9 +202,13 @@ class WriterSession:
 
     def seal(self) -> ShardInfo | None:
         shard, self.shard = self.shard, None
-        info = shard.seal() if shard is not None else None
+        if shard is None:
+            return None
+        info = shard.seal(frozenset(self.state["discarded"]))
         if info is not None:
             write_card(self.layout, self.state["start"])
+            if self.on_sealed is not None:
+                self.on_sealed(self.layout, info)
         return info
 
     def close(self, status: str) -> None:
@@ -192,3 +227,9 @@ class WriterSession:
     @property
     def dataset_root(self) -> Path:
         return self.layout.root
+
+
+def discarded_episodes(layout: DatasetLayout, session_id: str) -> frozenset[str]:
+    """The episode ids a session's file marks as discarded (for crash recovery)."""
+    state = read_json(layout.session_file(session_id)) or {}
+    return frozenset(state.get("discarded", []))

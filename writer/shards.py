@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -70,8 +71,9 @@ class ShardWriter:
     def bytes_written(self) -> int:
         return self._good_offset
 
-    def seal(self) -> ShardInfo | None:
-        """Close, move into `data/` and return its manifest entry (None if it holds no rows)."""
+    def seal(self, discarded: frozenset[str] = frozenset()) -> ShardInfo | None:
+        """Close, move into `data/` and return its manifest entry (None if no row is kept).
+        Rows of `discarded` episode ids go to `.discarded/` instead."""
         try:
             self._writer.close()
             self._sink.flush()
@@ -80,25 +82,52 @@ class ShardWriter:
             os.truncate(self.path, self._good_offset)  # no end-of-stream marker: still readable
         finally:
             self._sink.close()
-        if self.rows == 0:
-            self.path.unlink(missing_ok=True)
-            return None
-        return _publish(self.layout, self.path, self.name, self.rows, self.first_seq, self.last_seq)
+        return publish(self.layout, self.path, discarded, rewrite=False)
 
 
-def _publish(layout: DatasetLayout, path: Path, name: str, rows: int, first_seq: int,
-             last_seq: int) -> ShardInfo:
-    target = layout.data / name
+def publish(layout: DatasetLayout, path: Path, discarded: frozenset[str],
+            rewrite: bool) -> ShardInfo | None:
+    """Move a closed shard from `.incoming/` into `data/` and the manifest. Its complete batches
+    are rewritten when `rewrite` (a torn file) or when some rows belong to discarded episodes."""
+    schema, batches = read_complete_batches(path)
+    table = pa.Table.from_batches(batches, schema=schema) if schema is not None else None
+    if table is None or table.num_rows == 0:
+        path.unlink(missing_ok=True)
+        return None
+    if discarded:
+        dropped = pc.is_in(table.column("episode_id"), pa.array(sorted(discarded)))
+        if pc.any(dropped).as_py():
+            layout.discarded.mkdir(exist_ok=True)
+            _write_stream(layout.discarded / path.name, table.filter(dropped))
+            table = table.filter(pc.invert(dropped))
+            rewrite = True
+    if table.num_rows == 0:
+        path.unlink()
+        return None
+    if rewrite:
+        tmp = path.with_name(path.name + ".tmp")
+        _write_stream(tmp, table)
+        os.replace(tmp, path)
+    target = layout.data / path.name
     os.replace(path, target)
     fsync_dir(layout.data)
     fsync_dir(layout.incoming)
+    seqs = table.column("seq")
     info = ShardInfo(
-        file=f"data/{name}", session_id=name.rsplit("-", 1)[0], rows=rows, first_seq=first_seq,
-        last_seq=last_seq, bytes=target.stat().st_size, sha256=sha256_file(target),
-        sealed_at=time.time(),
+        file=f"data/{path.name}", session_id=path.name.rsplit("-", 1)[0], rows=table.num_rows,
+        first_seq=pc.min(seqs).as_py(), last_seq=pc.max(seqs).as_py(),
+        bytes=target.stat().st_size, sha256=sha256_file(target), sealed_at=time.time(),
     )
     add_to_manifest(layout, info)
     return info
+
+
+def _write_stream(path: Path, table: pa.Table) -> None:
+    with pa.OSFile(str(path), "wb") as sink:
+        with ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table, max_chunksize=256)
+        sink.flush()
+        os.fsync(sink.fileno())
 
 
 def load_manifest(layout: DatasetLayout) -> dict:
@@ -129,53 +158,38 @@ def read_complete_batches(path: Path) -> tuple[pa.Schema | None, list[pa.RecordB
     return reader.schema, batches
 
 
-def recover(layout: DatasetLayout) -> list[ShardInfo]:
-    """Seal whatever a crash left: open shards (their complete batches) and shards that were
-    renamed into `data/` but not yet recorded in the manifest."""
+def recover(layout: DatasetLayout,
+            discarded_of: Callable[[str], frozenset[str]] = lambda session: frozenset()
+            ) -> list[ShardInfo]:
+    """Seal whatever a crash left: open shards (their complete batches, without the rows of
+    discarded episodes) and shards renamed into `data/` but missing from the manifest."""
     recovered = []
     if layout.incoming.is_dir():
-        for path in sorted(layout.incoming.glob("*.arrow")):
-            recovered.extend(_recover_open_shard(layout, path))
         for tmp in layout.incoming.glob("*.tmp"):
             tmp.unlink()
+        for path in sorted(layout.incoming.glob("*.arrow")):
+            info = publish(layout, path, discarded_of(path.name.rsplit("-", 1)[0]), rewrite=True)
+            log.warning("recovery: %s: %s", path.name,
+                        f"sealed {info.rows} rows" if info else "no complete batch, removed")
+            if info is not None:
+                recovered.append(info)
     listed = {s["file"] for s in load_manifest(layout)["shards"]}
     if layout.data.is_dir():
         for path in sorted(layout.data.glob("*.arrow")):
-            if f"data/{path.name}" not in listed:
-                _, batches = read_complete_batches(path)
-                table = pa.Table.from_batches(batches) if batches else None
-                if table is None or table.num_rows == 0:
-                    path.unlink()
-                    continue
-                seqs = table.column("seq")
-                info = ShardInfo(
-                    file=f"data/{path.name}", session_id=path.name.rsplit("-", 1)[0],
-                    rows=table.num_rows, first_seq=pc.min(seqs).as_py(),
-                    last_seq=pc.max(seqs).as_py(), bytes=path.stat().st_size,
-                    sha256=sha256_file(path), sealed_at=time.time(),
-                )
-                add_to_manifest(layout, info)
-                recovered.append(info)
+            if f"data/{path.name}" in listed:
+                continue
+            _, batches = read_complete_batches(path)
+            table = pa.Table.from_batches(batches) if batches else None
+            if table is None or table.num_rows == 0:
+                path.unlink()
+                continue
+            seqs = table.column("seq")
+            info = ShardInfo(
+                file=f"data/{path.name}", session_id=path.name.rsplit("-", 1)[0],
+                rows=table.num_rows, first_seq=pc.min(seqs).as_py(),
+                last_seq=pc.max(seqs).as_py(), bytes=path.stat().st_size,
+                sha256=sha256_file(path), sealed_at=time.time(),
+            )
+            add_to_manifest(layout, info)
+            recovered.append(info)
     return recovered
-
-
-def _recover_open_shard(layout: DatasetLayout, path: Path) -> list[ShardInfo]:
-    schema, batches = read_complete_batches(path)
-    rows = sum(b.num_rows for b in batches)
-    if schema is None or rows == 0:
-        log.warning("recovery: %s held no complete batch; removed", path.name)
-        path.unlink()
-        return []
-    tmp = path.with_name(path.name + ".tmp")
-    with pa.OSFile(str(tmp), "wb") as sink:
-        with ipc.new_stream(sink, schema) as writer:
-            for batch in batches:
-                writer.write_batch(batch)
-        sink.flush()
-        os.fsync(sink.fileno())
-    os.replace(tmp, path)
-    seqs = pa.Table.from_batches(batches).column("seq")
-    info = _publish(layout, path, path.name, rows, pc.min(seqs).as_py(), pc.max(seqs).as_py())
-    log.warning("recovery: sealed %s with %d rows from %d complete batches",
-                path.name, rows, len(batches))
-    return [info]
