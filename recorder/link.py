@@ -95,8 +95,9 @@ class WriterLink:
 
     # -- moving messages ----------------------------------------------------------------------
 
-    def pump(self) -> None:
-        """Read acks and resend requests, then send what the socket will take. Never blocks."""
+    def pump(self, max_messages: int = 32) -> None:
+        """Read acks and resend requests, then send up to `max_messages` (so a resend after a
+        writer restart is spread over several frames instead of stalling one). Never blocks."""
         self._read_replies()
         now = time.monotonic()
         if self.outbox.in_flight and now - self.stats.last_ack_at > self.resend_after:
@@ -106,8 +107,9 @@ class WriterLink:
             self.stats.resends += 1
             self.outbox.rewind(self.outbox.acked_seq + 1)
             self._send_raw(self.start_frames)
-        while (entry := self.outbox.next_unsent()) is not None:
-            if not self._send_raw(entry.frames):
+        for _ in range(max_messages):
+            entry = self.outbox.next_unsent()
+            if entry is None or not self._send_raw(entry.frames):
                 break
             self.outbox.mark_sent()
             self.stats.sent_messages += 1
@@ -150,14 +152,14 @@ class WriterLink:
         while not self.outbox.has_room(nbytes + 256):
             if time.monotonic() - self.stats.last_ack_at > stall_timeout:
                 return
-            self.pump()
+            self.pump(max_messages=256)
             time.sleep(0.0005)
 
     def drain(self, timeout: float, on_wait=None) -> bool:
         """Pump until everything is acknowledged or `timeout` seconds pass."""
         deadline = time.monotonic() + timeout
         while self.outbox.unacked and time.monotonic() < deadline:
-            self.pump()
+            self.pump(max_messages=256)
             if on_wait is not None:
                 on_wait()
             time.sleep(0.002)

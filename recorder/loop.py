@@ -6,6 +6,7 @@ When an episode ends (or is cut by `max_steps`, or interrupted), its final obser
 
 from __future__ import annotations
 
+import resource
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from recorder.envs import EnvChoice, frame_of, make_env
 from recorder.link import WriterLink
 from recorder.seeds import episode_seed
 from recorder.session import new_session_id, session_start
+from recorder.ticks import Pacer, TickStats
 from shared.spaces import action_to_wire
 
 
@@ -36,6 +38,9 @@ class RecordSettings:
     collector: str
     workers: int = 1
     stall_timeout: float = 30.0
+    # Pace steps at `fps` like a game would, and never wait for the writer: a full resend
+    # buffer becomes a counted gap. Off: as fast as the pipeline goes (waits for buffer room).
+    realtime: bool = False
 
 
 @dataclass
@@ -48,6 +53,12 @@ class WorkerProgress:
     steps_dropped: int = 0
     backlog: int = 0
     unconfirmed: int = 0
+    acked_seq: int = -1
+    late_frames: int = 0
+    tick_p50_ms: float = 0.0
+    tick_p99_ms: float = 0.0
+    tick_max_ms: float = 0.0
+    rss_mb: float = 0.0
     done: bool = False
     interrupted: bool = False
 
@@ -80,8 +91,14 @@ def record_worker(settings: RecordSettings, worker: int,
             progress.steps_durable = link.outbox.steps_durable
             progress.steps_dropped = link.outbox.steps_dropped
             progress.backlog = link.outbox.unacked
+            progress.acked_seq = link.outbox.acked_seq
+            progress.rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            if ticks.count:
+                progress.tick_p50_ms, progress.tick_p99_ms, progress.tick_max_ms = ticks.summary()
             report(progress)
 
+    ticks = TickStats()
+    pacer = Pacer(settings.fps) if settings.realtime else None
     reason = "completed"
     try:
         for episode in range(episodes_for(worker, settings)):
@@ -90,7 +107,7 @@ def record_worker(settings: RecordSettings, worker: int,
                 observation, _ = env.reset(seed=seed)
             agent.reset(seed)
             _play_episode(env, agent, link, settings, episode, seed, observation, progress,
-                          publish)
+                          publish, ticks, pacer)
             progress.episodes += 1
     except KeyboardInterrupt:
         reason = "interrupted"
@@ -107,7 +124,8 @@ def record_worker(settings: RecordSettings, worker: int,
 
 
 def _play_episode(env, agent, link: WriterLink, settings: RecordSettings, episode: int,
-                  seed: int, observation, progress: WorkerProgress, publish) -> None:
+                  seed: int, observation, progress: WorkerProgress, publish, ticks: TickStats,
+                  pacer: Pacer | None) -> None:
     desc_space = link.action_space
     step = 0
     seen_at = time.time()
@@ -115,18 +133,23 @@ def _play_episode(env, agent, link: WriterLink, settings: RecordSettings, episod
     outcome = "aborted"
     try:
         while True:
+            if pacer is not None:
+                progress.late_frames += pacer.wait()
+            started = time.perf_counter()
             frame = frame_of(observation, env)
             action = agent.act(observation)
             observation, reward, terminated, truncated, _ = env.step(action)
             if settings.max_steps is not None and step + 1 >= settings.max_steps:
                 truncated = True
-            link.wait_for_room(frame.nbytes, settings.stall_timeout)
+            if pacer is None:
+                link.wait_for_room(frame.nbytes, settings.stall_timeout)
             link.send_step(episode, step, seed, seen_at, action_to_wire(action, desc_space),
                            float(reward), terminated, truncated, frame)
             seen_at = time.time()
             step += 1
             progress.steps += 1
             link.pump()
+            ticks.add(time.perf_counter() - started)
             publish()
             if terminated or truncated:
                 outcome = "terminated" if terminated else "truncated"

@@ -43,6 +43,8 @@ class WriterSettings:
     shard_rows: int = 10_000
     shard_bytes: int = 1024 * 1024 * 1024
     max_pending_frames: int = 512
+    max_pending_bytes: int = 256 * 1024 * 1024
+    max_sessions: int = 64
     max_message_bytes: int = 64 * 1024 * 1024
     session_timeout: float = 60.0
     exit_when_idle: float | None = None
@@ -121,7 +123,7 @@ class Writer:
         poller.register(self.socket, zmq.POLLIN)
         try:
             while not self._stop.is_set():
-                if self._pending_frames() < self.settings.max_pending_frames:
+                if self._has_room():
                     if poller.poll(5):
                         self._receive_some()
                 else:
@@ -147,12 +149,17 @@ class Writer:
             except (OSError, GymrecError) as exc:
                 log.error("session %s: could not close cleanly: %s", session.id, exc)
         self.sessions.clear()
+        log.warning("stopped: %d messages, %d rejected, %d duplicates", self.stats.messages,
+                    self.stats.rejected, self.stats.duplicates)
         self.pool.shutdown(wait=True)
         self.socket.close(linger=200)
         os.close(self._lock_fd)
 
-    def _pending_frames(self) -> int:
-        return sum(len(s.pending) for s in self.sessions.values())
+    def _has_room(self) -> bool:
+        """Read more only while the frames waiting to be encoded or written fit the limits."""
+        frames = sum(len(s.pending) for s in self.sessions.values())
+        held = sum(s.pending_bytes for s in self.sessions.values())
+        return frames < self.settings.max_pending_frames and held < self.settings.max_pending_bytes
 
     def _idle_long_enough(self, now: float) -> bool:
         limit = self.settings.exit_when_idle
@@ -222,6 +229,8 @@ class Writer:
         self._last_activity = time.monotonic()
         session = self.sessions.get(msg.session)
         if session is None:
+            if len(self.sessions) >= self.settings.max_sessions:
+                raise ProtocolError(f"over {self.settings.max_sessions} open sessions")
             try:
                 layout = DatasetLayout(dataset_dir(self.settings.data_dir, msg.env_id))
             except UsageError as exc:
@@ -244,14 +253,20 @@ class Writer:
         self._ack(session)
 
     def _pump(self, session: WriterSession, now: float) -> None:
+        if now < session.retry_at:
+            return
         try:
             advanced = session.pump(now)
         except OSError as exc:
-            # Disk full or gone: nothing is acknowledged, the rows stay buffered (and the
+            # Disk full or gone: nothing more is acknowledged, the rows stay buffered (and the
             # recorder keeps them too); try again shortly.
-            log.error("session %s: write failed, will retry: %s", session.id, exc)
-            time.sleep(0.2)
+            if not session.retry_at:
+                log.error("session %s: write failed, will retry: %s", session.id, exc)
+            session.retry_at = now + 0.25
             return
+        if session.retry_at:
+            log.warning("session %s: writing again", session.id)
+            session.retry_at = 0.0
         if advanced:
             self._ack(session)
         if session.ended and not session.pending:

@@ -22,7 +22,7 @@ from shared.schema import arrow_schema, episode_id
 from writer.card import write_card
 from writer.durable import read_json, write_json_atomic
 from writer.layout import DatasetLayout
-from writer.shards import ShardInfo, ShardWriter, load_manifest
+from writer.shards import ShardInfo, ShardWriter, load_manifest, recover
 
 
 class WriterSession:
@@ -48,6 +48,9 @@ class WriterSession:
         self.last_seen = time.monotonic()
         self.last_resend_request = 0.0
         self.ended = False
+        self.pending_bytes = 0
+        self.needs_repair = False  # a seal failed half-way: finish it before writing more
+        self.retry_at = 0.0  # after a failed write, when to try again (monotonic seconds)
         self.state = self._load_or_create_state()
         self.durable_seq = max(self.state["last_control_seq"], self._last_row_seq())
         self.next_seq = self.durable_seq + 1
@@ -86,11 +89,8 @@ class WriterSession:
     def accept(self, seq: int, msg: object, encoded: Future | None) -> None:
         """Queue the message with seq == next_seq (the caller checks the order)."""
         self.pending.append((seq, msg, encoded))
+        self.pending_bytes += _pixel_bytes(msg)
         self.next_seq = seq + 1
-
-    @property
-    def backlog(self) -> int:
-        return len(self.pending) + len(self.rows)
 
     def pump(self, now: float) -> bool:
         """Move finished work to disk. Returns True when `durable_seq` advanced."""
@@ -108,6 +108,7 @@ class WriterSession:
                 self.flush()
                 self._apply_control(seq, msg)
             self.pending.popleft()  # only once its effect is kept: a failed write retries it
+            self.pending_bytes -= _pixel_bytes(msg)
         if self.rows and (len(self.rows) >= self.batch_rows
                           or now - self.first_row_at >= self.batch_seconds):
             self.flush()
@@ -159,6 +160,8 @@ class WriterSession:
         """Write the buffered rows as one batch and fsync; then they count as durable."""
         if not self.rows:
             return
+        if self.needs_repair:
+            self._repair()
         if self.shard is None:
             self.shard = ShardWriter(
                 self.layout, self.layout.shard_name(self.id, self.shard_index), self.schema
@@ -204,12 +207,29 @@ class WriterSession:
         shard, self.shard = self.shard, None
         if shard is None:
             return None
-        info = shard.seal(frozenset(self.state["discarded"]))
+        try:
+            info = shard.seal(frozenset(self.state["discarded"]))
+        except OSError:
+            self.needs_repair = True
+            raise
+        self._after_seal(info)
+        return info
+
+    def _repair(self) -> None:
+        """Finish seals that failed (disk full): this session's leftover open shards and shards
+        missing from the manifest. Raises OSError while the disk still refuses."""
+        for info in recover(self.layout, lambda _: frozenset(self.state["discarded"]), self.id):
+            self._after_seal(info)
+        self.needs_repair = False
+
+    def _after_seal(self, info: ShardInfo | None) -> None:
         if info is not None:
-            write_card(self.layout, self.state["start"])
+            try:
+                write_card(self.layout, self.state["start"])
+            except OSError:
+                pass  # derived from the manifest; rewritten at the next seal
             if self.on_sealed is not None:
                 self.on_sealed(self.layout, info)
-        return info
 
     def close(self, status: str) -> None:
         """Flush, seal and record `status` (e.g. "aborted" after a timeout, "interrupted")."""
@@ -233,3 +253,8 @@ def discarded_episodes(layout: DatasetLayout, session_id: str) -> frozenset[str]
     """The episode ids a session's file marks as discarded (for crash recovery)."""
     state = read_json(layout.session_file(session_id)) or {}
     return frozenset(state.get("discarded", []))
+
+
+def _pixel_bytes(msg: object) -> int:
+    pixels = getattr(msg, "pixels", None)
+    return len(pixels) if pixels is not None else 0

@@ -159,15 +159,17 @@ def read_complete_batches(path: Path) -> tuple[pa.Schema | None, list[pa.RecordB
 
 
 def recover(layout: DatasetLayout,
-            discarded_of: Callable[[str], frozenset[str]] = lambda session: frozenset()
-            ) -> list[ShardInfo]:
-    """Seal whatever a crash left: open shards (their complete batches, without the rows of
-    discarded episodes) and shards renamed into `data/` but missing from the manifest."""
+            discarded_of: Callable[[str], frozenset[str]] = lambda session: frozenset(),
+            session: str | None = None) -> list[ShardInfo]:
+    """Seal whatever a crash or a failed write left: open shards (their complete batches,
+    without the rows of discarded episodes) and shards renamed into `data/` but missing from the
+    manifest. With `session`, only that session's files (its open shard must be closed)."""
+    prefix = f"{session}-" if session else ""
     recovered = []
     if layout.incoming.is_dir():
-        for tmp in layout.incoming.glob("*.tmp"):
+        for tmp in layout.incoming.glob(f"{prefix}*.tmp"):
             tmp.unlink()
-        for path in sorted(layout.incoming.glob("*.arrow")):
+        for path in sorted(layout.incoming.glob(f"{prefix}*.arrow")):
             info = publish(layout, path, discarded_of(path.name.rsplit("-", 1)[0]), rewrite=True)
             log.warning("recovery: %s: %s", path.name,
                         f"sealed {info.rows} rows" if info else "no complete batch, removed")
@@ -175,7 +177,7 @@ def recover(layout: DatasetLayout,
                 recovered.append(info)
     listed = {s["file"] for s in load_manifest(layout)["shards"]}
     if layout.data.is_dir():
-        for path in sorted(layout.data.glob("*.arrow")):
+        for path in sorted(layout.data.glob(f"{prefix}*.arrow")):
             if f"data/{path.name}" in listed:
                 continue
             _, batches = read_complete_batches(path)

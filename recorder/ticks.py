@@ -1,0 +1,56 @@
+"""Frame pacing for agents that play at game speed, and tick-time statistics."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+_BUCKET_S = 50e-6  # histogram resolution: 0.05 ms
+_BUCKETS = 4000  # up to 200 ms; slower ticks land in the last bucket (the max is kept exactly)
+
+
+class Pacer:
+    """Deadline pacing at `fps` without drift: each frame is due one period after the previous
+    deadline; a frame that starts late is counted and the schedule restarts from now."""
+
+    def __init__(self, fps: float, clock=time.perf_counter, sleep=time.sleep):
+        self.period = 1.0 / fps
+        self.clock, self.sleep = clock, sleep
+        self.deadline: float | None = None
+
+    def wait(self) -> int:
+        """Sleep until the next frame is due; returns 1 when it is already late, else 0."""
+        now = self.clock()
+        if self.deadline is None:
+            self.deadline = now
+            return 0
+        self.deadline += self.period
+        if now > self.deadline + self.period / 2:
+            self.deadline = now
+            return 1
+        if self.deadline > now:
+            self.sleep(self.deadline - now)
+        return 0
+
+
+class TickStats:
+    """Constant-memory distribution of tick durations (seconds in, milliseconds out)."""
+
+    def __init__(self):
+        self.counts = np.zeros(_BUCKETS, dtype=np.int64)
+        self.count = 0
+        self.max = 0.0
+
+    def add(self, seconds: float) -> None:
+        self.counts[min(int(seconds / _BUCKET_S), _BUCKETS - 1)] += 1
+        self.count += 1
+        self.max = max(self.max, seconds)
+
+    def percentile(self, q: float) -> float:
+        rank = np.searchsorted(np.cumsum(self.counts), q / 100 * self.count)
+        return float((rank + 1) * _BUCKET_S * 1000)
+
+    def summary(self) -> tuple[float, float, float]:
+        """(p50, p99, max) in milliseconds."""
+        return self.percentile(50), self.percentile(99), self.max * 1000

@@ -1,0 +1,151 @@
+"""Fault tolerance with real processes and sockets: writers killed, frozen or gone for long,
+recorders killed. Frames on disk must be exactly what was sent, or an explicit gap."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import defaultdict
+
+import pyarrow as pa
+
+from tests.conftest import ROOT
+
+
+class PacedRecorder:
+    """tests/paced_session.py in a subprocess; `latest` is its last progress report."""
+
+    def __init__(self, endpoint, data_dir, *args: str):
+        cmd = [sys.executable, "-m", "tests.paced_session", endpoint, str(data_dir), *args]
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)
+        self.latest: dict = {}
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            if line.startswith("{"):
+                self.latest = json.loads(line)
+
+    def wait_steps(self, steps: int, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while self.latest.get("steps", 0) < steps:
+            assert time.monotonic() < deadline and self.proc.poll() is None, self.stderr()
+            time.sleep(0.02)
+
+    def finish(self, timeout: float = 120) -> dict:
+        self.proc.wait(timeout)
+        self._reader.join(10)
+        assert self.proc.returncode == 0, self.stderr()
+        assert self.latest["done"]
+        return self.latest
+
+    def stderr(self) -> str:
+        return self.proc.stderr.read() if self.proc.poll() is not None else ""
+
+
+def _rows(data_dir, env="BreakoutNoFrameskip-v4") -> pa.Table:
+    files = sorted((data_dir / env / "data").glob("*.arrow"))
+    tables = [pa.ipc.open_stream(str(f)).read_all() for f in files]
+    return pa.concat_tables(tables).drop_columns(["image"]) if tables else None
+
+
+def _session_state(data_dir, env="BreakoutNoFrameskip-v4") -> dict:
+    (path,) = (data_dir / env / ".meta" / "sessions").glob("*.json")
+    return json.loads(path.read_text())
+
+
+def _steps_by_episode(table: pa.Table) -> dict[int, list[int]]:
+    steps = defaultdict(list)
+    for ep, step, last in zip(table.column("episode_index").to_pylist(),
+                              table.column("step").to_pylist(),
+                              table.column("is_last").to_pylist(), strict=True):
+        if not last:
+            steps[ep].append(step)
+    return steps
+
+
+def test_writer_sigkilled_four_times_at_200_fps(writer_factory, endpoint, data_dir):
+    writer = writer_factory().start()
+    rec = PacedRecorder(endpoint, data_dir, "--fps", "200", "--episodes", "5", "--seed", "4")
+    for kill in range(4):
+        rec.wait_steps(400 + kill * 600)
+        writer.kill()
+        time.sleep(0.3)
+        writer = writer_factory().start()
+    final = rec.finish()
+    assert final["steps"] >= 3000
+    assert final["steps_durable"] == final["steps"] and final["steps_dropped"] == 0
+    assert final["unconfirmed"] == 0
+    assert final["tick_max_ms"] < 16, final
+    table = _rows(data_dir)
+    seqs = table.column("seq").to_pylist()
+    assert sorted(seqs) == list(range(1, len(seqs) + 1))  # every message once, none missing
+    steps = _steps_by_episode(table)
+    assert sum(len(s) for s in steps.values()) == final["steps"]
+    assert all(sorted(s) == list(range(len(s))) for s in steps.values())
+    assert sum(table.column("is_last").to_pylist()) == 5
+
+
+def test_writer_frozen_for_five_seconds_at_60_fps(writer_factory, endpoint, data_dir):
+    writer = writer_factory().start()
+    rec = PacedRecorder(endpoint, data_dir, "--fps", "60", "--episodes", "1", "--max-steps",
+                        "700", "--seed", "2")
+    rec.wait_steps(120)
+    writer.proc.send_signal(signal.SIGSTOP)
+    before = dict(rec.latest)
+    time.sleep(5)
+    during = dict(rec.latest)
+    writer.proc.send_signal(signal.SIGCONT)
+    final = rec.finish()
+    assert during["steps"] - before["steps"] >= 250  # the game went on at 60 FPS
+    assert during["backlog"] > before["backlog"]  # ... holding what the writer had not taken
+    assert final["tick_max_ms"] < 1000 / 60 and final["late_frames"] == 0, final
+    assert final["steps_durable"] == final["steps"] and final["steps_dropped"] == 0
+    assert final["rss_mb"] < 600, final  # bounded: ~300 frames of 100 KB held, not more
+    table = _rows(data_dir)
+    assert table.num_rows == final["steps"] + 1
+
+
+def test_writer_gone_longer_than_the_buffer_makes_an_explicit_gap(writer_factory, endpoint,
+                                                                  data_dir):
+    writer = writer_factory().start()
+    rec = PacedRecorder(endpoint, data_dir, "--fps", "100", "--episodes", "1", "--max-steps",
+                        "900", "--buffer-mb", "3", "--seed", "3")
+    rec.wait_steps(150)
+    writer.kill()
+    time.sleep(3)  # ~300 frames at 100 FPS; the buffer holds ~30
+    writer_factory().start()
+    final = rec.finish()
+    assert final["steps_dropped"] > 100, final
+    assert final["tick_max_ms"] < 10, final  # the game never waited
+    assert final["steps_durable"] + final["steps_dropped"] == final["steps"]
+    state = _session_state(data_dir)
+    assert sum(g["count"] for g in state["gaps"]) == final["steps_dropped"]
+    steps = set(_steps_by_episode(_rows(data_dir))[0])
+    gap_steps = {s for g in state["gaps"] for s in range(g["first_step"], g["last_step"] + 1)}
+    assert len(gap_steps) == final["steps_dropped"]
+    assert steps | gap_steps == set(range(final["steps"])) and not steps & gap_steps
+
+
+def test_recorder_sigkilled_writer_seals_session_as_aborted(writer_factory, endpoint, data_dir):
+    writer = writer_factory("--session-timeout", "2").start()
+    rec = PacedRecorder(endpoint, data_dir, "--fps", "100", "--episodes", "3", "--seed", "5")
+    rec.wait_steps(300)
+    acked = rec.latest["acked_seq"]
+    rec.proc.send_signal(signal.SIGKILL)
+    rec.proc.wait(10)
+    assert acked > 100
+    deadline = time.monotonic() + 15
+    while _session_state(data_dir)["status"] != "aborted":
+        assert time.monotonic() < deadline, "session never sealed as aborted"
+        time.sleep(0.1)
+    assert writer.proc.poll() is None
+    seqs = set(_rows(data_dir).column("seq").to_pylist())
+    assert set(range(1, acked + 1)) <= seqs
+    assert not any((data_dir / "BreakoutNoFrameskip-v4" / ".incoming").iterdir())
