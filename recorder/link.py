@@ -16,6 +16,7 @@ import zmq
 from recorder.outbox import Outbox
 from shared import protocol as p
 from shared.errors import ProtocolError
+from shared.security import ClientKeys
 
 
 @dataclass
@@ -28,7 +29,7 @@ class LinkStats:
 
 class WriterLink:
     def __init__(self, endpoint: str, start: p.SessionStart, max_bytes: int,
-                 resend_after: float = 2.0):
+                 resend_after: float = 2.0, curve: ClientKeys | None = None):
         self.endpoint = endpoint
         self.session = start.session
         self.action_space = start.action_space
@@ -38,6 +39,7 @@ class WriterLink:
         self.stats = LinkStats(last_ack_at=time.monotonic())
         self._context = zmq.Context.instance()
         self.socket = self._context.socket(zmq.DEALER)
+        _apply_curve(self.socket, curve)
         # Backpressure: IMMEDIATE=1 queues nothing for a writer that is not connected and
         # NOBLOCK sends raise Again at the high-water mark instead of stalling the game; the
         # Outbox keeps every message until it is acknowledged. LINGER=0: unsent data is the
@@ -171,10 +173,20 @@ class WriterLink:
 
 
 
-def probe_writer(endpoint: str, timeout: float) -> p.HelloReply | None:
-    """Ask whether a gymrec writer listens at `endpoint`; None when nobody answers in time."""
+def _apply_curve(sock: zmq.Socket, curve: ClientKeys | None) -> None:
+    if curve is not None:
+        sock.curve_serverkey = curve.server_public
+        sock.curve_publickey = curve.public
+        sock.curve_secretkey = curve.secret
+
+
+def probe_writer(endpoint: str, timeout: float,
+                 curve: ClientKeys | None = None) -> p.HelloReply | None:
+    """Ask whether a gymrec writer listens at `endpoint`; None when nobody answers in time
+    (also when CURVE keys do not match: the writer then refuses the connection)."""
     sock = zmq.Context.instance().socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
+    _apply_curve(sock, curve)
     try:
         sock.connect(endpoint)
         nonce = int.from_bytes(os.urandom(6), "big")

@@ -18,6 +18,7 @@ from recorder.link import WriterLink
 from recorder.seeds import episode_seed
 from recorder.session import new_session_id, session_start
 from recorder.ticks import Pacer, TickStats
+from shared.security import ClientKeys
 from shared.spaces import action_to_wire
 
 
@@ -41,6 +42,7 @@ class RecordSettings:
     # Pace steps at `fps` like a game would, and never wait for the writer: a full resend
     # buffer becomes a counted gap. Off: as fast as the pipeline goes (waits for buffer room).
     realtime: bool = False
+    curve: ClientKeys | None = None
 
 
 @dataclass
@@ -80,7 +82,7 @@ def record_worker(settings: RecordSettings, worker: int,
     start = session_start(progress.session, settings.choice, env, observation, settings.fps,
                           settings.codec, settings.quality, settings.base_seed,
                           settings.collector, settings.max_steps)
-    link = WriterLink(settings.endpoint, start, settings.buffer_bytes)
+    link = WriterLink(settings.endpoint, start, settings.buffer_bytes, curve=settings.curve)
     last_report = 0.0
 
     def publish(force: bool = False) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from recorder.link import probe_writer
 from shared.errors import EndpointBusy, StorageError, WriterUnavailable
+from shared.security import ClientKeys
 
 
 @dataclass
@@ -31,11 +32,16 @@ class WriterHandle:
             self.process.wait(10)
 
 
-def ensure_writer(endpoint: str, data_dir: Path, log_path: Path) -> WriterHandle:
-    """Return the writer at `endpoint`, starting one (writing to `data_dir`) when none answers."""
-    reply = probe_writer(endpoint, timeout=0.5)
+def ensure_writer(endpoint: str, data_dir: Path, log_path: Path,
+                  curve: ClientKeys | None = None) -> WriterHandle:
+    """Return the writer at `endpoint`, starting one (writing to `data_dir`) when none answers.
+    With CURVE keys the writer is a remote one: it is never started here."""
+    reply = probe_writer(endpoint, timeout=0.5 if curve is None else 3.0, curve=curve)
     if reply is not None:
         return WriterHandle(endpoint, Path(reply.data_dir))
+    if curve is not None:
+        raise WriterUnavailable(f"no writer at {endpoint} accepted our CURVE key (is its public "
+                                "key in the writer's allow-list, and the server key right?)")
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log = open(log_path, "ab")
     cmd = [sys.executable, "-m", "writer.cli", "--endpoint", endpoint, "--data-dir",

@@ -23,6 +23,7 @@ import zmq
 from shared import protocol as p
 from shared.config import dataset_dir
 from shared.errors import EndpointBusy, GymrecError, ProtocolError, StorageError, UsageError
+from shared.security import ServerKeys, is_loopback
 from shared.spaces import validate_action
 from shared.version import VERSION
 from writer.encode import encode_frame
@@ -50,6 +51,8 @@ class WriterSettings:
     exit_when_idle: float | None = None
     # Called in the writer's thread after each shard is sealed (e.g. to queue an upload).
     on_sealed: Callable[[DatasetLayout, ShardInfo], None] | None = None
+    # Required to listen beyond loopback: encryption plus an allow-list of recorder keys.
+    curve: ServerKeys | None = None
 
 
 @dataclass
@@ -61,10 +64,12 @@ class WriterStats:
 
 
 class Writer:
-    def __init__(self, settings: WriterSettings, socket: zmq.Socket, lock_fd: int):
+    def __init__(self, settings: WriterSettings, socket: zmq.Socket, lock_fd: int,
+                 authenticator=None):
         self.settings = settings
         self.socket = socket
         self._lock_fd = lock_fd
+        self._authenticator = authenticator
         self.sessions: dict[str, WriterSession] = {}
         self.stats = WriterStats()
         self.pool = ThreadPoolExecutor(settings.encoders, thread_name_prefix="encode")
@@ -76,6 +81,9 @@ class Writer:
     @classmethod
     def create(cls, settings: WriterSettings) -> Writer:
         data_dir = Path(settings.data_dir)
+        if settings.curve is None and not is_loopback(settings.endpoint):
+            raise UsageError(f"listening on {settings.endpoint} (beyond loopback) needs CURVE "
+                             "keys: --curve-key and --allow-keys")
         try:
             data_dir.mkdir(parents=True, exist_ok=True)
             lock_fd = os.open(data_dir / ".writer.lock", os.O_RDWR | os.O_CREAT, 0o644)
@@ -92,7 +100,13 @@ class Writer:
             if (root / ".incoming").is_dir():
                 layout = DatasetLayout(root)
                 recover(layout, lambda sid, layout=layout: discarded_episodes(layout, sid))
-        socket = zmq.Context.instance().socket(zmq.ROUTER)
+        context = zmq.Context.instance()
+        authenticator = _start_authenticator(context, settings.curve) if settings.curve else None
+        socket = context.socket(zmq.ROUTER)
+        if settings.curve is not None:
+            socket.curve_server = True
+            socket.curve_publickey = settings.curve.public
+            socket.curve_secretkey = settings.curve.secret
         # Backpressure: the writer stops reading while `max_pending_frames` await encoding, so
         # ZeroMQ queues fill up to RCVHWM and recorders' non-blocking sends start failing; they
         # keep the data in their resend buffers. Oversize messages drop the peer (MAXMSGSIZE).
@@ -106,10 +120,12 @@ class Writer:
         except zmq.ZMQError as exc:
             socket.close()
             os.close(lock_fd)
+            if authenticator is not None:
+                authenticator.stop()
             if exc.errno == zmq.EADDRINUSE:
                 raise EndpointBusy(f"endpoint {settings.endpoint} is already in use") from exc
             raise UsageError(f"cannot listen on {settings.endpoint}: {exc}") from exc
-        return cls(settings, socket, lock_fd)
+        return cls(settings, socket, lock_fd, authenticator)
 
     def stop(self) -> None:
         self._stop.set()
@@ -153,6 +169,8 @@ class Writer:
                     self.stats.rejected, self.stats.duplicates)
         self.pool.shutdown(wait=True)
         self.socket.close(linger=200)
+        if self._authenticator is not None:
+            self._authenticator.stop()
         os.close(self._lock_fd)
 
     def _has_room(self) -> bool:
@@ -290,3 +308,15 @@ class Writer:
             self.socket.send_multipart([routing_id, *p.to_frames(msg)], zmq.NOBLOCK)
         except zmq.ZMQError:
             pass  # peer gone or its queue is full: acks and resend requests are repeated anyway
+
+
+def _start_authenticator(context: zmq.Context, keys: ServerKeys):
+    """A ZAP handler that admits exactly the public keys found in `keys.allowed_dir`."""
+    from zmq.auth.thread import ThreadAuthenticator
+
+    if not keys.allowed_dir.is_dir() or not any(keys.allowed_dir.glob("*.key")):
+        raise UsageError(f"no recorder public keys (*.key) in {keys.allowed_dir}")
+    authenticator = ThreadAuthenticator(context)
+    authenticator.start()
+    authenticator.configure_curve(domain="*", location=str(keys.allowed_dir))
+    return authenticator
