@@ -85,3 +85,49 @@ def test_recovery_records_a_shard_renamed_but_missing_from_the_manifest(tmp_path
     assert [r.file for r in recovered] == [info.file]
     assert load_manifest(layout)["shards"][0]["rows"] == 16
     assert recover(layout) == []  # idempotent
+
+
+def _discard_layout(tmp_path, name: str) -> tuple[DatasetLayout, ShardWriter]:
+    layout = DatasetLayout(tmp_path / name)
+    layout.create()
+    schema = arrow_schema(SPACE)
+    shard = ShardWriter(layout, layout.shard_name("a" * 32, 1), schema)
+    for episode in range(3):
+        batch = _batch(schema, 1 + episode * 8, 8)
+        batch = batch.set_column(1, "episode_id", pa.array([f"{'a' * 32}-{episode:05d}"] * 8))
+        shard.append(batch, 1 + episode * 8, (episode + 1) * 8)
+    return layout, shard
+
+
+def test_crash_after_closing_before_rename(tmp_path):
+    layout, shard = _discard_layout(tmp_path, "closed")
+    shard._writer.close()  # the end-of-stream marker is written, then the process dies
+    shard._sink.close()
+    (info,) = recover(layout)
+    assert info.rows == 24 and not any(layout.incoming.iterdir())
+    assert recover(layout) == []
+
+
+def test_crash_in_the_middle_of_a_discard_rewrite(tmp_path):
+    layout, shard = _discard_layout(tmp_path, "discard")
+    shard._sink.close()
+    discarded = frozenset({f"{'a' * 32}-00001"})
+    # The crash left a half-written rewrite and a half-written .discarded copy.
+    (layout.incoming / (shard.name + ".tmp")).write_bytes(b"ARROW partial")
+    layout.discarded.mkdir()
+    (layout.discarded / shard.name).write_bytes(b"partial")
+    (info,) = recover(layout, lambda session: discarded)
+    kept = pa.ipc.open_stream(str(layout.root / info.file)).read_all()
+    assert kept.num_rows == 16 and f"{'a' * 32}-00001" not in kept.column("episode_id").to_pylist()
+    aside = pa.ipc.open_stream(str(layout.discarded / shard.name)).read_all()
+    assert aside.column("episode_id").to_pylist() == [f"{'a' * 32}-00001"] * 8
+    assert not any(layout.incoming.iterdir())
+
+
+def test_crash_while_replacing_the_manifest_keeps_the_old_one(tmp_path):
+    layout = DatasetLayout(tmp_path / "env")
+    first = _write_open_shard(layout, 1).seal()
+    (layout.meta / "manifest.json.tmp").write_text('{"version": 1, "shards": [')  # torn
+    assert [s["file"] for s in load_manifest(layout)["shards"]] == [first.file]
+    recover(layout)
+    assert [s["file"] for s in load_manifest(layout)["shards"]] == [first.file]

@@ -7,6 +7,8 @@ import time
 
 from tests.conftest import ROOT, record_cmd
 from tests.datasets_check import assert_exact_episodes, load
+from writer.layout import DatasetLayout
+from writer.verify import verify_dataset
 
 
 def test_hand_started_writer_serves_two_recorders_at_once(writer_factory, endpoint, data_dir):
@@ -50,3 +52,34 @@ def test_writer_sigkilled_and_restarted_loses_and_duplicates_nothing(writer_fact
     assert len(episodes) == 6
     assert sum(len(rows) - 1 for rows in episodes.values()) == sent
     assert ds["seq"] and sorted(ds["seq"]) == list(range(1, len(ds) + 1))
+
+
+def test_kills_at_random_moments_while_sealing_constantly(writer_factory, endpoint, data_dir):
+    """Shards of 20 rows: the writer is nearly always sealing, renaming or updating the
+    manifest when it is killed. Afterwards every step exists exactly once."""
+    import random
+
+    rng = random.Random(12)
+    writer = writer_factory("--shard-rows", "20").start()
+    cmd = record_cmd("BreakoutNoFrameskip-v4", endpoint, data_dir, "--episodes", "40",
+                     "--max-steps", "60", "--seed", "21")
+    recorder = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+    kills = 0
+    for _ in range(6):
+        time.sleep(rng.uniform(0.3, 1.2))
+        if recorder.poll() is not None:
+            break
+        writer.kill()
+        kills += 1
+        writer = writer_factory("--shard-rows", "20").start()
+    out, err = recorder.communicate(timeout=240)
+    assert recorder.returncode == 0, err
+    assert kills >= 4
+    ds = load(data_dir, "BreakoutNoFrameskip-v4")
+    episodes = assert_exact_episodes(ds)
+    assert len(episodes) == 40
+    sent = int(out.split("frames sent: ")[1].split()[0])
+    assert sum(len(rows) - 1 for rows in episodes.values()) == sent
+    assert sorted(ds["seq"]) == list(range(1, len(ds) + 1))
+    assert verify_dataset(DatasetLayout(data_dir / "BreakoutNoFrameskip-v4")).ok
