@@ -1,0 +1,170 @@
+"""Key maps: which key drives which control, per platform. Pure: no window, no env.
+
+A key map binds pygame key names ("up", "left ctrl", "z") to the controls of a platform:
+
+- Atari: UP, DOWN, LEFT, RIGHT, FIRE (combined into the game's own actions, see `actions.py`);
+- Stable-Retro: console button names (B, A, MODE, START, C, X, Y, Z, SELECT, L, R, ...);
+- VizDoom: engine button names (ATTACK, USE, MOVE_FORWARD, TURN_LEFT, STRAFE, SPEED, ...).
+
+A TOML file (`--keymap`) changes the defaults, one table per platform; "none" removes a binding:
+
+    [atari]
+    "left ctrl" = "FIRE"
+    space = "none"
+"""
+
+from __future__ import annotations
+
+import tomllib
+import warnings
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+
+from shared.errors import UsageError
+
+ATARI, RETRO, VIZDOOM = "atari", "retro", "vizdoom"
+PLATFORMS = (ATARI, RETRO, VIZDOOM)
+
+ATARI_CONTROLS = ("UP", "DOWN", "LEFT", "RIGHT", "FIRE")
+# Every button name of the libretro cores stable-retro ships (a test checks this against
+# retro.data.EMU_INFO); a keymap may name any of them, the env uses those its console has.
+RETRO_CONTROLS = (
+    "B", "A", "MODE", "START", "UP", "DOWN", "LEFT", "RIGHT", "C", "Y", "X", "Z", "SELECT",
+    "PAUSE", "RUN", "RESET", "BUTTON", "I", "II", "III", "IV", "V", "VI", "L", "R", "L2", "R2",
+    "L3", "R3", "C-UP", "C-RIGHT", "C-MODE",
+)
+# VizDoom's binary buttons (a test checks this against vizdoom.Button). Delta buttons are not
+# bound to keys: `actions.py` drives them from the turn/move controls when a scenario has them.
+DOOM_CONTROLS = (
+    "ATTACK", "USE", "JUMP", "CROUCH", "TURN180", "ALTATTACK", "RELOAD", "ZOOM", "SPEED",
+    "STRAFE", "MOVE_RIGHT", "MOVE_LEFT", "MOVE_BACKWARD", "MOVE_FORWARD", "TURN_RIGHT",
+    "TURN_LEFT", "LOOK_UP", "LOOK_DOWN", "MOVE_UP", "MOVE_DOWN", "LAND",
+    *(f"SELECT_WEAPON{i}" for i in range(10)), "SELECT_NEXT_WEAPON", "SELECT_PREV_WEAPON",
+    "DROP_SELECTED_WEAPON", "ACTIVATE_SELECTED_ITEM", "SELECT_NEXT_ITEM", "SELECT_PREV_ITEM",
+    "DROP_SELECTED_ITEM",
+)
+CONTROLS = {ATARI: ATARI_CONTROLS, RETRO: RETRO_CONTROLS, VIZDOOM: DOOM_CONTROLS}
+
+# Keys the recorder itself uses, whatever the platform (space also starts a recording).
+RESERVED = {"escape": "quit", "p": "pause", "h": "HUD", "backspace": "discard"}
+
+_ARROWS = {"up": "UP", "down": "DOWN", "left": "LEFT", "right": "RIGHT"}
+DEFAULT_BINDINGS: Mapping[str, Mapping[str, str]] = MappingProxyType({
+    ATARI: MappingProxyType({**_ARROWS, "space": "FIRE"}),
+    RETRO: MappingProxyType({
+        **_ARROWS, "z": "B", "x": "A", "tab": "SELECT", "return": "START",
+        "c": "C", "a": "X", "s": "Y", "d": "Z", "q": "L", "w": "R",
+    }),
+    VIZDOOM: MappingProxyType({
+        "up": "MOVE_FORWARD", "down": "MOVE_BACKWARD", "left": "TURN_LEFT",
+        "right": "TURN_RIGHT", "ctrl": "ATTACK", "space": "USE", "shift": "SPEED",
+        "alt": "STRAFE", **{str(i): f"SELECT_WEAPON{i}" for i in range(1, 8)},
+    }),
+})
+
+# Names that stand for several keys, or that pygame spells differently.
+_KEY_ALIASES = {
+    "ctrl": ("left ctrl", "right ctrl"), "shift": ("left shift", "right shift"),
+    "alt": ("left alt", "right alt"), "enter": ("return", "enter"), "esc": ("escape",),
+}
+
+
+@dataclass(frozen=True)
+class Keymap:
+    """Key codes (pygame) → control names, for one platform."""
+
+    platform: str
+    bindings: Mapping[int, str]
+    names: Mapping[int, str]  # key code → the name it was bound by, for help texts
+
+    def controls(self, keys: Iterable[int]) -> frozenset[str]:
+        """The controls the held `keys` stand for (keys bound to nothing are ignored)."""
+        return frozenset(self.bindings[k] for k in keys if k in self.bindings)
+
+    def keys_for(self, control: str) -> list[str]:
+        return sorted(self.names[k] for k, c in self.bindings.items() if c == control)
+
+
+def key_codes(name: str) -> tuple[int, ...]:
+    """The pygame key codes of a key name ("up", "left ctrl", "ctrl", "a"); () if unknown."""
+    import pygame
+
+    name = name.strip().lower()
+    names = _KEY_ALIASES.get(name, (name,))
+    codes = []
+    with warnings.catch_warnings():  # key_code works without pygame.init() for these names
+        warnings.simplefilter("ignore")
+        for n in names:
+            try:
+                codes.append(pygame.key.key_code(n))
+            except ValueError:
+                if n != "enter":  # "enter" is the keypad key on some SDL builds only
+                    return ()
+    return tuple(codes)
+
+
+def default_keymap(platform: str) -> Keymap:
+    return _build(platform, DEFAULT_BINDINGS[platform], "default keymap")
+
+
+def load_keymap(path: Path | None, platform: str) -> Keymap:
+    """The default key map of `platform` changed by the file at `path` (if any).
+
+    Every table of the file is checked, not only `platform`'s, so a mistake shows up the first
+    time the file is used. Raises UsageError naming the bad table, key or control.
+    """
+    if path is None:
+        return default_keymap(platform)
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise UsageError(f"cannot read keymap {path}: {exc.strerror}") from exc
+    try:
+        tables = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"keymap {path}: not valid TOML ({exc})") from exc
+    chosen = default_keymap(platform)
+    for section, table in tables.items():
+        if section not in PLATFORMS:
+            raise UsageError(f"keymap {path}: unknown table [{section}] "
+                             f"(use {', '.join(PLATFORMS)})")
+        if not isinstance(table, dict):
+            raise UsageError(f"keymap {path}: {section} must be a table ([{section}])")
+        merged = {**DEFAULT_BINDINGS[section], **table}
+        keymap = _build(section, merged, f"keymap {path} [{section}]")
+        if section == platform:
+            chosen = keymap
+    return chosen
+
+
+def _build(platform: str, bindings: Mapping[str, object], where: str) -> Keymap:
+    codes: dict[int, str] = {}
+    names: dict[int, str] = {}
+    removed: set[int] = set()
+    vocabulary = CONTROLS[platform]
+    for key, control in bindings.items():
+        if not isinstance(control, str):
+            raise UsageError(f"{where}: the control of key {key!r} must be a string")
+        found = key_codes(key)
+        if not found:
+            raise UsageError(f"{where}: unknown key name {key!r}")
+        reserved = {RESERVED[n] for n in _KEY_ALIASES.get(key.lower(), (key.lower(),))
+                    if n in RESERVED}
+        if reserved:
+            raise UsageError(f"{where}: key {key!r} is reserved ({reserved.pop()})")
+        control = control.strip().upper()
+        if control == "NONE":
+            removed.update(found)
+            continue
+        if control not in vocabulary:
+            raise UsageError(f"{where}: unknown {platform} control {control!r} for key {key!r}"
+                             f" (one of {', '.join(vocabulary[:12])}, ...)")
+        for code in found:
+            codes[code] = control
+            names[code] = key.lower()
+    for code in removed:
+        codes.pop(code, None)
+        names.pop(code, None)
+    return Keymap(platform, MappingProxyType(codes), MappingProxyType(names))
