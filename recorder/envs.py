@@ -61,6 +61,7 @@ def resolve_env(env_id: str, state: str | None = None) -> EnvChoice:
     if env_id in ids[ATARI]:
         return EnvChoice(ATARI, env_id, {"render_mode": "rgb_array"})
     if env_id in ids[VIZDOOM]:
+        _check_wad(env_id)
         return EnvChoice(VIZDOOM, env_id, {"render_mode": "rgb_array"})
     retro_id = env_id if env_id in ids[RETRO] else f"{env_id}-v0"
     if retro_id in ids[RETRO]:
@@ -89,6 +90,20 @@ def _check_rom(game: str) -> None:
         raise RomMissing(
             f"no ROM for {game}: import your ROMs with `python -m retro.import <folder>`"
         ) from exc
+
+
+def _check_wad(env_id: str) -> None:
+    """The Doom and Doom II maps need the commercial doom.wad / doom2.wad beside the scenarios."""
+    import os
+
+    import gymnasium as gym
+    import vizdoom
+
+    config = gym.registry[env_id].kwargs.get("scenario_config_file", "")
+    wad = {"doom.cfg": "doom.wad", "doom2.cfg": "doom2.wad"}.get(config)
+    if wad and not os.path.exists(os.path.join(vizdoom.scenarios_path, wad)):
+        raise RomMissing(f"{env_id} needs {wad} (not shipped with vizdoom): copy yours to "
+                         f"{vizdoom.scenarios_path}, or play a Freedoom map")
 
 
 def make_env(choice: EnvChoice) -> Any:
@@ -126,8 +141,13 @@ def action_labels(env: Any, platform: str) -> list[str]:
     if platform == RETRO:
         return [b if b is not None else "" for b in inner.buttons]
     if platform == VIZDOOM:
-        names = [str(b).split(".")[-1] for b in inner.game.get_available_buttons()]
-        if type(env.action_space).__name__ == "Discrete" and env.action_space.n == len(names) + 1:
-            return ["NOOP", *names]
+        from recorder.actions import doom_combo_labels, doom_combos
+
+        names = [b.name for b in inner.game.get_available_buttons()]
+        binary = [b for b in names if not b.endswith("_DELTA")]
+        if getattr(inner, "max_buttons_pressed", 0) and hasattr(inner, "button_map"):
+            # Discrete: action i presses the buttons of button_map[i] (itertools.product order,
+            # so action 1 is the *last* button, not the first).
+            return doom_combo_labels(doom_combos(inner.button_map, binary), binary)
         return names
     return []
