@@ -61,7 +61,7 @@ def test_kills_at_random_moments_while_sealing_constantly(writer_factory, endpoi
 
     rng = random.Random(12)
     writer = writer_factory("--shard-rows", "20").start()
-    cmd = record_cmd("BreakoutNoFrameskip-v4", endpoint, data_dir, "--episodes", "40",
+    cmd = record_cmd("BreakoutNoFrameskip-v4", endpoint, data_dir, "--episodes", "150",
                      "--max-steps", "60", "--seed", "21")
     recorder = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True)
@@ -78,7 +78,7 @@ def test_kills_at_random_moments_while_sealing_constantly(writer_factory, endpoi
     assert kills >= 4
     ds = load(data_dir, "BreakoutNoFrameskip-v4")
     episodes = assert_exact_episodes(ds)
-    assert len(episodes) == 40
+    assert len(episodes) == 150
     sent = int(out.split("frames sent: ")[1].split()[0])
     assert sum(len(rows) - 1 for rows in episodes.values()) == sent
     assert sorted(ds["seq"]) == list(range(1, len(ds) + 1))
