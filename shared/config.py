@@ -39,3 +39,56 @@ def dataset_dir_name(env_id: str) -> str:
 def dataset_dir(data_dir: Path, env_id: str) -> Path:
     """Where the dataset of `env_id` lives under `data_dir`."""
     return Path(data_dir) / dataset_dir_name(env_id)
+
+
+# -- Hugging Face Hub -------------------------------------------------------------------------
+
+DEFAULT_HUB_ENDPOINT = "https://huggingface.co"
+DOTENV_FILE = ".env"
+
+
+def parse_dotenv(text: str) -> dict[str, str]:
+    """`KEY=value` lines of a `.env` file (`export ` prefixes, quotes and `#` comments allowed)."""
+    values = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, value = line.removeprefix("export ").split("=", 1)
+        value = value.strip()
+        if value[:1] in ("'", '"') and value[-1:] == value[:1] and len(value) >= 2:
+            value = value[1:-1]
+        elif " #" in value:
+            value = value.split(" #", 1)[0].rstrip()
+        values[key.strip()] = value
+    return values
+
+
+def dotenv_values(path: Path | None = None) -> dict[str, str]:
+    """The values of `path` (default: `.env` in the current folder); {} when there is none."""
+    try:
+        return parse_dotenv(Path(path or DOTENV_FILE).read_text(encoding="utf-8"))
+    except (FileNotFoundError, IsADirectoryError, UnicodeDecodeError):
+        return {}
+
+
+def _env_or_dotenv(name: str, dotenv: Path | None) -> str | None:
+    return os.environ.get(name) or dotenv_values(dotenv).get(name) or None
+
+
+def hub_token(dotenv: Path | None = None) -> str | None:
+    """The Hub token: `HF_TOKEN`, else `HF_TOKEN` in `.env`, else the huggingface_hub login
+    (`hf auth login`); None when there is none. Never log it."""
+    if token := _env_or_dotenv("HF_TOKEN", dotenv):
+        return token.strip()
+    from huggingface_hub import get_token
+
+    try:
+        return get_token()
+    except Exception:  # an unreadable token file or a failed OIDC exchange: no usable token
+        return None
+
+
+def hub_endpoint(dotenv: Path | None = None) -> str:
+    """`HF_ENDPOINT` (environment, then `.env`), else https://huggingface.co."""
+    return (_env_or_dotenv("HF_ENDPOINT", dotenv) or DEFAULT_HUB_ENDPOINT).rstrip("/")

@@ -1,19 +1,50 @@
-"""`gymrec-writer`: parse flags, build WriterSettings, run the daemon."""
+"""`gymrec-writer`: run the daemon (optionally publishing to the Hub with `--push`), or
+`gymrec-writer push ENV` to publish what is on disk and exit."""
 
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 from pathlib import Path
 
 import click
 
-from shared.config import default_data_dir, default_endpoint
-from shared.errors import GymrecError
+from shared.config import (
+    dataset_dir,
+    default_data_dir,
+    default_endpoint,
+    hub_endpoint,
+    hub_token,
+)
+from shared.errors import GymrecError, UsageError
 from writer.daemon import Writer, WriterSettings
+from writer.hub_card import DEFAULT_REPO_TEMPLATE, repo_id_for
+from writer.hub_client import HubClient, PublishError, Transient
+from writer.layout import DatasetLayout
+
+NO_TOKEN = ("no Hugging Face token: set HF_TOKEN, put it in a .env file (see .env.example) "
+            "or run `hf auth login`")
+DRAIN_SECONDS = 60.0  # after the writer stops, how long uploads may still run
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+def _fail(exc: GymrecError) -> None:
+    click.echo(f"gymrec-writer: {exc}", err=True)
+    sys.exit(exc.exit_code)
+
+
+def _logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="gymrec-writer: %(message)s")
+
+
+def _check_template(template: str) -> str:
+    repo_id_for(template, "env", "user")  # raises UsageError for a malformed one
+    return template
+
+
+@click.group(invoke_without_command=True,
+             context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None,
               help="Folder of the datasets (default: $GYMREC_DATA_DIR or ~/.local/share/gymrec).")
 @click.option("--endpoint", default=None,
@@ -26,25 +57,119 @@ from writer.daemon import Writer, WriterSettings
               help="Seconds of silence after which a session is sealed as aborted.")
 @click.option("--exit-when-idle", type=click.FloatRange(0), default=None,
               help="Exit once no session has been open for this many seconds.")
-@click.option("--verbose", "-v", is_flag=True, help="Log every session event.")
-def main(data_dir, endpoint, encoders, shard_rows, session_timeout, exit_when_idle, verbose):
+@click.option("--push", is_flag=True,
+              help="Publish each sealed shard to the Hugging Face Hub in the background.")
+@click.option("--repo", default=None,
+              help="Hub dataset repo; {user} and {env} are filled in "
+                   f"(default: {DEFAULT_REPO_TEMPLATE}).")
+@click.option("--private", is_flag=True, help="Create missing Hub repos as private.")
+@click.option("--push-interval", type=click.FloatRange(0), default=60.0, show_default=True,
+              help="Seconds between commits to one repo (the Hub allows ~128 commits an hour).")
+@click.option("--verbose", "-v", is_flag=True, help="Log every session event and commit.")
+@click.pass_context
+def main(ctx, data_dir, endpoint, encoders, shard_rows, session_timeout, exit_when_idle, push,
+         repo, private, push_interval, verbose):
     """Receive frames from gymrec recorders and store them durably as Arrow shards."""
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                        format="gymrec-writer: %(message)s")
-    settings = WriterSettings(
-        data_dir=data_dir or default_data_dir(), endpoint=endpoint or default_endpoint(),
-        encoders=encoders, shard_rows=shard_rows, session_timeout=session_timeout,
-        exit_when_idle=exit_when_idle,
-    )
+    ctx.obj = {"data_dir": data_dir, "repo": repo, "private": private, "verbose": verbose}
+    if ctx.invoked_subcommand is not None:
+        return
+    _logging(verbose)
+    data_dir = data_dir or default_data_dir()
+    worker = None
     try:
+        if push:
+            worker = _upload_worker(data_dir, _check_template(repo or DEFAULT_REPO_TEMPLATE),
+                                    private, push_interval)
+        settings = WriterSettings(
+            data_dir=data_dir, endpoint=endpoint or default_endpoint(), encoders=encoders,
+            shard_rows=shard_rows, session_timeout=session_timeout,
+            exit_when_idle=exit_when_idle, on_sealed=worker.notify if worker else None,
+        )
         writer = Writer.create(settings)
     except GymrecError as exc:
-        click.echo(f"gymrec-writer: {exc}", err=True)
-        sys.exit(exc.exit_code)
+        _fail(exc)
     writer.install_signal_handlers()
     logging.getLogger("gymrec.writer").info("listening on %s, data in %s", settings.endpoint,
                                             settings.data_dir)
+    if worker is not None:
+        worker.start()
     writer.run()
+    if worker is not None:
+        _drain(worker)
+
+
+def _upload_worker(data_dir: Path, template: str, private: bool, interval: float):
+    from huggingface_hub.utils import disable_progress_bars
+
+    from writer.upload_worker import PushSettings, UploadWorker
+
+    token = hub_token()
+    if token is None:
+        click.echo(f"gymrec-writer: --push: {NO_TOKEN}; recording locally only", err=True)
+        return None
+    disable_progress_bars()  # a daemon's log is no place for progress bars
+    client = HubClient(hub_endpoint(), token, private)
+    return UploadWorker(client, data_dir, PushSettings(template, interval))
+
+
+def _drain(worker) -> None:
+    # A second Ctrl-C (or SIGTERM) now ends the wait; the journal keeps what was confirmed.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    click.echo("gymrec-writer: publishing the last shards (Ctrl-C to leave them for later)",
+               err=True)
+    try:
+        finished = worker.finish(DRAIN_SECONDS)
+    except KeyboardInterrupt:
+        finished = False
+    if not finished:
+        click.echo("gymrec-writer: uploads not finished; `gymrec-writer push <env>` sends the "
+                   "rest", err=True)
+
+
+@main.command()
+@click.argument("env_id")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
+              help="Folder of the datasets (default: $GYMREC_DATA_DIR or ~/.local/share/gymrec).")
+@click.option("--repo", default=None,
+              help=f"Hub dataset repo; {{user}} and {{env}} are filled in "
+                   f"(default: {DEFAULT_REPO_TEMPLATE}).")
+@click.option("--private", is_flag=True, help="Create the repo as private if it is missing.")
+@click.option("--verbose", "-v", is_flag=True, help="Log each step.")
+@click.pass_context
+def push(ctx, env_id, data_dir, repo, private, verbose):
+    """Publish the shards of ENV_ID that the Hub repo lacks, then exit (resumes any earlier run).
+    """
+    from writer.upload import publish, report_line
+
+    parent = ctx.obj or {}
+    _logging(verbose or parent.get("verbose", False))
+    data_dir = data_dir or parent.get("data_dir") or default_data_dir()
+    template = repo or parent.get("repo") or DEFAULT_REPO_TEMPLATE
+    try:
+        layout = DatasetLayout(dataset_dir(data_dir, env_id))
+        if not layout.manifest.exists():
+            raise UsageError(f"no recording of {env_id} in {data_dir}")
+        _check_template(template)
+        token = hub_token()
+        if token is None:
+            raise PublishError(NO_TOKEN)
+        client = HubClient(hub_endpoint(), token, private or parent.get("private", False))
+        repo_id = repo_id_for(template, layout.root.name,
+                              client.user() if "{user}" in template else None)
+        report = publish(layout, client, repo_id, on_commit=lambda oid, shards, rows: click.echo(
+            f"commit {oid[:10]}: {shards} shard(s), {rows} rows"))
+    except Transient as exc:
+        _fail(PublishError(f"the Hub stayed unavailable ({exc}); run again to resume"))
+    except GymrecError as exc:
+        _fail(exc)
+    except KeyboardInterrupt:
+        click.echo("gymrec-writer: interrupted; run again to resume", err=True)
+        sys.exit(130)
+    click.echo(report_line(report, client.endpoint))
+    if report.skipped:
+        _fail(PublishError(f"{len(report.skipped)} shard(s) failed their checksum and were not "
+                           f"published: {', '.join(report.skipped)}"))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,198 @@
+"""The Hub side of a dataset, as plain functions over values: repo names, the dataset card
+(README.md with YAML front matter) and `meta/info.json` for what has been published.
+
+Everything here is derived from session files and published shard counts, with no clock in it: the
+same inputs give the same bytes, so an unchanged card is never committed again.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+
+from shared.config import dataset_dir_name
+from shared.errors import UsageError
+from shared.schema import COLUMNS, features
+
+REPO_PREFIX = "GymnasiumRecording__"
+DEFAULT_REPO_TEMPLATE = "{user}/" + REPO_PREFIX + "{env}"
+DATA_GLOB = "data/*.parquet"
+PACKAGES = {"atari": "ale-py", "retro": "stable-retro", "vizdoom": "vizdoom"}
+_SIZES = [(1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"),
+          (1_000_000, "100K<n<1M"), (10_000_000, "1M<n<10M"), (100_000_000, "10M<n<100M")]
+
+
+@dataclass(frozen=True)
+class Published:
+    """Counts over the shards on the Hub (frames: rows that hold an action; play: seconds at
+    each session's fps)."""
+
+    shards: int = 0
+    rows: int = 0
+    frames: int = 0
+    episodes: int = 0
+    play_seconds: float = 0.0
+
+
+def repo_id_for(template: str, env_id: str, user: str | None) -> str:
+    """Fill `{env}` (the id with `/` → `_`) and `{user}` in a repo template; check the result."""
+    if "{user}" in template and not user:
+        raise UsageError("the repo name needs the Hub user name, but it is unknown")
+    repo_id = template.replace("{env}", dataset_dir_name(env_id)).replace("{user}", user or "")
+    parts = repo_id.split("/")
+    if len(parts) != 2 or not all(parts) or len(parts[1]) > 96:
+        raise UsageError(f"repo id {repo_id!r} is not of the form owner/name")
+    return repo_id
+
+
+def size_category(rows: int) -> str:
+    return next((label for limit, label in _SIZES if rows < limit), "n>100M")
+
+
+def hub_info(sessions: list[dict], published: Published) -> dict:
+    """`meta/info.json` on the Hub: what was published, and the environment of its sessions."""
+    return {
+        "published": asdict(published),
+        "sessions": [s["start"]["session"] for s in sessions],
+        "environment": sessions[0]["start"] if sessions else None,
+    }
+
+
+def _front_matter(start: dict, published: Published) -> str:
+    import yaml
+
+    platform = start["platform"]
+    meta = {
+        "license": "mit",
+        "pretty_name": f"{start['env_id']} gameplay",
+        "task_categories": ["reinforcement-learning"],
+        "tags": ["gymrec", "gymnasium", "gameplay", "imitation-learning", platform,
+                 PACKAGES.get(platform, platform)],
+        "size_categories": [size_category(published.rows)],
+        "configs": [{"config_name": "default",
+                     "data_files": [{"split": "train", "path": DATA_GLOB}]}],
+        "dataset_info": {"features": features(start["action_space"])._to_yaml_list()},
+    }
+    return "---\n" + yaml.safe_dump(meta, sort_keys=False, allow_unicode=True) + "---\n"
+
+
+def _action_lines(start: dict) -> list[str]:
+    labels = start.get("action_labels") or []
+    space = start["action_space"]
+    if not labels:
+        return [f"Action space: `{json.dumps(space)}` (no labels recorded)."]
+    head = ("| action | meaning |" if space["type"] == "Discrete"
+            else "| index in `action` | button |")
+    lines = [f"Action space: `{json.dumps(space)}`.", "", head, "|---|---|"]
+    lines += [f"| {i} | {label} |" for i, label in enumerate(labels)]
+    return lines
+
+
+def _key_lines(start: dict) -> list[str]:
+    keys = start.get("key_bindings") or start.get("keymap")
+    if not keys:
+        return ["Key bindings: not recorded with these sessions (agent play, or a recorder "
+                "that did not send them)."]
+    lines = ["| key | action |", "|---|---|"]
+    lines += [f"| `{k}` | {v} |" for k, v in sorted(keys.items(), key=lambda kv: str(kv[1]))]
+    return lines
+
+
+def _versions(sessions: list[dict]) -> dict[str, list[str]]:
+    seen: dict[str, set[str]] = {}
+    for s in sessions:
+        for package, version in sorted(s["start"]["versions"].items()):
+            seen.setdefault(package, set()).add(version)
+        seen.setdefault("gymrec", set()).add(s["start"]["recorder_version"])
+    return {k: sorted(v) for k, v in sorted(seen.items())}
+
+
+def _differences(sessions: list[dict]) -> list[str]:
+    """Settings in which sessions differ from the first (then the card's are not everyone's)."""
+    keys = ("env_kwargs", "fps", "codec", "quality", "frame_shape", "action_space", "max_steps")
+    first = sessions[0]["start"]
+    return [k for k in keys if any(s["start"].get(k) != first.get(k) for s in sessions[1:])]
+
+
+def card_text(repo_id: str, sessions: list[dict], published: Published) -> str:
+    """README.md of the Hub repo: YAML front matter, then the environment, counts, versions and
+    how to load and replay the data. `sessions` are the published sessions' files."""
+    if not sessions:
+        raise UsageError("a dataset card needs at least one session")
+    start = sessions[0]["start"]
+    env_id, fps = start["env_id"], start["fps"]
+    codec = start["codec"] + (f" quality {start['quality']}, 4:4:4 chroma"
+                              if start["codec"] == "jpeg" else " (lossless)")
+    gaps = sum(g["count"] for s in sessions for g in s["gaps"])
+    differ = _differences(sessions)
+    lines = [
+        _front_matter(start, published),
+        f"# {env_id} gameplay, recorded with gymrec",
+        "",
+        f"Every frame and every action of {len(sessions)} recording session(s) of `{env_id}`, "
+        "captured exactly (no frame skipped, duplicated or reordered) by gymrec and "
+        "published incrementally: each Parquet file under "
+        "`data/` is one sealed shard of one session.",
+        "",
+        "## Environment",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| platform | {start['platform']} ({PACKAGES.get(start['platform'], '?')}) |",
+        f"| env id | `{env_id}` |",
+        f"| env kwargs | `{json.dumps(start['env_kwargs'], sort_keys=True)}` |",
+        f"| FPS | {fps:g} |",
+        f"| frames | {'×'.join(str(n) for n in start['frame_shape'])}, stored as {codec} |",
+        f"| observation space | `{start['observation_space']}` |",
+        f"| episode step limit | {start.get('max_steps') or 'none'} |",
+        "",
+    ]
+    if differ:
+        lines += [f"Sessions differ in: {', '.join(differ)}; each session's own settings are in "
+                  "`meta/sessions/<session_id>.json`.", ""]
+    lines += ["### Actions", "", *_action_lines(start), "", *_key_lines(start), ""]
+    lines += [
+        "## Counts",
+        "",
+        "| sessions | episodes | frames (steps) | rows | hours of play | dropped frames |",
+        "|---|---|---|---|---|---|",
+        f"| {len(sessions)} | {published.episodes:,} | "
+        f"{published.frames:,} | {published.rows:,} | {published.play_seconds / 3600:.2f} "
+        f"| {gaps} |",
+        "",
+        "Hours of play = frames / FPS. Each episode ends with one extra row (`is_last` true) "
+        "holding the final observation, so rows = frames + episodes.",
+        "",
+        "## Versions",
+        "",
+        "| package | version |",
+        "|---|---|",
+        *[f"| {p} | {', '.join(v)} |" for p, v in _versions(sessions).items()],
+        "",
+        "## Load",
+        "",
+        "```python",
+        "from datasets import load_dataset",
+        f'ds = load_dataset("{repo_id}", split="train")',
+        'ds[0]["image"]  # PIL image: the frame the player saw when choosing ds[0]["action"]',
+        f'stream = load_dataset("{repo_id}", split="train", streaming=True)',
+        "```",
+        "",
+        "## Replay",
+        "",
+        "Each session's env kwargs, seeds, codec and action labels are in "
+        "`meta/sessions/<session_id>.json` (and the environment in `meta/info.json`), so the "
+        "recorded actions can be replayed in the same env:",
+        "",
+        "```bash",
+        f"gymrec-replay {env_id} --repo {repo_id}",
+        "```",
+        "",
+        "## Columns",
+        "",
+        ", ".join(f"`{c}`" for c in COLUMNS) + ". Row t holds the frame seen when `action` t "
+        "was chosen, and the reward and end flags that action produced. `seq` numbers each "
+        "session's messages, for auditing delivery.",
+        "",
+    ]
+    return "\n".join(lines)
