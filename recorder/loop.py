@@ -61,6 +61,7 @@ class WorkerProgress:
     tick_p99_ms: float = 0.0
     tick_max_ms: float = 0.0
     rss_mb: float = 0.0
+    elapsed_s: float = 0.0  # from the first step until everything was confirmed (or given up)
     done: bool = False
     interrupted: bool = False
 
@@ -100,6 +101,7 @@ def record_worker(settings: RecordSettings, worker: int,
             report(progress)
 
     ticks = TickStats()
+    began = time.perf_counter()
     pacer = Pacer(settings.fps) if settings.realtime else None
     reason = "completed"
     try:
@@ -119,6 +121,7 @@ def record_worker(settings: RecordSettings, worker: int,
         link.send_session_end(reason)
         link.drain(settings.drain_timeout, on_wait=publish)
         progress.unconfirmed = link.outbox.unacked
+        progress.elapsed_s = time.perf_counter() - began
         progress.done = True
         publish(force=True)
         link.close()
