@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from recorder.envs import resolve_env
+from recorder.keymaps import load_keymap
 from recorder.loop import RecordSettings, WorkerProgress, record_worker
 from recorder.progress import ProgressView
 from recorder.seeds import fresh_base_seed
@@ -31,7 +32,8 @@ from shared.errors import GymrecError, UsageError, WriterUnavailable
 @click.option("--agent", type=click.Choice(["random"]), default=None,
               help="Let an agent play instead of a person.")
 @click.option("--headless", is_flag=True, help="No window, no frame pacing (needs --agent).")
-@click.option("--episodes", type=click.IntRange(1), default=1, show_default=True)
+@click.option("--episodes", type=click.IntRange(1), default=None,
+              help="Episodes to record (default 1 for an agent; a person plays until Esc).")
 @click.option("--max-steps", type=click.IntRange(1), default=None,
               help="Cut each episode after this many steps (recorded as truncated).")
 @click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=None,
@@ -53,39 +55,85 @@ from shared.errors import GymrecError, UsageError, WriterUnavailable
               help="Headless: seconds to wait for a silent writer before dropping frames.")
 @click.option("--drain-timeout", type=click.FloatRange(0), default=60.0, show_default=True,
               help="Seconds to wait at the end for the writer to confirm everything.")
+@click.option("--scale", type=click.IntRange(1, 8), default=2, show_default=True,
+              help="Window: pixels per game pixel.")
+@click.option("--keymap", type=click.Path(path_type=Path), default=None,
+              help="Window: TOML file changing the default keys (see README, Human play).")
+@click.option("--list", "list_ids", is_flag=True,
+              help="List the env ids of every platform (ENV_ID, if given, filters them).")
 def main(env_id, agent, headless, episodes, max_steps, seed, workers, state, fps, codec, quality,
-         data_dir, endpoint, buffer_mb, stall_timeout, drain_timeout):
-    """Record ENV_ID (e.g. BreakoutNoFrameskip-v4, Airstriker-Genesis, VizdoomBasic-v1)."""
+         data_dir, endpoint, buffer_mb, stall_timeout, drain_timeout, scale, keymap, list_ids):
+    """Record ENV_ID (e.g. BreakoutNoFrameskip-v4, Airstriker-Genesis, VizdoomBasic-v1).
+
+    Without --headless a window opens: a person plays (or, with --agent, watches the agent)."""
+    os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")  # no banner in our output
     try:
+        if list_ids:
+            from recorder.listing import gather, listing_lines
+
+            click.echo("\n".join(listing_lines(gather(), env_id)))
+            sys.exit(0)
         sys.exit(run(env_id, agent, headless, episodes, max_steps, seed, workers, state, fps,
                      codec, quality, data_dir, endpoint, buffer_mb, stall_timeout,
-                     drain_timeout))
+                     drain_timeout, scale, keymap))
     except GymrecError as exc:
         click.echo(f"gymrec-record: {exc}", err=True)
         sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("gymrec-record: interrupted", err=True)
+        sys.exit(130)
 
 
 def run(env_id, agent, headless, episodes, max_steps, seed, workers, state, fps, codec, quality,
-        data_dir, endpoint, buffer_mb, stall_timeout, drain_timeout) -> int:
+        data_dir, endpoint, buffer_mb, stall_timeout, drain_timeout, scale=2,
+        keymap=None) -> int:
     if env_id is None:
-        raise UsageError("missing ENV_ID (try BreakoutNoFrameskip-v4)")
-    if not (agent and headless):
-        raise UsageError("only `--agent random --headless` recording is available so far")
+        raise UsageError("missing ENV_ID (try BreakoutNoFrameskip-v4, or --list)")
+    if headless and not agent:
+        raise UsageError("--headless needs --agent (a person plays in the window)")
+    if not headless and workers > 1:
+        raise UsageError("--workers needs --headless (the window has one player)")
     choice = resolve_env(env_id, state)
+    keys = None if headless else load_keymap(keymap, choice.platform)
     data_dir = Path(data_dir or default_data_dir()).expanduser().resolve()
     endpoint = endpoint or default_endpoint()
     dataset_dir(data_dir, choice.env_id)  # refuses unsafe names before anything starts
     writer = ensure_writer(endpoint, data_dir, data_dir / ".writer.log")
+    base_seed = fresh_base_seed() if seed is None else seed
+    if keys is not None:
+        return _play_in_window(choice, keys, writer, endpoint, episodes, max_steps, base_seed,
+                               agent, fps, scale, codec, quality, buffer_mb, drain_timeout)
     settings = RecordSettings(
-        choice=choice, endpoint=endpoint, data_dir=writer.data_dir, episodes=episodes,
-        max_steps=max_steps, base_seed=fresh_base_seed() if seed is None else seed,
+        choice=choice, endpoint=endpoint, data_dir=writer.data_dir, episodes=episodes or 1,
+        max_steps=max_steps, base_seed=base_seed,
         agent=agent, codec=codec, quality=quality, fps=fps or choice.default_fps,
         buffer_bytes=buffer_mb * 1024 * 1024, drain_timeout=drain_timeout,
         collector=collector_name(), workers=workers, stall_timeout=stall_timeout,
     )
     results = _run_workers(settings)
     writer.wait_for_exit(timeout=30)
-    return _summarise(settings, results)
+    return _summarise(settings.data_dir, choice.env_id, results)
+
+
+def _play_in_window(choice, keys, writer, endpoint, episodes, max_steps, base_seed, agent, fps,
+                    scale, codec, quality, buffer_mb, drain_timeout) -> int:
+    from recorder.play import PlaySettings, play  # pygame and its window only when needed
+
+    settings = PlaySettings(
+        choice=choice, endpoint=endpoint, data_dir=writer.data_dir,
+        fps=fps or choice.default_fps, keymap=keys, base_seed=base_seed, codec=codec,
+        quality=quality, buffer_bytes=buffer_mb * 1024 * 1024, drain_timeout=drain_timeout,
+        collector=collector_name(), scale=scale, max_steps=max_steps,
+        episodes=episodes or (1 if agent else None), agent=agent,
+    )
+    result = play(settings)
+    writer.wait_for_exit(timeout=30)
+    ms = result.frame_ms
+    click.echo(f"pacing: {settings.fps:g} fps target, {result.frames} frames, frame time "
+               f"p50 {ms['p50']:.1f} ms p99 {ms['p99']:.1f} ms, late frames {result.late}")
+    if result.discarded:
+        click.echo(f"discarded episodes: {result.discarded} (kept aside, not in the dataset)")
+    return _summarise(settings.data_dir, choice.env_id, [result.progress])
 
 
 def _run_workers(settings: RecordSettings) -> list[WorkerProgress]:
@@ -129,13 +177,13 @@ def _worker_main(settings: RecordSettings, worker: int, reports) -> None:
         pass
 
 
-def _summarise(settings: RecordSettings, results: list[WorkerProgress]) -> int:
+def _summarise(data_dir: Path, env_id: str, results: list[WorkerProgress]) -> int:
     episodes = sum(r.episodes for r in results)
     sent = sum(r.steps for r in results)
     durable = sum(r.steps_durable for r in results)
     dropped = sum(r.steps_dropped for r in results)
     unconfirmed = sum(r.unconfirmed for r in results)
-    where = dataset_dir(settings.data_dir, settings.choice.env_id)
+    where = dataset_dir(data_dir, env_id)
     click.echo(f"episodes: {episodes}  frames sent: {sent}  frames durable: {durable}  "
                f"gaps (dropped frames): {dropped}")
     click.echo(f"dataset: {where}")
