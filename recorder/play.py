@@ -32,6 +32,7 @@ from recorder.pacing import FramePacer
 from recorder.seeds import episode_seed
 from recorder.session import new_session_id, session_start
 from shared.errors import UsageError
+from shared.security import ClientKeys
 from shared.spaces import action_to_wire
 
 CONNECTED_WITHIN = 3.0  # seconds since the writer's last ack for the HUD to say "connected"
@@ -56,6 +57,7 @@ class PlaySettings:
     episodes: int | None = None  # None: new episodes until the player quits
     agent: str | None = None  # an agent plays in the window instead of the keyboard
     keepalive: float = 5.0  # seconds between session re-announcements while nothing is sent
+    curve: ClientKeys | None = None  # CURVE keys when the writer requires them
 
 
 @dataclass(frozen=True)
@@ -116,7 +118,8 @@ class _Game:
         start = session_start(self.progress.session, settings.choice, env, self.observation,
                               settings.fps, settings.codec, settings.quality,
                               settings.base_seed, settings.collector, settings.max_steps)
-        self.link = WriterLink(settings.endpoint, start, settings.buffer_bytes)
+        self.link = WriterLink(settings.endpoint, start, settings.buffer_bytes,
+                               curve=settings.curve)
         self.agent = AGENTS[settings.agent](env.action_space) if settings.agent else None
         if self.agent:
             self.agent.reset(self.seed)

@@ -15,6 +15,7 @@ import pygame
 import pytest
 
 from recorder.envs import make_env, resolve_env
+from recorder.hud import RED, HudInfo, hud_lines
 from recorder.keymaps import load_keymap
 from recorder.play import PlaySettings, PlayStatus, play
 from recorder.seeds import episode_seed
@@ -70,10 +71,10 @@ def writer(tmp_path_factory):
 
 def _settings(env_id: str, endpoint: str, data_dir, **extra) -> PlaySettings:
     choice = resolve_env(env_id)
-    return PlaySettings(choice=choice, endpoint=endpoint, data_dir=data_dir, fps=FPS,
+    values = {"fps": FPS, "buffer_bytes": 64 << 20, "drain_timeout": 30, **extra}
+    return PlaySettings(choice=choice, endpoint=endpoint, data_dir=data_dir,
                         keymap=load_keymap(None, choice.platform), base_seed=21, codec="png",
-                        quality=95, buffer_bytes=64 << 20, drain_timeout=30,
-                        collector="test", **extra)
+                        quality=95, collector="test", **values)
 
 
 def _session_file(data_dir, env_id) -> dict:
@@ -210,6 +211,68 @@ def test_vizdoom_buttons_and_window_close(writer):
     assert result.progress.steps == len(recorded) == result.progress.steps_durable
     info = json.loads((data_dir / "VizdoomBasic-v1" / ".meta" / "info.json").read_text())
     assert info["environment"]["action_labels"] == labels
+
+
+def _tap_script(at: Callable[[PlayStatus], list[str]]):
+    """An event source that taps the keys `at(status)` names."""
+    def events(status: PlayStatus) -> list[pygame.event.Event]:
+        for name in at(status):
+            pygame.event.post(_key(pygame.KEYDOWN, name))
+            pygame.event.post(_key(pygame.KEYUP, name))
+        return pygame.event.get()
+    return events
+
+
+def test_a_full_buffer_becomes_a_gap_and_the_game_keeps_its_pace(tmp_path):
+    """No writer answers: the 1 MiB resend buffer fills after a few 100 KB frames, and every
+    later frame is counted as a gap while the game goes on at its pace (it never waits)."""
+    ticks = []
+
+    def at(s: PlayStatus) -> list[str]:
+        ticks.append(time.perf_counter())
+        return ["space"] if s.phase == "ready" else ["escape"] if s.step == 100 else []
+
+    settings = _settings("BreakoutNoFrameskip-v4", free_endpoint(), tmp_path, fps=100.0,
+                         buffer_bytes=1 << 20, drain_timeout=0.3)
+    result = play(settings, events=_tap_script(at))
+    progress = result.progress
+    assert progress.steps + progress.steps_dropped == 100
+    assert 0 < progress.steps < 12 and progress.steps_durable == 0
+    assert progress.unconfirmed > 0
+    assert np.median(np.diff(ticks)) == pytest.approx(0.01, rel=0.2)
+    lines = hud_lines(HudInfo(phase="rec", target_fps=100, fps=99.0, connected=False,
+                              backlog=progress.unconfirmed, gaps=progress.steps_dropped))
+    assert (f"durable 0  gaps {progress.steps_dropped}", RED) in lines
+    assert (f"writer NOT ANSWERING  backlog {progress.unconfirmed}", RED) in lines
+
+
+def test_a_long_pause_keeps_the_session_open(tmp_path):
+    """A writer that closes silent sessions after 0.5 s and exits once idle (as an auto-started
+    writer does after 2 s): a 1.5 s pause must not end the session."""
+    root = tmp_path / "w"
+    writer = WriterProcess(free_endpoint(), root / "data", tmp_path / "w.log",
+                           "--session-timeout", "0.5", "--exit-when-idle", "0.5").start()
+    try:
+        paused = []
+
+        def at(s: PlayStatus) -> list[str]:
+            if s.phase == "ready":
+                return ["space"]
+            if s.phase == "rec" and s.step == 10 and not paused:
+                paused.append(time.monotonic())
+                return ["p"]
+            if s.phase == "paused" and time.monotonic() - paused[0] > 1.5:
+                return ["p"]
+            return ["escape"] if s.step == 20 else []
+
+        settings = _settings("BreakoutNoFrameskip-v4", writer.endpoint, writer.data_dir,
+                             fps=60.0, keepalive=0.2)
+        result = play(settings, events=_tap_script(at))
+    finally:
+        writer.stop()
+    assert result.progress.steps == 20 == result.progress.steps_durable
+    assert result.progress.unconfirmed == 0
+    assert "sealed as aborted" not in (tmp_path / "w.log").read_text()
 
 
 def test_cli_window_with_agent_and_bad_keymap(writer, tmp_path):
