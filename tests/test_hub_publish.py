@@ -219,3 +219,24 @@ def test_card_names_button_labels_and_differing_sessions(data_dir):
     text = card_text("me/x", [second], Published())
     assert "| index in `action` | button |" in text and "| 1 | A |" in text
     assert "list: int8" in text  # the features of a MultiBinary action
+
+
+def test_worker_publishes_what_it_is_told_and_stops_for_a_refused_token(hub, data_dir, caplog):
+    from writer.upload_worker import PushSettings, UploadWorker
+
+    layout = record_session(data_dir, episodes=2, seed=14)
+    worker = UploadWorker(HubClient(hub.url, hub.token), data_dir,
+                          PushSettings(DEFAULT_REPO_TEMPLATE, interval=0.0)).start()
+    record_session(data_dir, episodes=1, seed=15)
+    worker.notify(layout)
+    assert worker.finish(30)
+    assert sum(r.shards for r in worker.reports) == 3
+    _assert_exactly_once(hub, layout)
+
+    refused = UploadWorker(HubClient(hub.url, "hf_wrong_token_123"), data_dir,
+                           PushSettings(DEFAULT_REPO_TEMPLATE, interval=0.0)).start()
+    refused.notify(layout)
+    assert refused.finish(30) and refused.reports == []
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and "refused the token" in errors[0]
+    assert "hf_wrong_token_123" not in caplog.text

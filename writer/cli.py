@@ -36,6 +36,7 @@ def _fail(exc: GymrecError) -> None:
 def _logging(verbose: bool) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="gymrec-writer: %(message)s")
+    logging.getLogger("httpx2").setLevel(logging.WARNING)  # a line per request is too much
 
 
 def _check_template(template: str) -> str:
@@ -116,8 +117,9 @@ def _drain(worker) -> None:
     # A second Ctrl-C (or SIGTERM) now ends the wait; the journal keeps what was confirmed.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    click.echo("gymrec-writer: publishing the last shards (Ctrl-C to leave them for later)",
-               err=True)
+    if worker.busy():
+        click.echo("gymrec-writer: publishing the last shards (Ctrl-C to leave them for later)",
+                   err=True)
     try:
         finished = worker.finish(DRAIN_SECONDS)
     except KeyboardInterrupt:

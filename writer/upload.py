@@ -218,11 +218,13 @@ def publish(layout: DatasetLayout, client: HubClient, repo_id: str, *,
                 log.info("%s; reading the repo again", exc)
                 if stale >= retry.stale_attempts:
                     raise Transient(f"{exc} {stale} times in a row") from exc
-            except Transient as exc:
+            except (Transient, OSError) as exc:  # OSError: local disk trouble while staging
                 failures += 1
                 if failures >= retry.attempts:
+                    if isinstance(exc, OSError):
+                        raise Transient(f"{layout.root.name}: {exc}") from exc
                     raise
-                wait = retry.delay(failures, exc.retry_after)
+                wait = retry.delay(failures, getattr(exc, "retry_after", None))
                 log.warning("%s; retrying in %.1f s", exc, wait)
                 sleep(wait)
     report.seconds = time.monotonic() - started

@@ -51,6 +51,8 @@ class UploadWorker:
         self._thread = threading.Thread(target=self._run, name="upload", daemon=True)
         self._finishing = threading.Event()
         self._disabled = False
+        self._in_pass = False
+        self._stopped: set[Path] = set()  # folders with an error that retrying will not mend
         self._due: dict[Path, tuple[float, str]] = {}  # folder → (when, metadata_only mode)
         self._not_before: dict[Path, float] = {}  # after a commit: interval; after failures: more
         self._failures: dict[Path, int] = {}
@@ -68,6 +70,10 @@ class UploadWorker:
                 self._queue.put(root)
         self._thread.start()
         return self
+
+    def busy(self) -> bool:
+        """Whether a pass is running or due (for messages only: it may change at any time)."""
+        return self._in_pass or bool(self._due) or not self._queue.empty()
 
     def finish(self, timeout: float) -> bool:
         """Publish everything due now; True if that completed within `timeout` seconds."""
@@ -90,8 +96,10 @@ class UploadWorker:
                      if when <= now or self._finishing.is_set()]
             for root in sorted(ready):
                 _, mode = self._due.pop(root)
-                if not self._disabled:
+                if not self._disabled and root not in self._stopped:
+                    self._in_pass = True
                     self._pass(root, "always" if self._finishing.is_set() else mode)
+                    self._in_pass = False
             if self._finishing.is_set() and (self._disabled or not self._due):
                 return
 
@@ -131,7 +139,8 @@ class UploadWorker:
         except Transient as exc:
             failures = self._failures.get(root, 0) + 1
             self._failures[root] = failures
-            wait = min(self.settings.max_backoff, self.settings.interval * 2 ** (failures - 1))
+            wait = min(self.settings.max_backoff,
+                       max(self.settings.interval, 30.0) * 2 ** (failures - 1))
             self._not_before[root] = time.monotonic() + wait
             log.warning("upload of %s: %s; next try in %.0f s", root.name, exc, wait)
             if not self._finishing.is_set():
@@ -143,6 +152,11 @@ class UploadWorker:
             return
         except GymrecError as exc:
             log.error("upload of %s stopped: %s (recording goes on locally)", root.name, exc)
+            self._stopped.add(root)
+            return
+        except Exception as exc:  # a bug must not end the thread silently, nor the writer
+            log.error("upload of %s failed: %s: %s", root.name, type(exc).__name__, exc)
+            self._not_before[root] = time.monotonic() + self.settings.max_backoff
             return
         self._failures.pop(root, None)
         self.reports.append(report)
