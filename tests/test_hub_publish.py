@@ -240,3 +240,19 @@ def test_worker_publishes_what_it_is_told_and_stops_for_a_refused_token(hub, dat
     errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
     assert len(errors) == 1 and "refused the token" in errors[0]
     assert "hf_wrong_token_123" not in caplog.text
+
+
+def test_token_and_endpoint_come_from_the_environment_then_dotenv(monkeypatch, tmp_path):
+    from shared.config import hub_endpoint, hub_token, parse_dotenv
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.delenv("HF_ENDPOINT", raising=False)
+    # (the login's token file is under conftest's fresh HF_HOME: there is none)
+    assert hub_token() is None and hub_endpoint() == "https://huggingface.co"
+    (tmp_path / ".env").write_text('export HF_TOKEN="hf_from_dotenv"\n'
+                                   "HF_ENDPOINT=http://mirror.local/ # a mirror\n")
+    assert hub_token() == "hf_from_dotenv" and hub_endpoint() == "http://mirror.local"
+    monkeypatch.setenv("HF_TOKEN", "hf_from_env")
+    assert hub_token() == "hf_from_env"
+    assert parse_dotenv("# c\n\nA = 'x y'\nB=\nnot a pair\n") == {"A": "x y", "B": ""}

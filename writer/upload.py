@@ -277,6 +277,8 @@ def _one_commit(layout: DatasetLayout, client: HubClient, repo_id: str, report: 
         path.unlink(missing_ok=True)
     mine["meta"].update({p: _sha(b) for p, b in meta.items()})
     write_json_atomic(journal_path(layout), journal)
+    if oid == snapshot.head:
+        return True  # the Hub had all of it already (the client skips unchanged files)
     report.commits.append(oid)
     report.shards += len(batch)
     report.rows += rows
@@ -327,13 +329,12 @@ def _adopt_remote(layout: DatasetLayout, mine: dict, shards: list[dict], remote:
 def report_line(report: PublishReport, endpoint: str) -> str:
     """One line for people: what this run sent where."""
     url = f"{endpoint}/datasets/{report.repo_id}"
-    if not report.commits and not report.recovered:
-        return f"nothing new to publish; {url} is up to date"
+    already = (f"{report.recovered} shard(s) were already there (their commit's confirmation "
+               "had been lost)") if report.recovered else ""
+    if not report.commits:
+        return f"{already or 'nothing new to publish'}; {url} is up to date"
     rate = report.bytes / 1e6 / report.seconds if report.seconds else 0.0
     line = (f"published {report.shards} shard(s), {report.rows} rows, "
             f"{report.bytes / 1e6:.1f} MB in {len(report.commits)} commit(s) "
             f"({report.seconds:.1f} s, {rate:.1f} MB/s) to {url}")
-    if report.recovered:
-        line += f"; {report.recovered} shard(s) were already there"
-    return line
-
+    return f"{line}; {already}" if already else line
