@@ -78,6 +78,17 @@ def assert_each_shard_once(hub: HubServer, layout: DatasetLayout) -> None:
     assert len(seqs) == len(set(seqs)) == sum(s["rows"] for s in load_manifest(layout)["shards"])
 
 
+def push_killed_at_commit(hub: HubServer, env: dict, data_dir: Path, applied: bool) -> None:
+    """Run a push and SIGKILL it while the server holds its commit request (applied or not)."""
+    held = hub.hang_next("commit", apply=applied)
+    proc = subprocess.Popen(push_cmd(data_dir), env=env, cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    assert held.reached.wait(60), proc.communicate(timeout=5)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+    held.release.set()
+
+
 def test_push_then_load_dataset_gives_exactly_the_local_rows(tmp_path, data_dir):
     layout = record_session(data_dir, episodes=3, seed=21)
     record_session(data_dir, episodes=2, seed=22)
@@ -98,13 +109,7 @@ def test_push_killed_before_its_commit_resumes_without_resending(tmp_path, data_
     layout = record_session(data_dir, episodes=3, seed=23)
     with HubServer(lfs=True) as hub:
         env = hub_env(hub, tmp_path / "hf", xet=False)
-        held = hub.hang_next("commit")  # the blobs are uploaded, the commit never answered
-        proc = subprocess.Popen(push_cmd(data_dir), env=env, cwd=ROOT, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE)
-        assert held.reached.wait(60), proc.communicate(timeout=5)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(10)
-        held.release.set()
+        push_killed_at_commit(hub, env, data_dir, applied=False)  # after the blob uploads
         assert len(hub.requests("lfs-put")) == 3
         assert not any(p.startswith("data/") for p in hub.files(REPO))
         assert (layout.root / ".upload").is_dir()  # staged Parquet kept for the next run
@@ -121,13 +126,7 @@ def test_push_killed_after_its_commit_applied_records_it_without_resending(tmp_p
     layout = record_session(data_dir, episodes=3, seed=24)
     with HubServer() as hub:
         env = hub_env(hub, tmp_path / "hf")
-        held = hub.hang_next("commit", apply=True)  # applied, but the answer never arrives
-        proc = subprocess.Popen(push_cmd(data_dir), env=env, cwd=ROOT, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE)
-        assert held.reached.wait(60), proc.communicate(timeout=5)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(10)
-        held.release.set()
+        push_killed_at_commit(hub, env, data_dir, applied=True)  # the answer never arrives
         assert not load_journal(layout)["repos"].get(REPO, {}).get("shards")
 
         result = subprocess.run(push_cmd(data_dir), env=env, cwd=ROOT, capture_output=True,
