@@ -124,8 +124,15 @@ class HubClient:
             raise self._classify(what, exc) from exc
 
     def _classify(self, what: str, exc: Exception) -> Exception:
-        import httpx2
         from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
+
+        network: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError)
+        try:  # the HTTP library of huggingface_hub 1.x/2.x (pinned in uv.lock)
+            import httpx2
+
+            network += (httpx2.TransportError,)
+        except ImportError:
+            pass
 
         if isinstance(exc, OfflineModeIsEnabled):
             return HubAuthError("HF_HUB_OFFLINE is set: cannot reach the Hub")
@@ -143,7 +150,7 @@ class HubClient:
             if status == 403:
                 return PublishError(f"{said}: the token may not write there")
             return PublishError(said)
-        if isinstance(exc, (httpx2.TransportError, ConnectionError, TimeoutError)):
+        if isinstance(exc, network):
             return Transient(f"{what}: {type(exc).__name__}: {self._mask(str(exc))}")
         return PublishError(f"{what}: {type(exc).__name__}: {self._mask(str(exc))}")
 
