@@ -32,7 +32,7 @@ class HudInfo:
 
 
 def hud_lines(info: HudInfo) -> list[tuple[str, tuple[int, int, int]]]:
-    head = {READY: ("READY", WHITE), REC: ("\u25cf REC", RED), PAUSED: ("II PAUSED", YELLOW),
+    head = {READY: ("READY", WHITE), REC: ("REC", RED), PAUSED: ("PAUSED", YELLOW),
             SAVING: ("SAVING", YELLOW)}[info.phase]
     lines = [(f"{head[0]}  episode {info.episode}  step {info.step}", head[1]),
              (f"fps {info.fps:4.1f} / {info.target_fps:g}  late {info.late}",
@@ -63,10 +63,12 @@ class Overlay:
         return self._cache[key]
 
     def box(self, surface: pygame.Surface, lines, topleft: tuple[int, int] = (4, 4),
-            centre: bool = False) -> None:
-        """Draw `lines` ((text, colour) pairs) on a translucent dark box."""
+            centre: bool = False, dot: tuple[int, int, int] | None = None) -> None:
+        """Draw `lines` ((text, colour) pairs) on a translucent dark box, with a round `dot`
+        before the first line if given (the bundled font has no such glyph)."""
         rendered = [self.text(t, c) for t, c in lines]
-        width = max(r.get_width() for r in rendered) + 12
+        indent = self.line_height if dot else 0
+        width = max(r.get_width() for r in rendered) + 12 + indent
         height = self.line_height * len(rendered) + 8
         if centre:
             sw, sh = surface.get_size()
@@ -75,8 +77,12 @@ class Overlay:
         backdrop.fill((0, 0, 0, 170))
         surface.blit(backdrop, topleft)
         x, y = topleft[0] + 6, topleft[1] + 4
-        for r in rendered:
-            surface.blit(r, (x + ((width - 12 - r.get_width()) // 2 if centre else 0), y))
+        if dot:
+            radius = self.line_height // 3
+            pygame.draw.circle(surface, dot, (x + radius, y + self.line_height // 2 - 1), radius)
+        for i, r in enumerate(rendered):
+            shift = (width - 12 - r.get_width()) // 2 if centre else indent if i == 0 else 0
+            surface.blit(r, (x + shift, y))
             y += self.line_height
 
     def wrap(self, words: list[str], width: int, colour) -> list[tuple[str, tuple]]:

@@ -84,7 +84,7 @@ class Keymap:
         return frozenset(self.bindings[k] for k in keys if k in self.bindings)
 
     def keys_for(self, control: str) -> list[str]:
-        return sorted(self.names[k] for k, c in self.bindings.items() if c == control)
+        return sorted({self.names[k] for k, c in self.bindings.items() if c == control})
 
 
 def key_codes(name: str) -> tuple[int, ...]:

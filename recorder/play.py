@@ -20,10 +20,20 @@ import numpy as np
 import pygame
 import zmq
 
-from recorder.actions import resolver_for
+from recorder.actions import describe_action, resolver_for
 from recorder.agents import AGENTS
-from recorder.envs import EnvChoice, frame_of, make_env
-from recorder.hud import PAUSED, READY, REC, SAVING, HudInfo, Overlay, hud_lines, title_lines
+from recorder.envs import EnvChoice, action_labels, frame_of, make_env
+from recorder.hud import (
+    PAUSED,
+    READY,
+    REC,
+    RED,
+    SAVING,
+    HudInfo,
+    Overlay,
+    hud_lines,
+    title_lines,
+)
 from recorder.input import DISCARD, HUD, PAUSE, QUIT, START, InputState
 from recorder.keymaps import CONTROLS, Keymap
 from recorder.link import WriterLink
@@ -138,7 +148,8 @@ class _Game:
         pygame.display.set_caption(f"gymrec \u2014 {settings.choice.env_id}")
         self.canvas = pygame.Surface((width, height))
         self.overlay = Overlay()
-        self.controls_help = _control_help(settings.keymap)
+        self.controls_help = _control_help(settings.keymap, self.resolve,
+                                           action_labels(env, settings.choice.platform))
         self.seen_at = self._show()
 
     # -- the loop ---------------------------------------------------------------------------
@@ -298,7 +309,8 @@ class _Game:
         pygame.surfarray.blit_array(self.canvas, frame.swapaxes(0, 1))
         pygame.transform.scale(self.canvas, self.window.get_size(), self.window)
         if self.hud_visible:
-            self.overlay.box(self.window, hud_lines(self._hud_info()))
+            self.overlay.box(self.window, hud_lines(self._hud_info()),
+                             dot=RED if self.phase == REC else None)
         width = self.window.get_width() - 40
         if self.phase == READY:
             lines = title_lines(self.overlay, width, self.controls_help, bool(self.agent))
@@ -307,7 +319,7 @@ class _Game:
             self.overlay.box(self.window, [("PAUSED", (255, 210, 60)),
                                            ("P to resume", (170, 170, 170))], centre=True)
         elif self.phase == SAVING:
-            self.overlay.box(self.window, [("Saving\u2026", (255, 210, 60)),
+            self.overlay.box(self.window, [("Saving...", (255, 210, 60)),
                                            (f"{self.link.outbox.unacked} messages to confirm",
                                             (170, 170, 170))], centre=True)
         pygame.display.flip()
@@ -327,7 +339,13 @@ class _Game:
         )
 
 
-def _control_help(keymap: Keymap) -> list[str]:
-    """"FIRE: space", "UP: up", ... in the platform's order of controls."""
-    return [f"{c}: {'/'.join(keymap.keys_for(c))}" for c in CONTROLS[keymap.platform]
-            if keymap.keys_for(c)]
+def _control_help(keymap: Keymap, resolve, labels: list[str]) -> list[str]:
+    """"RIGHT: right", "FIRE: space", ...: what each bound key does *in this game* (named by
+    the env's own labels), leaving out keys that do nothing here."""
+    entries = []
+    for control in CONTROLS[keymap.platform]:
+        keys = keymap.keys_for(control)
+        effect = describe_action(resolve(frozenset({control})), labels) if keys else ""
+        if effect:
+            entries.append(f"{effect}: {'/'.join(keys)}")
+    return entries
