@@ -66,7 +66,7 @@ class PlaySettings:
     max_steps: int | None = None
     episodes: int | None = None  # None: new episodes until the player quits
     agent: str | None = None  # an agent plays in the window instead of the keyboard
-    keepalive: float = 5.0  # seconds between session re-announcements while nothing is sent
+    keepalive: float = 1.0  # seconds between session re-announcements while nothing is sent
     curve: ClientKeys | None = None  # CURVE keys when the writer requires them
 
 
@@ -141,7 +141,7 @@ class _Game:
         self.discarded = 0
         self.notice, self.notice_until = "", 0.0
         self.last_keepalive = time.monotonic()
-        self.interrupted = False
+        self.interrupted = self.completed = False
         self.fresh = False
         height, width = self.frame.shape[:2]
         self.window = pygame.display.set_mode((width * settings.scale, height * settings.scale))
@@ -158,6 +158,7 @@ class _Game:
         try:
             while self._tick():
                 pass
+            self.completed = True
         except KeyboardInterrupt:
             self.interrupted = True
 
@@ -271,7 +272,8 @@ class _Game:
         """Save everything: the episode in progress ends as aborted, then wait for the writer."""
         if self.episode_open and self.step > 0:
             self._end_episode("aborted")
-        self.link.send_session_end("interrupted" if self.interrupted else "completed")
+        # Anything but a normal end (Ctrl-C, an error in the env) is an interrupted session.
+        self.link.send_session_end("completed" if self.completed else "interrupted")
         self.phase = SAVING
         shown = 0.0
 

@@ -100,7 +100,7 @@ def test_atari_keys_pause_discard_and_quit(writer):
                 return {"left"}, ["p"]
             return ({"right"} if s.step < 10 else {"left", "space"} if s.step < 20 else
                     {"up", "right", "space"} if s.step < 30 else set()), \
-                (["space"] if s.step == 35 else [])
+                (["space"] if s.step == 35 else ["h"] if s.step in (3, 6) else [])
         if s.episode == 1:
             return {"right"}, (["backspace"] if s.step == 8 else [])
         return {"space"}, (["escape"] if s.step == 5 else [])
@@ -118,6 +118,7 @@ def test_atari_keys_pause_discard_and_quit(writer):
     by_index = {rows[0]["episode_index"]: rows for rows in episodes.values()}
     assert sorted(by_index) == [0, 2]  # episode 1 was discarded
     meaning = {frozenset(): 0, frozenset({"space"}): 1, frozenset({"right"}): 2,
+               frozenset({"right", "h"}): 2,  # H only hides the HUD
                frozenset({"left"}): 3, frozenset({"left", "space"}): 3,  # nearest: LEFT
                frozenset({"up", "right", "space"}): 2}
     for index, rows in by_index.items():
