@@ -25,9 +25,7 @@ that frame may follow an action that was never recorded.
 from __future__ import annotations
 
 import itertools
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
@@ -37,12 +35,9 @@ import pyarrow.compute as pc
 
 from recorder.dataset_source import DatasetDamaged, DatasetSource
 from recorder.envs import EnvChoice, frame_of, make_env
-from recorder.replay_images import pixel_difference
-from shared.codec import JPEG_SUBSAMPLING, decode_frame, encode_frame
+from recorder.replay_checks import FrameChecks, FrameCompare, FrameTally
 from shared.errors import UsageError
 
-CHECK_CHUNK = 32  # frames per job for the comparison thread (fewer hand-offs, less GIL traffic)
-MAX_CHUNKS_IN_FLIGHT = 4  # bounds memory: at most ~160 frames wait for comparison
 PROGRESS_EVERY = 64  # rows between progress callbacks
 
 
@@ -74,6 +69,10 @@ class RecordedEnv:
     @property
     def choice(self) -> EnvChoice:
         return EnvChoice(self.platform, self.env_id, dict(self.env_kwargs))
+
+    @property
+    def compare(self) -> FrameCompare:
+        return FrameCompare(self.codec, self.quality, self.frame_shape)
 
 
 @dataclass(frozen=True)
@@ -194,120 +193,6 @@ def env_action(value: Any, space: Any) -> Any:
     return np.asarray(value, dtype=space.dtype).reshape(space.shape)
 
 
-# -- comparing frames -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class FrameCompare:
-    """Exact comparison of replayed frames with stored image bytes, for one codec."""
-
-    codec: str
-    quality: int
-    shape: tuple[int, int, int]
-
-    @property
-    def method(self) -> str:
-        if self.codec == "jpeg":
-            return (f"JPEG bytes: replayed frames re-encoded like the writer (quality "
-                    f"{self.quality}, {JPEG_SUBSAMPLING[0]}:{JPEG_SUBSAMPLING[1]}:"
-                    f"{JPEG_SUBSAMPLING[2]}) and compared byte for byte")
-        return "raw pixels: recorded PNGs decoded (lossless) and compared pixel for pixel"
-
-    def same(self, recorded: bytes, frame: np.ndarray) -> bool:
-        if frame.shape != self.shape:
-            return False
-        if self.codec == "jpeg":
-            return encode_frame(frame, list(self.shape), "jpeg", self.quality) == recorded
-        return np.array_equal(decode_frame(recorded, self.codec, self.shape[2]), frame)
-
-    def views(self, recorded: bytes, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(recorded pixels, replayed pixels) as the codec sees them: for JPEG the replayed frame
-        goes through the same encoder, so equal frames show no difference at all."""
-        stored = decode_frame(recorded, self.codec, self.shape[2])
-        if self.codec == "jpeg" and frame.shape == self.shape:
-            frame = decode_frame(encode_frame(frame, list(self.shape), "jpeg", self.quality),
-                                 "jpeg", self.shape[2])
-        return stored, frame
-
-
-@dataclass
-class FrameTally:
-    """What the comparison of an episode's frames found."""
-
-    compared: int = 0
-    differing: int = 0
-    first_bad: int | None = None  # row (= frame index) of the first differing frame
-    max_diff: int = 0
-    first_bad_views: tuple[np.ndarray, np.ndarray] | None = None
-
-    def add(self, index: int, same: bool, views: tuple[np.ndarray, np.ndarray] | None) -> None:
-        self.compared += 1
-        if same:
-            return
-        self.differing += 1
-        if views is not None:
-            self.max_diff = max(self.max_diff, pixel_difference(*views))
-        if self.first_bad is None or index < self.first_bad:
-            self.first_bad, self.first_bad_views = index, views
-
-
-def _check_chunk(compare: FrameCompare, chunk: list[tuple[int, bytes, np.ndarray]]
-                 ) -> list[tuple[int, bool, tuple[np.ndarray, np.ndarray] | None]]:
-    out = []
-    for index, recorded, frame in chunk:
-        same = compare.same(recorded, frame)
-        out.append((index, same, None if same else compare.views(recorded, frame)))
-    return out
-
-
-class FrameChecks:
-    """Compares frames as the replay produces them: inline, or in chunks on a worker thread so the
-    env keeps stepping while JPEG encodes (simplejpeg releases the GIL). In-flight frames are
-    bounded by CHECK_CHUNK × MAX_CHUNKS_IN_FLIGHT. `close()` stops the thread."""
-
-    def __init__(self, compare: FrameCompare, threaded: bool):
-        self.compare = compare
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="replay-check") if threaded else None
-        self._chunk: list[tuple[int, bytes, np.ndarray]] = []
-        self._in_flight: deque[Future] = deque()
-        self.tally = FrameTally()
-
-    def start_episode(self) -> None:
-        self.tally = FrameTally()
-
-    def submit(self, index: int, recorded: bytes, frame: np.ndarray) -> None:
-        if self._pool is None:
-            self._fold(_check_chunk(self.compare, [(index, recorded, frame)]))
-            return
-        self._chunk.append((index, recorded, frame.copy()))  # the env may reuse its buffer
-        if len(self._chunk) >= CHECK_CHUNK:
-            self._send()
-            while len(self._in_flight) > MAX_CHUNKS_IN_FLIGHT:
-                self._fold(self._in_flight.popleft().result())
-
-    def finish_episode(self) -> FrameTally:
-        if self._pool is not None:
-            self._send()
-            while self._in_flight:
-                self._fold(self._in_flight.popleft().result())
-        return self.tally
-
-    def close(self) -> None:
-        if self._pool is not None:
-            for future in self._in_flight:
-                future.cancel()
-            self._pool.shutdown(wait=True)
-
-    def _send(self) -> None:
-        if self._chunk:
-            self._in_flight.append(self._pool.submit(_check_chunk, self.compare, self._chunk))
-            self._chunk = []
-
-    def _fold(self, results) -> None:
-        for index, same, views in results:
-            self.tally.add(index, same, views)
-
-
 # -- replaying an episode ---------------------------------------------------------------------
 
 
@@ -370,64 +255,85 @@ def replay_episode(env: Any, rows: Iterator[Row], plan: SessionPlan, checks: Fra
     first = next(rows)
     info = plan.info(first.episode_id)
     outcome = info.outcome if info is not None else "unfinished"
+    checks.start_episode(plan.recorded.compare)
+    play = _Playback(env.reset(seed=first.seed)[0])
+    _play(env, itertools.chain([first], rows), plan, checks, outcome, play, viewer, progress)
+    rest = sum(1 for _ in rows)  # rows not replayed (after a stop); no env work
+    if progress is not None:
+        progress(play.rows % PROGRESS_EVERY + rest)
+    tally = checks.finish_episode()
+    if not play.final_row and not play.stop and outcome in ("terminated", "truncated"):
+        play.stop, play.note = "missing", "the final row is missing"
+    if rest and play.stop == "ended":
+        play.note += f"; {rest} recorded rows not replayed"
+    if outcome == "aborted" and play.final_row:
+        play.note = play.note or "aborted while recording; final frame not compared"
+    divergence = _divergence(tally, play.flags)
+    return EpisodeResult(
+        episode_id=first.episode_id, session_id=plan.session_id, seed=first.seed,
+        outcome=outcome, status=_status(outcome, divergence, play.stop),
+        steps=info.steps if info is not None else play.step + rest, steps_replayed=play.step,
+        frames_compared=tally.compared, frames_differing=tally.differing,
+        max_pixel_diff=tally.max_diff, divergence=divergence, note=play.note,
+        first_bad_views=tally.first_bad_views)
+
+
+@dataclass
+class _Playback:
+    """How far the replay of one episode got (updated as it plays)."""
+
+    observation: Any
+    step: int = 0  # the step the next row must hold
+    rows: int = 0
+    final_row: bool = False
+    stop: str = ""  # why it stopped before the final row: gap, missing, ended, error, ...
+    note: str = ""
+    flags: tuple | None = None  # first (step, fields, recorded, replayed) whose values differ
+
+
+def _play(env: Any, rows: Iterable[Row], plan: SessionPlan, checks: FrameChecks, outcome: str,
+          play: _Playback, viewer: Viewer | None, progress: Callable[[int], None] | None
+          ) -> None:
     max_steps = plan.recorded.max_steps
-    checks.start_episode()
-    observation, _ = env.reset(seed=first.seed)
-    step, counted, final_row = 0, 0, False
-    stop = note = ""
-    flags: tuple[int, tuple[str, ...], tuple, tuple] | None = None
-    for row in itertools.chain([first], rows):
-        counted += 1
-        if progress is not None and counted % PROGRESS_EVERY == 0:
+    for row in rows:
+        play.rows += 1
+        if progress is not None and play.rows % PROGRESS_EVERY == 0:
             progress(PROGRESS_EVERY)
+        step = play.step
         if row.step != step:
-            stop = GAP if plan.in_gap(row.episode_index, step) else "missing"
-            note = (f"recorded gap from step {step}: replayed up to it" if stop == GAP else
-                    f"rows missing from step {step} (no gap recorded)")
-            break
-        frame = frame_of(observation, env)
+            gap = plan.in_gap(row.episode_index, step)
+            play.stop = GAP if gap else "missing"
+            play.note = (f"recorded gap from step {step}: replayed up to it" if gap else
+                         f"rows missing from step {step} (no gap recorded)")
+            return
+        frame = frame_of(play.observation, env)
         if viewer is not None and not viewer.show(step, *checks.compare.views(row.image, frame)):
-            stop, note = INTERRUPTED, f"window closed at step {step}"
-            break
+            play.stop, play.note = INTERRUPTED, f"window closed at step {step}"
+            return
         if row.is_last:
-            final_row = True
+            play.final_row = True
             if outcome != "aborted":
                 checks.submit(step, row.image, frame)
-            break
+            return
         checks.submit(step, row.image, frame)
-        observation, reward, terminated, truncated, _ = env.step(
-            env_action(row.action, env.action_space))
+        try:
+            play.observation, reward, terminated, truncated, _ = env.step(
+                env_action(row.action, env.action_space))
+        except Exception as exc:  # envs raise anything; the episode fails, the replay goes on
+            play.stop, play.note = "error", f"the env raised at step {step}: {exc!r}"
+            return
         if max_steps and step + 1 >= max_steps:
             truncated = True  # the recorder's own cut, not a divergence
         replayed = (float(reward), bool(terminated), bool(truncated))
         recorded = (row.reward, row.terminated, row.truncated)
-        if flags is None and replayed != recorded:
+        if play.flags is None and replayed != recorded:
             names = tuple(n for n, a, b in zip(("reward", "terminated", "truncated"), recorded,
                                                replayed, strict=True) if a != b)
-            flags = (step, names, recorded, replayed)
-        step += 1
+            play.flags = (step, names, recorded, replayed)
+        play.step += 1
         if (terminated or truncated) and not (row.terminated or row.truncated):
-            stop, note = "ended", f"the replayed episode ended at step {step - 1}"
-            break
-    rest = sum(1 for _ in rows)  # rows not replayed (after a stop); no env work
-    if progress is not None:
-        progress(counted % PROGRESS_EVERY + rest)
-    tally = checks.finish_episode()
-    divergence = _divergence(tally, flags)
-    if not final_row and not stop and outcome in ("terminated", "truncated"):
-        stop, note = "missing", "the final row is missing"
-    if rest and stop == "ended":
-        note += f"; {rest} recorded rows not replayed"
-    if outcome == "aborted" and final_row:
-        note = note or "aborted while recording; final frame not compared"
-    status = _status(outcome, divergence, stop)
-    steps = info.steps if info is not None else step + rest
-    return EpisodeResult(
-        episode_id=first.episode_id, session_id=plan.session_id, seed=first.seed,
-        outcome=outcome, status=status, steps=steps, steps_replayed=step,
-        frames_compared=tally.compared, frames_differing=tally.differing,
-        max_pixel_diff=tally.max_diff, divergence=divergence, note=note,
-        first_bad_views=tally.first_bad_views)
+            play.stop, play.note = "ended", f"the replayed episode ended at step {step}"
+            return
 
 
 def _divergence(tally: FrameTally, flags) -> Divergence | None:
@@ -446,7 +352,7 @@ def _divergence(tally: FrameTally, flags) -> Divergence | None:
 
 
 def _status(outcome: str, divergence: Divergence | None, stop: str) -> str:
-    if divergence is not None or stop in ("missing", "ended"):
+    if divergence is not None or stop in ("missing", "ended", "error"):
         return FAIL
     if stop in (INTERRUPTED, GAP):
         return stop

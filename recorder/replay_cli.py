@@ -29,13 +29,12 @@ from recorder.replay import (
     PASS,
     EnvCache,
     EpisodeResult,
-    FrameChecks,
-    FrameCompare,
     SessionPlan,
     plan_sessions,
     replay_session,
     version_warnings,
 )
+from recorder.replay_checks import frame_checks
 from recorder.replay_images import save_png, side_by_side
 from shared.config import dataset_dir, default_data_dir
 from shared.errors import GymrecError, UsageError
@@ -57,7 +56,7 @@ class ReplaySettings:
     render: bool
     fps: float | None
     diff_dir: Path
-    check_thread: bool
+    helper_process: bool
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -71,9 +70,9 @@ class ReplaySettings:
               help="Playback speed with --render (default: the recorded FPS).")
 @click.option("--diff-dir", type=click.Path(path_type=Path), default=None,
               help="Where pictures of divergences go (default: <tmp>/gymrec-replay).")
-@click.option("--check-thread/--no-check-thread", default=True, show_default=True,
-              help="Compare frames on a second thread while the env steps.")
-def main(env_id, episode, data_dir, repo, render, fps, diff_dir, check_thread):
+@click.option("--helper-process/--no-helper-process", default=True, show_default=True,
+              help="Compare frames in a second process while the env steps (headless).")
+def main(env_id, episode, data_dir, repo, render, fps, diff_dir, helper_process):
     """Replay ENV_ID's recorded episodes: reset with each stored seed, step the stored actions and
     compare every frame, reward and end flag with the recording.
 
@@ -86,7 +85,7 @@ def main(env_id, episode, data_dir, repo, render, fps, diff_dir, check_thread):
         env_id=env_id, data_dir=Path(data_dir or default_data_dir()).expanduser(), repo=repo,
         episode=episode, render=render, fps=fps,
         diff_dir=Path(diff_dir or Path(tempfile.gettempdir()) / PROG).expanduser(),
-        check_thread=check_thread and not render,
+        helper_process=helper_process and not render,
     )
     try:
         sys.exit(run(settings))
@@ -104,8 +103,7 @@ def run(settings: ReplaySettings) -> int:
     err = Console(stderr=True, highlight=False)
     for line in _version_lines(plans):
         err.print(f"{PROG}: warning: {line} (replay may differ)", markup=False)
-    compares = {FrameCompare(p.recorded.codec, p.recorded.quality, p.recorded.frame_shape)
-                for p in plans}
+    compares = {p.recorded.compare for p in plans}
     for compare in sorted(compares, key=lambda c: c.method):
         out.print(f"comparing {compare.method}", markup=False)
     results, interrupted = _replay_all(settings, source, plans, err)
@@ -154,7 +152,7 @@ def _replay_all(settings: ReplaySettings, source: DatasetSource, plans: list[Ses
     results: list[EpisodeResult] = []
     envs = EnvCache()
     viewer = None
-    checks = None
+    checks = frame_checks(plans[0].recorded.compare, settings.helper_process)
     try:
         with progress:
             if settings.render:
@@ -163,20 +161,15 @@ def _replay_all(settings: ReplaySettings, source: DatasetSource, plans: list[Ses
                 viewer = PygameViewer(settings.fps or plans[0].recorded.fps,
                                       f"{PROG} {settings.env_id}")
             for plan in plans:
-                compare = FrameCompare(plan.recorded.codec, plan.recorded.quality,
-                                       plan.recorded.frame_shape)
-                checks = FrameChecks(compare, threaded=settings.check_thread)
-                try:
-                    for result in replay_session(plan, source, envs, checks, viewer,
-                                                 lambda n: progress.advance(task, n)):
-                        results.append(result)
-                        if result.status == INTERRUPTED:
-                            return results, True
-                finally:
-                    checks.close()
+                for result in replay_session(plan, source, envs, checks, viewer,
+                                             lambda n: progress.advance(task, n)):
+                    results.append(result)
+                    if result.status == INTERRUPTED:
+                        return results, True
     except KeyboardInterrupt:
         return results, True
     finally:
+        checks.close()
         envs.close()
         if viewer is not None:
             viewer.close()

@@ -216,6 +216,10 @@ def test_wrong_seed_fails_at_the_first_frame_that_differs(doom, tmp_path):
     target, seed = rows[0]["episode_id"], rows[0]["seed"]
     wrong = seed + 1
     edit_rows(root, lambda r: r["episode_id"] == target, "seed", lambda _: wrong)
+    # Episode 0 gets an action the env refuses: that episode fails, the replay goes on.
+    refused = rows[0]["episode_id"].replace("-00001", "-00000")
+    edit_rows(root, lambda r: r["episode_id"] == refused and r["step"] == 3, "action",
+              lambda _: 99)
     # Independent oracle: raw frames with the right and the wrong seed, same actions.
     env = make_env(resolve_env("VizdoomBasic-v1"))
     try:
@@ -234,13 +238,14 @@ def test_wrong_seed_fails_at_the_first_frame_that_differs(doom, tmp_path):
     first = next(i for i, (a, b) in enumerate(zip(*runs, strict=False))
                  if not np.array_equal(a, b))
 
-    result = replay("VizdoomBasic-v1", root.parent, "--episode", target, "--diff-dir",
-                    str(tmp_path / "diffs"))
+    result = replay("VizdoomBasic-v1", root.parent, "--diff-dir", str(tmp_path / "diffs"))
     assert result.returncode == 1, result.stdout + result.stderr
     fail = failures(result.stdout)[target]
     assert fail["frame"] == first
     assert fail["step"] == (None if first == 0 else first - 1)
     assert fail["picture"].exists()
+    assert re.search(rf"^FAIL {refused}: the env raised at step 3: ", result.stdout, re.M)
+    assert "verdict: FAIL: 2 of 2" in result.stdout
 
 
 def test_png_compares_raw_pixels_one_level_of_one_pixel(breakout_png, tmp_path):
