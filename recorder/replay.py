@@ -24,9 +24,11 @@ that frame may follow an action that was never recorded.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, NamedTuple, Protocol
 
 import numpy as np
@@ -108,7 +110,11 @@ class SessionPlan:
                    state.get("status", "unknown"), episodes, gaps)
 
     def info(self, episode_id: str) -> EpisodeInfo | None:
-        return next((e for e in self.episodes if e.episode_id == episode_id), None)
+        return self._by_id.get(episode_id)
+
+    @cached_property
+    def _by_id(self) -> dict[str, EpisodeInfo]:
+        return {e.episode_id: e for e in self.episodes}
 
     def in_gap(self, episode_index: int, step: int) -> bool:
         return any(e == episode_index and first <= step <= last for e, first, last in self.gaps)
@@ -124,8 +130,7 @@ def plan_sessions(session_files: list[dict], episode_id: str | None = None) -> l
         # An unfinished session's last episode is in its shards but not yet in its file.
         if plan.info(episode_id) is not None or (
                 plan.status != "ended" and episode_id.startswith(plan.session_id + "-")):
-            return [SessionPlan(plan.session_id, plan.recorded, plan.status, plan.episodes,
-                                plan.gaps, frozenset([episode_id]))]
+            return [dataclasses.replace(plan, wanted=frozenset([episode_id]))]
     known = sum(len(p.episodes) for p in plans)
     raise UsageError(f"episode {episode_id!r} is not in this dataset ({known} episodes in "
                      f"{len(plans)} sessions; ids look like <session>-00000)")

@@ -7,6 +7,7 @@ diverged; 130 when interrupted; an error's own code (one line, no traceback) oth
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import tempfile
 from collections import Counter
@@ -106,7 +107,7 @@ def run(settings: ReplaySettings) -> int:
     compares = {p.recorded.compare for p in plans}
     for compare in sorted(compares, key=lambda c: c.method):
         out.print(f"comparing {compare.method}", markup=False)
-    results, interrupted = _replay_all(settings, source, plans, err)
+    results, pictures, interrupted = _replay_all(settings, source, plans, err)
     if settings.episode is not None and not results:
         raise UsageError(f"episode {settings.episode!r} has no rows in {source.where}")
     order = {p.session_id: i for i, p in enumerate(plans)}
@@ -114,7 +115,8 @@ def run(settings: ReplaySettings) -> int:
     out.print(_table(settings.env_id, results))
     for result in results:
         if result.failed:
-            out.print(_failure_line(result, settings.diff_dir), markup=False, soft_wrap=True)
+            out.print(_failure_line(result, pictures.get(result.episode_id)), markup=False,
+                      soft_wrap=True)
         elif result.note:
             out.print(f"{result.status.upper()} {result.episode_id}: {result.note}", markup=False,
                       soft_wrap=True)
@@ -141,7 +143,9 @@ def _version_lines(plans: list[SessionPlan]) -> list[str]:
 
 
 def _replay_all(settings: ReplaySettings, source: DatasetSource, plans: list[SessionPlan],
-                err: Console) -> tuple[list[EpisodeResult], bool]:
+                err: Console) -> tuple[list[EpisodeResult], dict[str, Path], bool]:
+    """Replay every plan; returns the results (without pixels), the pictures of divergences
+    saved on the way, and whether the person interrupted."""
     total = sum(s.rows for p in plans for s in source.shards(p.session_id))
     if settings.episode is not None:
         infos = [p.info(settings.episode) for p in plans]
@@ -150,6 +154,7 @@ def _replay_all(settings: ReplaySettings, source: DatasetSource, plans: list[Ses
                         TextColumn("rows"), TimeElapsedColumn(), console=err, transient=True)
     task = progress.add_task("rows", total=total)
     results: list[EpisodeResult] = []
+    pictures: dict[str, Path] = {}
     envs = EnvCache()
     viewer = None
     checks = frame_checks(plans[0].recorded.compare, settings.helper_process)
@@ -163,17 +168,20 @@ def _replay_all(settings: ReplaySettings, source: DatasetSource, plans: list[Ses
             for plan in plans:
                 for result in replay_session(plan, source, envs, checks, viewer,
                                              lambda n: progress.advance(task, n)):
+                    if result.first_bad_views is not None:  # kept as a file, not in memory
+                        pictures[result.episode_id] = _save_picture(result, settings.diff_dir)
+                        result = dataclasses.replace(result, first_bad_views=None)
                     results.append(result)
                     if result.status == INTERRUPTED:
-                        return results, True
+                        return results, pictures, True
     except KeyboardInterrupt:
-        return results, True
+        return results, pictures, True
     finally:
         checks.close()
         envs.close()
         if viewer is not None:
             viewer.close()
-    return results, False
+    return results, pictures, False
 
 
 def _table(env_id: str, results: list[EpisodeResult]) -> Table:
@@ -196,7 +204,14 @@ def _table(env_id: str, results: list[EpisodeResult]) -> Table:
     return table
 
 
-def _failure_line(result: EpisodeResult, diff_dir: Path) -> str:
+def _save_picture(result: EpisodeResult, diff_dir: Path) -> Path:
+    d = result.divergence
+    where = "reset" if d is None or d.step is None else f"step{d.step:06d}"
+    return save_png(side_by_side(*result.first_bad_views),
+                    diff_dir / f"{result.episode_id}-{where}.png")
+
+
+def _failure_line(result: EpisodeResult, picture: Path | None) -> str:
     d = result.divergence
     if d is None:
         return f"FAIL {result.episode_id}: {result.note}"
@@ -207,10 +222,8 @@ def _failure_line(result: EpisodeResult, diff_dir: Path) -> str:
     if d.frame is not None:
         parts.append(f"first differing frame: row {d.frame}, largest pixel difference "
                      f"{result.max_pixel_diff}")
-    if result.first_bad_views is not None:
-        name = f"{result.episode_id}-{'reset' if d.step is None else f'step{d.step:06d}'}.png"
-        path = save_png(side_by_side(*result.first_bad_views), diff_dir / name)
-        parts.append(f"recorded | replayed | difference: {path}")
+    if picture is not None:
+        parts.append(f"recorded | replayed | difference: {picture}")
     if result.note:
         parts.append(result.note)
     return "; ".join(parts)
