@@ -82,18 +82,25 @@ class LocalSource:
 
     def batches(self, shard: ShardRef) -> Iterator[pa.RecordBatch]:
         path = self.root / shard.file
+        # Plain reads, not a memory map: only the batch at hand is in memory, however big the
+        # shard (a map would keep every page read so far resident).
         try:
-            reader = ipc.open_stream(pa.memory_map(str(path)))
-        except (OSError, pa.ArrowException) as exc:
+            source = pa.OSFile(str(path))
+        except OSError as exc:
             raise DatasetDamaged(f"cannot read shard {path}: {exc}") from exc
-        while True:
+        with source:
             try:
-                batch = reader.read_next_batch()
-            except StopIteration:
-                return
+                reader = ipc.open_stream(source)
             except (OSError, pa.ArrowException) as exc:
-                raise DatasetDamaged(f"shard {path} is damaged: {exc}") from exc
-            yield batch
+                raise DatasetDamaged(f"cannot read shard {path}: {exc}") from exc
+            while True:
+                try:
+                    batch = reader.read_next_batch()
+                except StopIteration:
+                    return
+                except (OSError, pa.ArrowException) as exc:
+                    raise DatasetDamaged(f"shard {path} is damaged: {exc}") from exc
+                yield batch
 
 
 def open_source(dataset_root: Path, repo: str | None = None) -> DatasetSource:

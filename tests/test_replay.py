@@ -260,7 +260,13 @@ def test_png_compares_raw_pixels_one_level_of_one_pixel(breakout_png, tmp_path):
 
     assert edit_rows(root, lambda r: r["episode_id"] == target and r["step"] == row, "image",
                      nudge) == 1
+    (session_file,) = (root / ".meta" / "sessions").glob("*.json")
+    state = json.loads(session_file.read_text())
+    state["start"]["versions"]["ale-py"] = "0.0.1"  # as if recorded with another ale-py
+    session_file.write_text(json.dumps(state))
     result = replay("BreakoutNoFrameskip-v4", root.parent, "--diff-dir", str(tmp_path))
+    assert re.search(r"^gymrec-replay: warning: ale-py 0\.0\.1 was recorded, \S+ is installed",
+                     result.stderr, re.M), result.stderr
     assert result.returncode == 1, result.stdout + result.stderr
     assert "comparing raw pixels" in result.stdout and "JPEG" not in result.stdout
     fail = failures(result.stdout)[target]
