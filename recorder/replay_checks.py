@@ -14,6 +14,7 @@ so the replay never blocks on a send. In flight: at most RING_SLOTS frames.
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import queue
 import signal
 import threading
@@ -246,7 +247,10 @@ class ProcessChecks:
 
 
 def frame_checks(compare: FrameCompare, helper_process: bool) -> FrameChecks:
-    return ProcessChecks(compare) if helper_process else InlineChecks(compare)
+    """A helper process when asked for and there is a second core for it, else inline."""
+    if helper_process and len(os.sched_getaffinity(0)) > 1:
+        return ProcessChecks(compare)
+    return InlineChecks(compare)
 
 
 # -- the helper process ------------------------------------------------------------------------
