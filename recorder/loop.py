@@ -6,7 +6,10 @@ When an episode ends (or is cut by `max_steps`, or interrupted), its final obser
 
 from __future__ import annotations
 
+import gc
 import resource
+import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,7 +21,9 @@ from recorder.link import WriterLink
 from recorder.seeds import episode_seed
 from recorder.session import new_session_id, session_start
 from recorder.ticks import Pacer, TickStats
-from shared.security import ClientKeys
+from shared.errors import WriterUnavailable
+from shared.security import ClientKeys, is_loopback
+from shared.shm import shm_available
 from shared.spaces import action_to_wire
 
 
@@ -43,6 +48,10 @@ class RecordSettings:
     # buffer becomes a counted gap. Off: as fast as the pipeline goes (waits for buffer room).
     realtime: bool = False
     curve: ClientKeys | None = None
+    # Pixels through a shared-memory ring when the writer is on this machine (loopback).
+    shared_memory: bool = True
+    # Steps per message as fast as the pipeline goes (realtime sends each step at once).
+    batch_steps: int = 16
 
 
 @dataclass
@@ -61,7 +70,9 @@ class WorkerProgress:
     tick_p99_ms: float = 0.0
     tick_max_ms: float = 0.0
     rss_mb: float = 0.0
-    elapsed_s: float = 0.0  # from the first step until everything was confirmed (or given up)
+    elapsed_s: float = 0.0
+    socket_full: int = 0
+    resends: int = 0  # from the first step until everything was confirmed (or given up)
     done: bool = False
     interrupted: bool = False
 
@@ -80,10 +91,14 @@ def record_worker(settings: RecordSettings, worker: int,
     progress = WorkerProgress(worker, session=new_session_id())
     first_seed = episode_seed(settings.base_seed, worker, 0)
     observation, _ = env.reset(seed=first_seed)
+    frame_bytes = frame_of(observation, env).nbytes
+    slots = ring_slots(settings.endpoint, settings.buffer_bytes, frame_bytes,
+                       settings.shared_memory)
     start = session_start(progress.session, settings.choice, env, observation, settings.fps,
                           settings.codec, settings.quality, settings.base_seed,
-                          settings.collector, settings.max_steps)
-    link = WriterLink(settings.endpoint, start, settings.buffer_bytes, curve=settings.curve)
+                          settings.collector, settings.max_steps, shm_slots=slots)
+    link = WriterLink(settings.endpoint, start, settings.buffer_bytes, curve=settings.curve,
+                      batch_steps=1 if settings.realtime else settings.batch_steps)
     last_report = 0.0
 
     def publish(force: bool = False) -> None:
@@ -95,14 +110,21 @@ def record_worker(settings: RecordSettings, worker: int,
             progress.steps_dropped = link.outbox.steps_dropped
             progress.backlog = link.outbox.unacked
             progress.acked_seq = link.outbox.acked_seq
+            progress.socket_full = link.stats.socket_full
+            progress.resends = link.stats.resends
             progress.rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             if ticks.count:
                 progress.tick_p50_ms, progress.tick_p99_ms, progress.tick_max_ms = ticks.summary()
             report(progress)
 
     ticks = TickStats()
+    # Everything made so far (modules, the env) lives for the whole session: keep it out of the
+    # garbage collector's full passes, which otherwise stall a tick for tens of milliseconds.
+    gc.collect()
+    gc.freeze()
     began = time.perf_counter()
     pacer = Pacer(settings.fps) if settings.realtime else None
+    stop = StopRequest()
     reason = "completed"
     try:
         for episode in range(episodes_for(worker, settings)):
@@ -111,12 +133,17 @@ def record_worker(settings: RecordSettings, worker: int,
                 observation, _ = env.reset(seed=seed)
             agent.reset(seed)
             _play_episode(env, agent, link, settings, episode, seed, observation, progress,
-                          publish, ticks, pacer)
+                          publish, ticks, pacer, stop)
+            if stop.requested:
+                break
             progress.episodes += 1
     except KeyboardInterrupt:
-        reason = "interrupted"
-        progress.interrupted = True
+        stop.requested = True
     finally:
+        stop.restore()
+        if stop.requested:
+            reason = "interrupted"
+            progress.interrupted = True
         env.close()
         link.send_session_end(reason)
         link.drain(settings.drain_timeout, on_wait=publish)
@@ -125,19 +152,48 @@ def record_worker(settings: RecordSettings, worker: int,
         progress.done = True
         publish(force=True)
         link.close()
+    if link.refused:
+        raise WriterUnavailable(link.refused)
     return progress
+
+
+class StopRequest:
+    """Ctrl-C (SIGINT) as a flag the loop reads between steps, so a step is never cut between
+    `env.step` and its message: the episode then ends as aborted, everything sent is kept."""
+
+    def __init__(self):
+        self.requested = False
+        self._previous = None
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, signum, frame) -> None:
+        self.requested = True
+
+    def restore(self) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+
+
+def ring_slots(endpoint: str, buffer_bytes: int, frame_bytes: int, enabled: bool = True) -> int:
+    """Slots of the shared-memory pixel ring (0: pixels go through the socket). The ring is the
+    resend buffer, so it gets the buffer's size."""
+    if not (enabled and is_loopback(endpoint) and shm_available()):
+        return 0
+    return max(2, buffer_bytes // frame_bytes)
 
 
 def _play_episode(env, agent, link: WriterLink, settings: RecordSettings, episode: int,
                   seed: int, observation, progress: WorkerProgress, publish, ticks: TickStats,
-                  pacer: Pacer | None) -> None:
+                  pacer: Pacer | None, stop: StopRequest) -> None:
     desc_space = link.action_space
     step = 0
     seen_at = time.time()
     terminated = truncated = False
     outcome = "aborted"
     try:
-        while True:
+        while not stop.requested:
             if pacer is not None:
                 progress.late_frames += pacer.wait()
             started = time.perf_counter()
@@ -156,6 +212,8 @@ def _play_episode(env, agent, link: WriterLink, settings: RecordSettings, episod
             link.pump()
             ticks.add(time.perf_counter() - started)
             publish()
+            if link.refused:
+                raise WriterUnavailable(link.refused)
             if terminated or truncated:
                 outcome = "terminated" if terminated else "truncated"
                 break

@@ -23,10 +23,12 @@ class PendingGap:
 
 @dataclass
 class Entry:
-    seq: int
+    seq: int  # first seq of the message
+    last_seq: int  # a StepBatch covers seq..last_seq
     frames: list
     nbytes: int
-    steps: int  # 1 for a Step, else 0
+    steps: int  # steps in the message
+    slots: tuple = ()  # shared-memory slots it holds
 
 
 class Outbox:
@@ -35,7 +37,7 @@ class Outbox:
         self.entries: deque[Entry] = deque()
         self.next_seq = 0
         self.acked_seq = -1
-        self.cursor = 0  # seq of the next entry to hand to the socket
+        self.cursor = 0  # index in `entries` of the next message to hand to the socket
         self.bytes = 0
         self.steps_durable = 0
         self.steps_dropped = 0
@@ -44,11 +46,12 @@ class Outbox:
     def has_room(self, nbytes: int) -> bool:
         return self.bytes + nbytes <= self.max_bytes
 
-    def add(self, frames: list, nbytes: int, steps: int = 0) -> int:
-        """Append a message (its seq must be `next_seq`) and return that seq."""
+    def add(self, frames: list, nbytes: int, steps: int = 0, count: int = 1,
+            slots: tuple = ()) -> int:
+        """Append a message covering `count` seqs from `next_seq`; returns its first seq."""
         seq = self.next_seq
-        self.entries.append(Entry(seq, frames, nbytes, steps))
-        self.next_seq += 1
+        self.entries.append(Entry(seq, seq + count - 1, frames, nbytes, steps, slots))
+        self.next_seq += count
         self.bytes += nbytes
         return seq
 
@@ -69,25 +72,36 @@ class Outbox:
         gap, self.open_gap = self.open_gap, None
         return gap
 
-    def ack(self, seq: int) -> None:
-        """Everything up to `seq` is durable: forget it."""
+    def ack(self, seq: int) -> list[int]:
+        """Everything up to `seq` is durable: forget it. Returns the shared-memory slots that
+        became free."""
         if seq <= self.acked_seq or seq >= self.next_seq:
-            return
-        while self.entries and self.entries[0].seq <= seq:
+            return []
+        freed: list[int] = []
+        while self.entries and self.entries[0].last_seq <= seq:
             entry = self.entries.popleft()
             self.bytes -= entry.nbytes
             self.steps_durable += entry.steps
+            freed.extend(entry.slots)
+            self.cursor = max(0, self.cursor - 1)
         self.acked_seq = seq
-        self.cursor = max(self.cursor, seq + 1)
+        return freed
 
     def rewind(self, seq: int) -> None:
-        """Send again from `seq` (never before what is already durable)."""
-        self.cursor = min(max(seq, self.acked_seq + 1), self.next_seq)
+        """Send again from the message holding `seq` (never before what is durable; never
+        skipping what was not sent yet)."""
+        seq = max(seq, self.acked_seq + 1)
+        lo, hi = 0, len(self.entries)  # entries cover consecutive seqs: binary search
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if self.entries[mid].last_seq < seq:
+                lo = mid + 1
+            else:
+                hi = mid
+        self.cursor = min(self.cursor, lo)
 
     def next_unsent(self) -> Entry | None:
-        if not self.entries or self.cursor >= self.next_seq:
-            return None
-        return self.entries[self.cursor - self.entries[0].seq]
+        return self.entries[self.cursor] if self.cursor < len(self.entries) else None
 
     def mark_sent(self) -> None:
         self.cursor += 1
@@ -99,4 +113,4 @@ class Outbox:
     @property
     def in_flight(self) -> bool:
         """Something was handed to the socket and not yet acknowledged."""
-        return self.cursor > self.acked_seq + 1
+        return self.cursor > 0

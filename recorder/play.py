@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 import pygame
-import zmq
 
 from recorder.actions import describe_action, resolver_for
 from recorder.agents import AGENTS
@@ -37,7 +36,7 @@ from recorder.hud import (
 from recorder.input import DISCARD, HUD, PAUSE, QUIT, START, InputState
 from recorder.keymaps import CONTROLS, Keymap
 from recorder.link import WriterLink
-from recorder.loop import WorkerProgress
+from recorder.loop import WorkerProgress, ring_slots
 from recorder.pacing import FramePacer
 from recorder.seeds import episode_seed
 from recorder.session import new_session_id, session_start
@@ -66,8 +65,9 @@ class PlaySettings:
     max_steps: int | None = None
     episodes: int | None = None  # None: new episodes until the player quits
     agent: str | None = None  # an agent plays in the window instead of the keyboard
-    keepalive: float = 1.0  # seconds between session re-announcements while nothing is sent
     curve: ClientKeys | None = None  # CURVE keys when the writer requires them
+    keepalive: float = 1.0  # seconds of writer silence before the link re-announces the session
+    shared_memory: bool = True  # pixels through a shared-memory ring to a writer on this machine
 
 
 @dataclass(frozen=True)
@@ -127,9 +127,12 @@ class _Game:
         self.progress = WorkerProgress(0, session=new_session_id())
         start = session_start(self.progress.session, settings.choice, env, self.observation,
                               settings.fps, settings.codec, settings.quality,
-                              settings.base_seed, settings.collector, settings.max_steps)
+                              settings.base_seed, settings.collector, settings.max_steps,
+                              shm_slots=ring_slots(settings.endpoint, settings.buffer_bytes,
+                                                   self.frame.nbytes, settings.shared_memory))
         self.link = WriterLink(settings.endpoint, start, settings.buffer_bytes,
                                curve=settings.curve)
+        self.link.keepalive = settings.keepalive
         self.agent = AGENTS[settings.agent](env.action_space) if settings.agent else None
         if self.agent:
             self.agent.reset(self.seed)
@@ -140,7 +143,6 @@ class _Game:
         self.hud_visible = True
         self.discarded = 0
         self.notice, self.notice_until = "", 0.0
-        self.last_keepalive = time.monotonic()
         self.interrupted = self.completed = False
         self.fresh = False
         height, width = self.frame.shape[:2]
@@ -179,9 +181,7 @@ class _Game:
         if self.phase == REC and not self.fresh and not self._play_step(keys):
             return False
         self.seen_at = self._show()
-        self.link.pump()
-        if self.phase != REC:
-            self._keepalive()
+        self.link.pump()  # also keeps the session open while paused (the link's keepalive)
         return True
 
     def _command(self, command: str) -> bool:
@@ -253,18 +253,6 @@ class _Game:
         self._notify(f"episode {self.episode} discarded")
         self._next_episode()
         return True
-
-    def _keepalive(self) -> None:
-        """While nothing is sent (title screen, pause) the writer would time the session out
-        after its --session-timeout; re-announcing the session is idempotent and keeps it open.
-        (WriterLink has no heartbeat of its own yet.)"""
-        now = time.monotonic()
-        if now - self.last_keepalive >= self.settings.keepalive:
-            self.last_keepalive = now
-            try:
-                self.link.socket.send_multipart(self.link.start_frames, zmq.NOBLOCK)
-            except zmq.Again:
-                pass
 
     # -- the end ----------------------------------------------------------------------------
 

@@ -27,7 +27,7 @@ def collector_name() -> str:
 
 def session_start(session_id: str, choice: EnvChoice, env: Any, first_observation: Any,
                   fps: float, codec: str, quality: int, base_seed: int,
-                  collector: str, max_steps: int | None) -> p.SessionStart:
+                  collector: str, max_steps: int | None, shm_slots: int = 0) -> p.SessionStart:
     frame = frame_of(first_observation, env)
     return p.SessionStart(
         session=session_id, seq=0, env_id=choice.env_id, platform=choice.platform,
@@ -36,5 +36,5 @@ def session_start(session_id: str, choice: EnvChoice, env: Any, first_observatio
         action_labels=action_labels(env, choice.platform), fps=float(fps), codec=codec,
         quality=quality, versions=package_versions(), recorder_version=VERSION,
         collector=collector, frame_shape=list(frame.shape), base_seed=base_seed,
-        started_at=time.time(), max_steps=max_steps or 0,
+        started_at=time.time(), max_steps=max_steps or 0, shm_slots=shm_slots,
     )

@@ -2,8 +2,10 @@
 
 A message is a list of ZeroMQ frames:
 
-    [MAGIC, header]            control messages
-    [MAGIC, header, pixels]    Step and EpisodeEnd: raw uint8 pixels, row-major (H, W, C)
+    [MAGIC, header]                control messages, and a StepBatch whose pixels are in
+                                   shared memory (the header names a slot per step)
+    [MAGIC, header, pixels]        Step and EpisodeEnd: raw uint8 pixels, row-major (H, W, C)
+    [MAGIC, header, pixels * N]    StepBatch of N steps with their pixels inline
 
 MAGIC names the protocol and its version. The header is a msgpack map whose key "type" names the
 message; every message about a session carries "session" (32 hex chars) and "seq", the session's
@@ -76,6 +78,9 @@ class SessionStart:
     base_seed: int
     started_at: float
     max_steps: int  # the recorder cuts episodes after this many steps (0: never)
+    # > 0: StepBatch pixels live in the file /dev/shm/gymrec-<session>, this many slots of
+    # H*W*C bytes; a slot is not reused before the writer acknowledges the step in it.
+    shm_slots: int = 0
 
 
 @dataclass(frozen=True)
@@ -95,6 +100,31 @@ class Step:
     truncated: bool
     shape: list
     pixels: Any = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class StepBatch:
+    """Consecutive steps of one episode (seq, seq+1, ...): one message instead of N, so the
+    per-message costs (send, decode, acknowledge) are paid once."""
+
+    TYPE: ClassVar[str] = "steps"
+    session: str
+    seq: int
+    episode: int
+    first_step: int
+    seed: int
+    shape: list
+    timestamps: list
+    actions: list
+    rewards: list
+    terminated: list
+    truncated: list
+    slots: list  # shared-memory slot of each step, or [] when the pixels follow as frames
+    pixels: Any = field(default=None, compare=False, repr=False)
+
+    @property
+    def count(self) -> int:
+        return len(self.timestamps)
 
 
 @dataclass(frozen=True)
@@ -156,11 +186,24 @@ class Resend:
     seq: int
 
 
-Message = Hello | HelloReply | SessionStart | Step | EpisodeEnd | Gap | SessionEnd | Ack | Resend
+@dataclass(frozen=True)
+class Refused:
+    """Writer → recorder: this session cannot be stored (`reason` says why); do not retry."""
+
+    TYPE: ClassVar[str] = "refused"
+    session: str
+    reason: str
+
+
+Message = (Refused | Hello | HelloReply | SessionStart | Step | StepBatch | EpisodeEnd | Gap
+           | SessionEnd
+           | Ack | Resend)
 _TYPES: dict[str, type] = {
     cls.TYPE: cls
-    for cls in (Hello, HelloReply, SessionStart, Step, EpisodeEnd, Gap, SessionEnd, Ack, Resend)
+    for cls in (Hello, HelloReply, SessionStart, Step, StepBatch, EpisodeEnd, Gap, SessionEnd,
+                Ack, Resend, Refused)
 }
+MAX_BATCH = 256
 _WITH_PIXELS = (Step, EpisodeEnd)
 
 
@@ -173,13 +216,15 @@ def to_frames(msg: Message) -> list:
     frames = [MAGIC, msgpack.packb(header, use_bin_type=True)]
     if isinstance(msg, _WITH_PIXELS):
         frames.append(msg.pixels)
+    elif isinstance(msg, StepBatch) and not msg.slots:
+        frames.extend(msg.pixels)
     return frames
 
 
 def from_frames(frames: list) -> Message:
     """Decode and validate frames (bytes, memoryviews or zmq.Frames). Raises ProtocolError."""
-    if len(frames) < 2 or len(frames) > 3:
-        raise ProtocolError(f"expected 2 or 3 frames, got {len(frames)}")
+    if len(frames) < 2 or len(frames) > 2 + MAX_BATCH:
+        raise ProtocolError(f"unexpected number of frames: {len(frames)}")
     if bytes(_buf(frames[0])) != MAGIC:
         raise ProtocolError("not a gymrec v1 message (bad magic or version)")
     header = _unpack_header(_buf(frames[1]))
@@ -190,6 +235,8 @@ def from_frames(frames: list) -> Message:
     if set(header) != set(names):
         raise ProtocolError(f"{cls.TYPE}: fields {sorted(header)} differ from {sorted(names)}")
     _VALIDATORS[cls](header)
+    if cls is StepBatch:
+        return _batch_from_frames(header, frames)
     if cls in _WITH_PIXELS:
         if len(frames) != 3:
             raise ProtocolError(f"{cls.TYPE} without its pixel frame")
@@ -202,6 +249,20 @@ def from_frames(frames: list) -> Message:
     if len(frames) != 2:
         raise ProtocolError(f"{cls.TYPE} carries an unexpected frame")
     return cls(**header)
+
+
+def _batch_from_frames(header: dict, frames: list) -> StepBatch:
+    if header["slots"]:
+        if len(frames) != 2:
+            raise ProtocolError("steps in shared memory carry no pixel frames")
+        return StepBatch(**header)
+    if len(frames) != 2 + len(header["timestamps"]):
+        raise ProtocolError("steps without one pixel frame each")
+    size = math.prod(header["shape"])
+    pixels = [_buf(f) for f in frames[2:]]
+    if any(len(px) != size for px in pixels):
+        raise ProtocolError(f"steps: pixel bytes differ from shape {header['shape']}")
+    return StepBatch(**header, pixels=pixels)
 
 
 def _buf(frame: Any) -> memoryview:
@@ -304,6 +365,7 @@ def _check_session_start(h: dict) -> None:
     _need(_is_int(h["base_seed"]), "bad base_seed")
     _need(_is_num(h["started_at"]), "bad started_at")
     _need(_is_int(h["max_steps"], 0, 2**31 - 1), "bad max_steps")
+    _need(_is_int(h["shm_slots"], 0, 1 << 20), "bad shm_slots")
     _frame_shape(h["frame_shape"])
     validate_space_description(h["action_space"])
 
@@ -322,6 +384,24 @@ def _check_pixel_message(h: dict) -> None:
 def _check_step(h: dict) -> None:
     _check_pixel_message(h)
     _need(_is_num(h["reward"]), "bad reward")
+
+
+def _check_step_batch(h: dict) -> None:
+    _session_and_seq(h)
+    _need(h["seq"] >= 1, "seq 0 is the session_start")
+    _need(_is_int(h["episode"], 0, 2**31 - 1) and _is_int(h["first_step"], 0, 2**31 - 1)
+          and _is_int(h["seed"]), "bad episode/step/seed")
+    _frame_shape(h["shape"])
+    n = len(h["timestamps"]) if isinstance(h["timestamps"], list) else 0
+    _need(0 < n <= MAX_BATCH, "a batch holds 1 to 256 steps")
+    for name in ("actions", "rewards", "terminated", "truncated"):
+        _need(isinstance(h[name], list) and len(h[name]) == n, f"{name}: one per step")
+    _need(all(_is_num(v) for v in h["timestamps"]), "bad timestamps")
+    _need(all(_is_num(v) for v in h["rewards"]), "bad rewards")
+    _need(all(type(v) is bool for v in h["terminated"] + h["truncated"]), "bad end flags")
+    slots = h["slots"]
+    _need(isinstance(slots, list) and (not slots or len(slots) == n)
+          and all(_is_int(v, 0, 1 << 20) for v in slots), "bad slots")
 
 
 def _check_episode_end(h: dict) -> None:
@@ -343,14 +423,21 @@ def _check_session_end(h: dict) -> None:
     _need(_is_int(h["steps_sent"]) and _is_int(h["steps_dropped"]), "bad counts")
 
 
+def _check_refused(h: dict) -> None:
+    _need(_is_str(h["session"]) and bool(_SESSION_RE.match(h["session"])), "bad session id")
+    _need(_is_str(h["reason"], 1024), "bad reason")
+
+
 _VALIDATORS = {
     Hello: _check_hello,
     HelloReply: _check_hello_reply,
     SessionStart: _check_session_start,
     Step: _check_step,
+    StepBatch: _check_step_batch,
     EpisodeEnd: _check_episode_end,
     Gap: _check_gap,
     SessionEnd: _check_session_end,
     Ack: _session_and_seq,
     Resend: _session_and_seq,
+    Refused: _check_refused,
 }

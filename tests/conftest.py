@@ -83,6 +83,10 @@ def writer_factory(tmp_path, endpoint, data_dir):
         return w
 
     yield make
+    from tests.test_faults import PacedRecorder
+
+    while PacedRecorder.running:  # recorders a failed test left running: Ctrl-C them first
+        PacedRecorder.running.pop().interrupt()
     for w in started:
         if w.proc is not None:
             w.stop()

@@ -17,13 +17,18 @@ from tests.conftest import ROOT
 
 
 class PacedRecorder:
-    """tests/paced_session.py in a subprocess; `latest` is its last progress report."""
+    """tests/paced_session.py in a subprocess; `latest` is its last progress report. Every one
+    still running when its test ends gets Ctrl-C (so it removes its shared-memory ring)."""
+
+    running: list[PacedRecorder] = []
 
     def __init__(self, endpoint, data_dir, *args: str):
+        PacedRecorder.running.append(self)
         cmd = [sys.executable, "-m", "tests.paced_session", endpoint, str(data_dir), *args]
         self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True)
         self.latest: dict = {}
+        self.history: list[dict] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
@@ -31,6 +36,7 @@ class PacedRecorder:
         for line in self.proc.stdout:
             if line.startswith("{"):
                 self.latest = json.loads(line)
+                self.history.append(self.latest)
 
     def wait_steps(self, steps: int, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
@@ -44,6 +50,15 @@ class PacedRecorder:
         assert self.proc.returncode == 0, self.stderr()
         assert self.latest["done"]
         return self.latest
+
+    def interrupt(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
 
     def stderr(self) -> str:
         return self.proc.stderr.read() if self.proc.poll() is not None else ""
@@ -80,7 +95,9 @@ def test_writer_sigkilled_four_times_at_200_fps(writer_factory, endpoint, data_d
         writer = writer_factory().start()
     final = rec.finish()
     assert final["steps"] >= 3000
-    assert final["steps_durable"] == final["steps"] and final["steps_dropped"] == 0
+    trace = [(h["steps"], h["acked_seq"], h["socket_full"], h["resends"], h["backlog"])
+             for h in rec.history[::10]]
+    assert final["steps_durable"] == final["steps"] and final["steps_dropped"] == 0, trace
     assert final["unconfirmed"] == 0
     assert final["tick_max_ms"] < 16, final
     table = _rows(data_dir)

@@ -33,6 +33,10 @@ def test_send_cursor_and_rewind_never_go_below_acked():
     box.ack(1)
     box.rewind(0)
     assert box.next_unsent().seq == 2
+    box.rewind(3)  # a later resend request never skips what is still to be sent
+    assert box.next_unsent().seq == 2
+    box.mark_sent()
+    box.mark_sent()
     box.rewind(3)
     assert box.next_unsent().seq == 3
 
@@ -49,3 +53,17 @@ def test_dropped_steps_form_one_gap_per_episode():
     gap = box.take_gap()
     assert (gap.episode, gap.first_step, gap.count) == (1, 0, 1)
     assert box.take_gap() is None and box.steps_dropped == 3
+
+
+def test_batches_cover_seq_ranges_and_free_their_slots_when_acked():
+    box = Outbox(max_bytes=1000)
+    box.add([b"start"], 5)
+    first = box.add([b"batch"], 0, steps=4, count=4, slots=(0, 1, 2, 3))
+    second = box.add([b"batch"], 0, steps=2, count=2, slots=(4, 5))
+    assert (first, second, box.next_seq) == (1, 5, 7)
+    assert box.ack(3) == []  # halfway through the first batch: nothing freed yet
+    assert box.unacked == 2  # ... and that batch is resent whole if needed (the writer dedups)
+    box.rewind(2)
+    assert box.next_unsent().seq == 1
+    assert box.ack(6) == [0, 1, 2, 3, 4, 5]
+    assert box.steps_durable == 6 and box.unacked == 0

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -18,6 +19,7 @@ from shared.config import (
     hub_token,
 )
 from shared.errors import GymrecError, UsageError
+from shared.security import ServerKeys, load_secret
 from writer.daemon import Writer, WriterSettings
 from writer.hub_card import DEFAULT_REPO_TEMPLATE, repo_id_for
 from writer.hub_client import HubClient, PublishError, Transient
@@ -66,10 +68,17 @@ def _check_template(template: str) -> str:
 @click.option("--private", is_flag=True, help="Create missing Hub repos as private.")
 @click.option("--push-interval", type=click.FloatRange(0), default=60.0, show_default=True,
               help="Seconds between commits to one repo (the Hub allows ~128 commits an hour).")
+@click.option("--curve-key", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="This writer's secret key file (from `gymrec-writer keys`): encrypt with "
+                   "CURVE. Required to listen beyond loopback.")
+@click.option("--allow-keys", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Folder of the recorder public keys (*.key) admitted with --curve-key.")
+@click.option("--nice", type=click.IntRange(0, 19), default=5, show_default=True,
+              help="Lower the writer's CPU priority so the game loops on this machine go first.")
 @click.option("--verbose", "-v", is_flag=True, help="Log every session event and commit.")
 @click.pass_context
 def main(ctx, data_dir, endpoint, encoders, shard_rows, session_timeout, exit_when_idle, push,
-         repo, private, push_interval, verbose):
+         repo, private, push_interval, curve_key, allow_keys, nice, verbose):
     """Receive frames from gymrec recorders and store them durably as Arrow shards."""
     ctx.obj = {"data_dir": data_dir, "repo": repo, "private": private, "verbose": verbose}
     if ctx.invoked_subcommand is not None:
@@ -77,7 +86,10 @@ def main(ctx, data_dir, endpoint, encoders, shard_rows, session_timeout, exit_wh
     _logging(verbose)
     data_dir = data_dir or default_data_dir()
     worker = None
+    if nice:
+        os.nice(nice)
     try:
+        curve = _server_keys(curve_key, allow_keys)
         if push:
             worker = _upload_worker(data_dir, _check_template(repo or DEFAULT_REPO_TEMPLATE),
                                     private, push_interval)
@@ -85,6 +97,7 @@ def main(ctx, data_dir, endpoint, encoders, shard_rows, session_timeout, exit_wh
             data_dir=data_dir, endpoint=endpoint or default_endpoint(), encoders=encoders,
             shard_rows=shard_rows, session_timeout=session_timeout,
             exit_when_idle=exit_when_idle, on_sealed=worker.notify if worker else None,
+            curve=curve,
         )
         writer = Writer.create(settings)
     except GymrecError as exc:
@@ -97,6 +110,15 @@ def main(ctx, data_dir, endpoint, encoders, shard_rows, session_timeout, exit_wh
     writer.run()
     if worker is not None:
         _drain(worker)
+
+
+def _server_keys(curve_key: Path | None, allow_keys: Path | None) -> ServerKeys | None:
+    if curve_key is None and allow_keys is None:
+        return None
+    if curve_key is None or allow_keys is None:
+        raise UsageError("--curve-key and --allow-keys go together")
+    public, secret = load_secret(curve_key)
+    return ServerKeys(public, secret, allow_keys)
 
 
 def _upload_worker(data_dir: Path, template: str, private: bool, interval: float):
@@ -176,3 +198,47 @@ def push(ctx, env_id, data_dir, repo, private, verbose):
 
 if __name__ == "__main__":
     main()
+
+
+@main.command()
+@click.argument("env_id")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
+              help="Folder of the datasets (default as for the writer).")
+@click.option("--repair", is_flag=True,
+              help="Move shards that fail their checksum to .corrupt/ and out of the dataset.")
+def verify(env_id, data_dir, repair):
+    """Check ENV_ID's sealed shards against their sha256 checksums."""
+    from writer.layout import DatasetLayout
+    from writer.verify import quarantine, verify_dataset
+
+    try:
+        root = dataset_dir(data_dir or default_data_dir(), env_id)
+        if not (root / ".meta" / "manifest.json").is_file():
+            raise UsageError(f"no dataset for {env_id} in {root.parent}")
+        layout = DatasetLayout(root)
+        report = verify_dataset(layout)
+    except GymrecError as exc:
+        _fail(exc)
+    for problem in report.problems:
+        click.echo(f"{problem.file}: {problem.kind} ({problem.rows} rows)")
+    click.echo(f"{report.shards} shards, {report.rows} rows: "
+               + ("all match their checksums" if report.ok else
+                  f"{len(report.problems)} problem(s)"))
+    if repair and not report.ok:
+        quarantine(layout, report.problems)
+        click.echo("corrupt shards moved to .corrupt/; the dataset now holds only verified data")
+    sys.exit(0 if report.ok else 1)
+
+
+@main.command()
+@click.argument("name")
+@click.option("--dir", "folder", type=click.Path(path_type=Path, file_okay=False),
+              default=Path("keys"), show_default=True, help="Where to write the key files.")
+def keys(name, folder):
+    """Make a CURVE key pair NAME.key (public: give it out) and NAME.key_secret (keep it)."""
+    from shared.security import make_keypair
+
+    if (folder / f"{name}.key").exists():
+        _fail(UsageError(f"{folder / (name + '.key')} exists already"))
+    public, secret = make_keypair(folder, name)
+    click.echo(f"public key: {public}\nsecret key: {secret} (mode 600; keep it private)")

@@ -26,7 +26,7 @@ from shared.errors import EndpointBusy, GymrecError, ProtocolError, StorageError
 from shared.security import ServerKeys, is_loopback
 from shared.spaces import validate_action
 from shared.version import VERSION
-from writer.encode import encode_frame
+from writer.encode import encode_frame, encode_frames
 from writer.layout import DatasetLayout
 from writer.session import WriterSession, discarded_episodes
 from writer.shards import ShardInfo, recover
@@ -77,6 +77,7 @@ class Writer:
         self._last_activity = time.monotonic()
         self._last_reject_log = 0.0
         self._served = False
+        self._asked_to_start: dict[str, float] = {}  # session → when we last asked
 
     @classmethod
     def create(cls, settings: WriterSettings) -> Writer:
@@ -175,7 +176,7 @@ class Writer:
 
     def _has_room(self) -> bool:
         """Read more only while the frames waiting to be encoded or written fit the limits."""
-        frames = sum(len(s.pending) for s in self.sessions.values())
+        frames = sum(s.pending_frames for s in self.sessions.values())
         held = sum(s.pending_bytes for s in self.sessions.values())
         return frames < self.settings.max_pending_frames and held < self.settings.max_pending_bytes
 
@@ -213,24 +214,34 @@ class Writer:
         if isinstance(msg, p.SessionStart):
             self._start_session(routing_id, msg)
             return
-        if not isinstance(msg, (p.Step, p.EpisodeEnd, p.Gap, p.SessionEnd)):
+        if not isinstance(msg, (p.Step, p.StepBatch, p.EpisodeEnd, p.Gap, p.SessionEnd)):
             raise ProtocolError(f"a recorder may not send {msg.TYPE}")
         self._last_activity = time.monotonic()
         session = self.sessions.get(msg.session)
         if session is None:
-            self._send(routing_id, p.Resend(msg.session, 0))  # tell me who you are first
+            now = time.monotonic()
+            if msg.session not in self._asked_to_start:
+                log.info("session %s: unknown here, asking for its start", msg.session)
+            if now - self._asked_to_start.get(msg.session, 0.0) > 0.2:
+                self._asked_to_start[msg.session] = now
+                self._send(routing_id, p.Resend(msg.session, 0))  # tell me who you are first
             return
         session.routing_id = routing_id
         session.last_seen = time.monotonic()
-        if msg.seq < session.next_seq:
+        last_seq = msg.seq + msg.count - 1 if isinstance(msg, p.StepBatch) else msg.seq
+        if last_seq < session.next_seq:
             self.stats.duplicates += 1
-            if msg.seq <= session.durable_seq:
+            if last_seq <= session.durable_seq and session.last_seen - session.last_dup_ack > 0.1:
+                session.last_dup_ack = session.last_seen  # one reminder per burst of resends
                 self._ack(session)
             return
         if msg.seq > session.next_seq:
             if session.last_seen - session.last_resend_request > 0.2:
                 session.last_resend_request = session.last_seen
                 self._send(routing_id, p.Resend(session.id, session.next_seq))
+            return
+        if isinstance(msg, p.StepBatch):
+            self._accept_batch(session, msg)
             return
         encoded = None
         if isinstance(msg, (p.Step, p.EpisodeEnd)):
@@ -242,6 +253,23 @@ class Writer:
                 encode_frame, msg.pixels, msg.shape, session.start.codec, session.start.quality
             )
         session.accept(msg.seq, msg, encoded)
+
+    def _accept_batch(self, session: WriterSession, msg: p.StepBatch) -> None:
+        if list(msg.shape) != list(session.start.frame_shape):
+            raise ProtocolError(f"frame shape {msg.shape} differs from the session's")
+        for action in msg.actions:
+            validate_action(action, session.start.action_space)
+        skip = session.next_seq - msg.seq  # a resent batch may overlap what is already here
+        if msg.slots:
+            if session.ring is None or max(msg.slots) >= session.ring.slots:
+                raise ProtocolError("steps name shared-memory slots this session does not have")
+            pixels = [session.ring.pixels(slot) for slot in msg.slots[skip:]]
+        else:
+            pixels = msg.pixels[skip:]
+        start = session.start
+        encoded = self.pool.submit(encode_frames, pixels, start.frame_shape, start.codec,
+                                   start.quality)
+        session.accept(msg.seq, msg, encoded, skip)
 
     def _start_session(self, routing_id: bytes, msg: p.SessionStart) -> None:
         self._last_activity = time.monotonic()
@@ -261,6 +289,8 @@ class Writer:
                 )
             except OSError as exc:
                 log.error("session %s: cannot store it: %s", msg.session, exc)
+                self._send(routing_id, p.Refused(msg.session, f"the writer cannot store this "
+                                                 f"session: {exc}"))
                 return
             self.sessions[msg.session] = session
             self._served = True
@@ -288,6 +318,7 @@ class Writer:
         if advanced:
             self._ack(session)
         if session.ended and not session.pending:
+            session.release_ring(unlink=True)
             del self.sessions[session.id]
             self._last_activity = now
             log.info("session %s ended at seq %d", session.id, session.durable_seq)

@@ -8,6 +8,7 @@ before them, so the session file never claims more than the shards hold.
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
 from collections.abc import Callable
@@ -19,6 +20,7 @@ import pyarrow as pa
 
 from shared import protocol as p
 from shared.schema import arrow_schema, episode_id
+from shared.shm import RingReader
 from writer.card import write_card
 from writer.durable import read_json, write_json_atomic
 from writer.layout import DatasetLayout
@@ -40,15 +42,20 @@ class WriterSession:
         self.shard_rows = shard_rows
         self.shard_bytes = shard_bytes
         self.on_sealed = on_sealed
-        self.pending: deque[tuple[int, object, Future | None]] = deque()
+        self.pending: deque[_Pending] = deque()
         self.rows: list[tuple[int, dict]] = []
         self.first_row_at = 0.0
         self.shard: ShardWriter | None = None
         self.routing_id: bytes = b""
         self.last_seen = time.monotonic()
         self.last_resend_request = 0.0
+        self.last_dup_ack = 0.0
         self.ended = False
         self.pending_bytes = 0
+        self.pending_frames = 0
+        self.ring: RingReader | None = None
+        if start.shm_slots:
+            self.ring = RingReader(start.session, start.shm_slots, math.prod(start.frame_shape))
         self.needs_repair = False  # a seal failed half-way: finish it before writing more
         self.retry_at = 0.0  # after a failed write, when to try again (monotonic seconds)
         self.state = self._load_or_create_state()
@@ -86,33 +93,66 @@ class WriterSession:
 
     # -- messages -----------------------------------------------------------------------------
 
-    def accept(self, seq: int, msg: object, encoded: Future | None) -> None:
-        """Queue the message with seq == next_seq (the caller checks the order)."""
-        self.pending.append((seq, msg, encoded))
+    def accept(self, seq: int, msg: object, encoded: Future | None, skip: int = 0) -> None:
+        """Queue a message that continues at next_seq (the caller checks the order). A
+        StepBatch may start before next_seq: its first `skip` steps are already here."""
+        self.pending.append(_Pending(seq, msg, encoded, skip))
         self.pending_bytes += _pixel_bytes(msg)
-        self.next_seq = seq + 1
+        self.pending_frames += _frames(msg) - skip
+        self.next_seq = seq + (msg.count if isinstance(msg, p.StepBatch) else 1)
 
     def pump(self, now: float) -> bool:
         """Move finished work to disk. Returns True when `durable_seq` advanced."""
         before = self.durable_seq
-        while self.pending and (self.pending[0][2] is None or self.pending[0][2].done()):
-            seq, msg, encoded = self.pending[0]
-            if encoded is not None and getattr(msg, "outcome", None) == "discarded":
+        while self.pending and self.pending[0].ready:
+            item = self.pending[0]
+            if isinstance(item.msg, p.EpisodeEnd) and item.msg.outcome == "discarded":
                 self.flush()
-                self._discard_episode(seq, msg)
-            elif encoded is not None:
+                self._discard_episode(item.seq, item.msg)
+            elif isinstance(item.msg, p.StepBatch):
+                images = item.encoded.result()
+                while item.done < item.msg.count:  # resumable: a failed flush retries here
+                    if len(self.rows) >= self.batch_rows:
+                        self.flush()
+                    self._add_batch_row(item.seq, item.msg, item.done, images[item.done])
+                    item.done += 1
+            elif item.encoded is not None:
                 if len(self.rows) >= self.batch_rows:
                     self.flush()
-                self._add_row(seq, msg, encoded.result())
+                if not item.done:  # resumable: the row is added once, the flush retried
+                    self._add_row(item.seq, item.msg, item.encoded.result())
+                    item.done = 1
+                if isinstance(item.msg, p.EpisodeEnd):
+                    self.flush()  # a batch ends with the episode, so a shard can end there
             else:
                 self.flush()
-                self._apply_control(seq, msg)
+                self._apply_control(item.seq, item.msg)
             self.pending.popleft()  # only once its effect is kept: a failed write retries it
-            self.pending_bytes -= _pixel_bytes(msg)
+            self.pending_bytes -= _pixel_bytes(item.msg)
+            self.pending_frames -= _frames(item.msg) - item.skip
         if self.rows and (len(self.rows) >= self.batch_rows
                           or now - self.first_row_at >= self.batch_seconds):
             self.flush()
         return self.durable_seq > before
+
+    def _add_batch_row(self, seq: int, batch: p.StepBatch, i: int, image: bytes) -> None:
+        if not self.rows:
+            self.first_row_at = time.monotonic()
+        self.rows.append((seq + i, {
+            "session_id": self.id,
+            "episode_id": episode_id(self.id, batch.episode),
+            "episode_index": batch.episode,
+            "seed": batch.seed,
+            "step": batch.first_step + i,
+            "timestamp": batch.timestamps[i],
+            "image": {"bytes": image, "path": None},
+            "action": batch.actions[i],
+            "reward": float(batch.rewards[i]),
+            "terminated": batch.terminated[i],
+            "truncated": batch.truncated[i],
+            "is_last": False,
+            "seq": seq + i,
+        }))
 
     def _add_row(self, seq: int, msg: p.Step | p.EpisodeEnd, image: bytes) -> None:
         if not self.rows:
@@ -238,11 +278,18 @@ class WriterSession:
         if not self.ended:
             self.state["status"] = status
             self._save_state()
+        self.release_ring(unlink=status == "aborted")
+
+    def release_ring(self, unlink: bool) -> None:
+        """Unmap the recorder's pixel ring; `unlink` when its recorder is gone for good."""
+        if self.ring is not None:
+            self.ring.close(unlink)
+            self.ring = None
 
     def wait_encoded(self) -> None:
-        for _, _, encoded in self.pending:
-            if encoded is not None:
-                encoded.exception()
+        for item in self.pending:
+            if item.encoded is not None:
+                item.encoded.exception()
 
     @property
     def dataset_root(self) -> Path:
@@ -255,6 +302,27 @@ def discarded_episodes(layout: DatasetLayout, session_id: str) -> frozenset[str]
     return frozenset(state.get("discarded", []))
 
 
+class _Pending:
+    """A message waiting for its frames to be encoded and its rows to be written."""
+
+    __slots__ = ("seq", "msg", "encoded", "skip", "done")
+
+    def __init__(self, seq: int, msg: object, encoded: Future | None, skip: int):
+        self.seq, self.msg, self.encoded, self.skip, self.done = seq, msg, encoded, skip, skip
+
+    @property
+    def ready(self) -> bool:
+        return self.encoded is None or self.encoded.done()
+
+
+def _frames(msg: object) -> int:
+    if isinstance(msg, p.StepBatch):
+        return msg.count
+    return 1 if isinstance(msg, (p.Step, p.EpisodeEnd)) else 0
+
+
 def _pixel_bytes(msg: object) -> int:
     pixels = getattr(msg, "pixels", None)
-    return len(pixels) if pixels is not None else 0
+    if pixels is None:
+        return 0
+    return sum(len(px) for px in pixels) if isinstance(pixels, list) else len(pixels)
