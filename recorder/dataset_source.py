@@ -2,8 +2,8 @@
 
 A source hands out the dataset's session files (`.meta/sessions/<id>.json`: the start message,
 the episodes and how each ended, gaps, status) and, per session, its sealed shards in order, each
-read batch by batch, so replay holds one batch in memory however long the recording is. A Hub
-source (a dataset repo with the same layout) can implement the same three methods.
+read batch by batch, so replay holds one batch in memory however long the recording is. The Hub
+source (a dataset repo as `gymrec-writer push` publishes it) is in recorder/hub_source.py.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Protocol
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
+from shared.config import hub_endpoint, hub_token
 from shared.errors import GymrecError, UsageError
 
 
@@ -32,7 +33,7 @@ class DatasetDamaged(GymrecError):
 class ShardRef:
     file: str  # relative to the dataset root, e.g. "data/<session>-0001.arrow"
     session_id: str
-    rows: int
+    rows: int | None  # None: not known before the shard is read (a Hub shard)
 
 
 class DatasetSource(Protocol):
@@ -104,10 +105,12 @@ class LocalSource:
 
 
 def open_source(dataset_root: Path, repo: str | None = None) -> DatasetSource:
-    """The source of a dataset: a local folder now; a Hub repo once that issue lands."""
+    """The source of a dataset: the Hub repo `repo` (endpoint and token from the config layer)
+    when given, else the local folder `dataset_root`."""
     if repo is not None:
-        raise UsageError(f"--repo {repo}: replaying from the Hugging Face Hub is not available "
-                         "yet; download the dataset and use --data-dir")
+        from recorder.hub_source import open_hub_source
+
+        return open_hub_source(repo, hub_endpoint(), hub_token())
     if not (dataset_root / ".meta" / "sessions").is_dir():
         raise DatasetNotFound(f"no recorded dataset in {dataset_root} "
                               "(record one with gymrec-record, or pass --data-dir)")

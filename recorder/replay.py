@@ -136,6 +136,14 @@ def plan_sessions(session_files: list[dict], episode_id: str | None = None) -> l
                      f"{len(plans)} sessions; ids look like <session>-00000)")
 
 
+def check_env_id(session_files: list[dict], env_id: str, where: str) -> None:
+    """UsageError when any session was recorded in another env than `env_id` (the resolved id:
+    `Airstriker-Genesis` is recorded as `Airstriker-Genesis-v0`)."""
+    others = sorted({s["start"]["env_id"] for s in session_files} - {env_id})
+    if others:
+        raise UsageError(f"{where} holds recordings of {', '.join(others)}, not {env_id}")
+
+
 def version_warnings(recorded: dict, installed: dict) -> list[str]:
     """One line per tracked package whose installed version differs from the recording's."""
     return [f"{name} {recorded[name]} was recorded, {installed.get(name, 'missing')} is installed"

@@ -31,6 +31,7 @@ from recorder.replay import (
     EnvCache,
     EpisodeResult,
     SessionPlan,
+    check_env_id,
     plan_sessions,
     replay_session,
     version_warnings,
@@ -65,7 +66,9 @@ class ReplaySettings:
 @click.option("--episode", default=None, help="Replay only this episode id (<session>-00000).")
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None,
               help="Folder of the datasets (default: $GYMREC_DATA_DIR or ~/.local/share/gymrec).")
-@click.option("--repo", default=None, help="Replay a dataset repo on the Hub (not available yet).")
+@click.option("--repo", default=None,
+              help="Replay a dataset repo on the Hugging Face Hub (owner/name) instead of "
+                   "--data-dir ($HF_ENDPOINT, $HF_TOKEN for private repos).")
 @click.option("--render", is_flag=True, help="Play the episodes back in a window.")
 @click.option("--fps", type=click.FloatRange(0.1, 10_000), default=None,
               help="Playback speed with --render (default: the recorded FPS).")
@@ -98,8 +101,11 @@ def main(env_id, episode, data_dir, repo, render, fps, diff_dir, helper_process)
 def run(settings: ReplaySettings) -> int:
     if settings.fps is not None and not settings.render:
         raise UsageError("--fps only applies with --render")
-    source = open_source_for(settings)
-    plans = plan_sessions(source.sessions(), settings.episode)
+    choice = resolve_env(settings.env_id)  # unknown ids and missing ROMs fail here
+    source = open_source(dataset_dir(settings.data_dir, choice.env_id), settings.repo)
+    sessions = source.sessions()
+    check_env_id(sessions, choice.env_id, source.where)
+    plans = plan_sessions(sessions, settings.episode)
     out = Console(width=None if sys.stdout.isatty() else 160, highlight=False)
     err = Console(stderr=True, highlight=False)
     for line in _version_lines(plans):
@@ -125,13 +131,6 @@ def run(settings: ReplaySettings) -> int:
     return code
 
 
-def open_source_for(settings: ReplaySettings) -> DatasetSource:
-    if settings.repo is not None:
-        return open_source(Path(), settings.repo)
-    choice = resolve_env(settings.env_id)  # unknown ids and missing ROMs fail here
-    return open_source(dataset_dir(settings.data_dir, choice.env_id))
-
-
 def _version_lines(plans: list[SessionPlan]) -> list[str]:
     installed = package_versions()
     lines: list[str] = []
@@ -146,10 +145,7 @@ def _replay_all(settings: ReplaySettings, source: DatasetSource, plans: list[Ses
                 err: Console) -> tuple[list[EpisodeResult], dict[str, Path], bool]:
     """Replay every plan; returns the results (without pixels), the pictures of divergences
     saved on the way, and whether the person interrupted."""
-    total = sum(s.rows for p in plans for s in source.shards(p.session_id))
-    if settings.episode is not None:
-        infos = [p.info(settings.episode) for p in plans]
-        total = sum(i.steps + 1 for i in infos if i is not None) or total
+    total = _total_rows(source, plans, settings.episode)
     progress = Progress(TextColumn("[bold]replaying"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("rows"), TimeElapsedColumn(), console=err, transient=True)
     task = progress.add_task("rows", total=total)
@@ -182,6 +178,20 @@ def _replay_all(settings: ReplaySettings, source: DatasetSource, plans: list[Ses
         if viewer is not None:
             viewer.close()
     return results, pictures, False
+
+
+def _total_rows(source: DatasetSource, plans: list[SessionPlan], episode: str | None
+                ) -> int | None:
+    """Rows to replay, for the progress bar: the shards' counts when the source knows them,
+    else what the session files list (an episode's steps + its final row); None: unknown."""
+    if episode is not None:
+        infos = [p.info(episode) for p in plans]
+        if listed := sum(i.steps + 1 for i in infos if i is not None):
+            return listed
+    counts = [s.rows for p in plans for s in source.shards(p.session_id)]
+    if None not in counts:
+        return sum(counts)
+    return sum(e.steps + 1 for p in plans for e in p.episodes if e.outcome != DISCARDED) or None
 
 
 def _table(env_id: str, results: list[EpisodeResult]) -> Table:

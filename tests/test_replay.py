@@ -341,8 +341,8 @@ def test_missing_episode_id(breakout):
 @pytest.mark.parametrize(("args", "code", "words"), [
     (["Breakout"], 2, "did you mean"),
     (["ALE/Pong-v5"], 2, "no recorded dataset"),
-    (["Airstriker-Genesis", "--repo", "someone/GymnasiumRecording__Airstriker-Genesis"], 2,
-     "not available yet"),
+    (["BreakoutNoFrameskip-v4", "--repo", "GymnasiumRecording__BreakoutNoFrameskip-v4"], 2,
+     "is not a Hub repo id (owner/name)"),
 ])
 def test_bad_input_one_line(tmp_path, args, code, words):
     result = replay(args[0], tmp_path, *args[1:], timeout=60)
