@@ -110,7 +110,7 @@ def run(env_id, agent, headless, episodes, max_steps, seed, workers, state, fps,
         buffer_bytes=buffer_mb * 1024 * 1024, drain_timeout=drain_timeout,
         collector=collector_name(), workers=workers, stall_timeout=stall_timeout,
     )
-    results = _run_workers(settings)
+    results = run_workers(settings)
     writer.wait_for_exit(timeout=30)
     return _summarise(settings.data_dir, choice.env_id, results)
 
@@ -136,7 +136,7 @@ def _play_in_window(choice, keys, writer, endpoint, episodes, max_steps, base_se
     return _summarise(settings.data_dir, choice.env_id, [result.progress])
 
 
-def _run_workers(settings: RecordSettings) -> list[WorkerProgress]:
+def run_workers(settings: RecordSettings) -> list[WorkerProgress]:
     ctx = mp.get_context("spawn")
     reports = ctx.Queue()
     procs = [ctx.Process(target=_worker_main, args=(settings, w, reports), daemon=True)
@@ -186,6 +186,9 @@ def _summarise(data_dir: Path, env_id: str, results: list[WorkerProgress]) -> in
     where = dataset_dir(data_dir, env_id)
     click.echo(f"episodes: {episodes}  frames sent: {sent}  frames durable: {durable}  "
                f"gaps (dropped frames): {dropped}")
+    elapsed = max((r.elapsed_s for r in results), default=0.0)
+    if elapsed > 0:
+        click.echo(f"recorded in {elapsed:.1f} s: {durable / elapsed:,.0f} frames/s durable")
     click.echo(f"dataset: {where}")
     if unconfirmed:
         click.echo(f"gymrec-record: the writer did not confirm {unconfirmed} messages "

@@ -245,6 +245,8 @@ class WriterLink:
     def _read_replies(self, limit: int = 64) -> None:
         """Handle up to `limit` replies (a burst after a writer restart is spread over ticks)."""
         for _ in range(limit):
+            if not self.socket.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+                return  # cheaper than a receive that raises Again
             try:
                 frames = self.socket.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
@@ -273,6 +275,8 @@ class WriterLink:
     def wait_for_room(self, nbytes: int, stall_timeout: float) -> None:
         """Headless pacing: wait while the buffer is full and the writer is still confirming.
         Gives up after `stall_timeout` seconds without an ack (the step then becomes a gap)."""
+        if self.has_room(nbytes):
+            return
         self._flush_batch()  # its slots must be on their way before we wait for them
         while not self.has_room(nbytes) and self.refused is None:
             if time.monotonic() - self.stats.last_ack_at > stall_timeout:

@@ -23,129 +23,155 @@ import time
 from pathlib import Path
 
 import numpy as np
-import simplejpeg
+from rich.progress import Progress
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from recorder.agents import RandomAgent  # noqa: E402
+from recorder.cli import run_workers  # noqa: E402
 from recorder.envs import frame_of, make_env, resolve_env  # noqa: E402
 from recorder.link import probe_writer  # noqa: E402
 from recorder.loop import RecordSettings, record_worker  # noqa: E402
+from recorder.seeds import episode_seed  # noqa: E402
+from shared.codec import encode_frame  # noqa: E402
+
+BASE_SEED = 3
 
 ENVS = {"atari": "BreakoutNoFrameskip-v4", "retro": "Airstriker-Genesis-v0",
         "vizdoom": "VizdoomBasic-v1"}
 
 
-def bare_step_seconds(env_id: str, frames: int) -> tuple[float, list[np.ndarray]]:
+def _episodes(env_id: str, episodes: int, max_steps: int, on_frame) -> tuple[int, float]:
+    """Play the benchmark's episode schedule (seeded resets, seeded random agent, as the
+    recorder plays it) calling `on_frame(frame)` for every frame; returns (frames, seconds)."""
     env = make_env(resolve_env(env_id))
-    env.action_space.seed(0)
-    obs, _ = env.reset(seed=0)
-    kept = []
+    agent = RandomAgent(env.action_space)
+    frames = 0
     started = time.perf_counter()
-    for i in range(frames):
-        obs, _, term, trunc, _ = env.step(env.action_space.sample())
-        if term or trunc:
-            obs, _ = env.reset()
-        if i % 50 == 0:
-            kept.append(frame_of(obs, env))
+    for episode in range(episodes):
+        seed = episode_seed(BASE_SEED, 0, episode)
+        obs, _ = env.reset(seed=seed)
+        agent.reset(seed)
+        for _ in range(max_steps):
+            on_frame(frame_of(obs, env))
+            obs, _, term, trunc, _ = env.step(agent.act(obs))
+            frames += 1
+            if term or trunc:
+                break
     elapsed = time.perf_counter() - started
     env.close()
-    return elapsed / frames, kept
+    return frames, elapsed
+
+
+def bare_step_seconds(env_id: str, episodes: int, max_steps: int) -> tuple[float, list]:
+    """Seconds per frame of the env alone (resets included), and sample frames."""
+    sample: list[np.ndarray] = []
+    frames, elapsed = _episodes(env_id, episodes, max_steps,
+                                lambda f: sample.append(f) if len(sample) < 200 else None)
+    return elapsed / frames, sample
 
 
 def encode_seconds(frames: list[np.ndarray], repeat: int) -> float:
     started = time.perf_counter()
     for _ in range(repeat):
         for f in frames:
-            simplejpeg.encode_jpeg(f, 95, "RGB", "444")
+            encode_frame(f, list(f.shape), "jpeg", 95)
     return (time.perf_counter() - started) / (repeat * len(frames))
 
 
-def seed_style_fps(env_id: str, frames: int) -> float:
+def seed_style_fps(env_id: str, episodes: int, max_steps: int) -> float:
     """The seed's approach: encode each frame inside the loop and keep it in memory."""
-    env = make_env(resolve_env(env_id))
-    env.action_space.seed(1)
-    obs, _ = env.reset(seed=1)
-    kept = []
-    started = time.perf_counter()
-    for _ in range(frames):
-        kept.append(simplejpeg.encode_jpeg(frame_of(obs, env), 95, "RGB", "444"))
-        obs, _, term, trunc, _ = env.step(env.action_space.sample())
-        if term or trunc:
-            obs, _ = env.reset()
-    elapsed = time.perf_counter() - started
-    env.close()
+    kept: list[bytes] = []
+    frames, elapsed = _episodes(env_id, episodes, max_steps,
+                                lambda f: kept.append(encode_frame(f, list(f.shape), "jpeg", 95)))
     return frames / elapsed
 
 
-def gymrec_fps(env_id: str, frames: int, workdir: Path) -> float:
+def gymrec_fps(env_id: str, episodes: int, max_steps: int, workdir: Path,
+               shared_memory: bool = True, batch_steps: int = 16, workers: int = 1) -> float:
+    """Frames durable per second: recorder loop (this process) + writer (another process)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         endpoint = f"tcp://127.0.0.1:{s.getsockname()[1]}"
-    data_dir = workdir / f"data-{env_id}"
+    data_dir = Path(tempfile.mkdtemp(dir=workdir))
     writer = subprocess.Popen([sys.executable, "-m", "writer.cli", "--endpoint", endpoint,
-                               "--data-dir", str(data_dir)], cwd=ROOT,
+                               "--data-dir", str(data_dir), "--nice", "0"], cwd=ROOT,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         while probe_writer(endpoint, 0.3) is None:
             time.sleep(0.1)
         settings = RecordSettings(
-            choice=resolve_env(env_id), endpoint=endpoint, data_dir=data_dir, episodes=1,
-            max_steps=frames, base_seed=3, agent="random", codec="jpeg", quality=95, fps=60,
-            buffer_bytes=256 * 2**20, drain_timeout=120, collector="bench")
-        result = _record_until(settings, frames)
+            choice=resolve_env(env_id), endpoint=endpoint, data_dir=data_dir,
+            episodes=episodes, max_steps=max_steps, base_seed=BASE_SEED, agent="random",
+            codec="jpeg", quality=95, fps=60, buffer_bytes=256 * 2**20, drain_timeout=120,
+            collector="bench", shared_memory=shared_memory, batch_steps=batch_steps,
+            workers=workers)
+        if workers == 1:
+            results = [record_worker(settings, 0, lambda p: None)]
+        else:  # worker processes, as `gymrec-record --workers N` runs them
+            results = run_workers(settings)
     finally:
         writer.terminate()
         writer.wait(30)
-    return result
+    return sum(r.steps_durable for r in results) / max(r.elapsed_s for r in results)
 
 
-def _record_until(settings: RecordSettings, frames: int) -> float:
-    """Episodes end early in some games: keep recording episodes until `frames` are durable."""
-    durable = elapsed = 0.0
-    episode_budget = frames
-    while durable < frames:
-        s = RecordSettings(**{**settings.__dict__, "max_steps": episode_budget, "episodes": 50})
-        progress = record_worker(s, 0, lambda p: None)
-        durable += progress.steps_durable
-        elapsed += progress.elapsed_s
-        break
-    return durable / elapsed
+SCHEDULE = {"atari": (12, 1500), "retro": (3, 1500), "vizdoom": (12, 300)}  # episodes, max
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--frames", type=int, default=6000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="small run (used by the tests)")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--platforms", default="atari,retro,vizdoom")
+    parser.add_argument("--variants", action="store_true",
+                        help="also measure without shared memory and without batching")
     args = parser.parse_args()
-    frames = 300 if args.quick else args.frames
     repeats = 1 if args.quick else args.repeats
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     results = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for platform in args.platforms.split(","):
+    with tempfile.TemporaryDirectory() as tmp, Progress(transient=True) as bar:
+        platforms = args.platforms.split(",")
+        task = bar.add_task("benchmark", total=len(platforms) * repeats)
+        for platform in platforms:
             env_id = ENVS[platform]
+            episodes, max_steps = (2, 100) if args.quick else SCHEDULE[platform]
             runs = []
             for _ in range(repeats):
-                step, sample = bare_step_seconds(env_id, frames)
+                step, sample = bare_step_seconds(env_id, episodes, max_steps)
                 encode = encode_seconds(sample, max(1, 1000 // len(sample)))
-                seed = seed_style_fps(env_id, frames)
-                ours = gymrec_fps(env_id, frames, Path(tmp))
+                seed = seed_style_fps(env_id, episodes, max_steps)
+                ours = gymrec_fps(env_id, episodes, max_steps, Path(tmp))
+                two = gymrec_fps(env_id, episodes, max_steps, Path(tmp), workers=2)
                 bound = 2 / (step + encode)
-                runs.append({"step_ms": step * 1e3, "encode_ms": encode * 1e3,
-                             "bound_fps": bound, "seed_fps": seed, "gymrec_fps": ours,
-                             "vs_bound": ours / bound, "vs_seed": ours / seed})
+                run = {"step_ms": step * 1e3, "encode_ms": encode * 1e3, "bound_fps": bound,
+                       "seed_fps": seed, "gymrec_fps": ours, "vs_bound": ours / bound,
+                       "vs_seed": ours / seed, "workers2_fps": two,
+                       "workers2_vs_bound": two / bound, "workers2_vs_seed": two / seed}
+                if args.variants:
+                    socket_only = gymrec_fps(env_id, episodes, max_steps, Path(tmp),
+                                             shared_memory=False)
+                    unbatched = gymrec_fps(env_id, episodes, max_steps, Path(tmp),
+                                           shared_memory=False, batch_steps=1)
+                    run.update(socket_vs_bound=socket_only / bound,
+                               unbatched_vs_bound=unbatched / bound)
+                runs.append(run)
+                bar.advance(task)
             med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
             spread = {k: (min(r[k] for r in runs), max(r[k] for r in runs)) for k in runs[0]}
             results[platform] = {"env_id": env_id, "median": med, "range": spread,
                                  "runs": runs}
-            print(f"{env_id:24s} step {med['step_ms']:.3f} ms  encode {med['encode_ms']:.3f} ms"
-                  f"  bound {med['bound_fps']:,.0f}/s  seed {med['seed_fps']:,.0f}/s  "
-                  f"gymrec {med['gymrec_fps']:,.0f}/s  = {med['vs_bound']:.2f}x bound, "
-                  f"{med['vs_seed']:.2f}x seed", flush=True)
+            bar.console.print(
+                f"{env_id:24s} step {med['step_ms']:.3f} ms  encode {med['encode_ms']:.3f} ms"
+                f"  bound {med['bound_fps']:,.0f}/s  seed {med['seed_fps']:,.0f}/s  "
+                f"gymrec {med['gymrec_fps']:,.0f}/s = {med['vs_bound']:.2f}x bound "
+                f"[{spread['vs_bound'][0]:.2f}-{spread['vs_bound'][1]:.2f}], "
+                f"{med['vs_seed']:.2f}x seed; --workers 2: {med['workers2_fps']:,.0f}/s = "
+                f"{med['workers2_vs_bound']:.2f}x bound, {med['workers2_vs_seed']:.2f}x seed"
+                + (f"; socket only {med['socket_vs_bound']:.2f}x, one step per message "
+                   f"{med['unbatched_vs_bound']:.2f}x" if args.variants else ""))
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
 

@@ -19,6 +19,7 @@ ProtocolError for anything else, so hostile bytes never reach the writer's logic
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import re
 from dataclasses import dataclass, field
@@ -210,15 +211,19 @@ _WITH_PIXELS = (Step, EpisodeEnd)
 def to_frames(msg: Message) -> list:
     """Encode a message as its list of frames (pixels stay the caller's buffer, not copied)."""
     header = {"type": msg.TYPE}
-    for f in dataclasses.fields(msg):
-        if f.name != "pixels":
-            header[f.name] = getattr(msg, f.name)
+    for name in _header_fields(type(msg)):
+        header[name] = getattr(msg, name)
     frames = [MAGIC, msgpack.packb(header, use_bin_type=True)]
     if isinstance(msg, _WITH_PIXELS):
         frames.append(msg.pixels)
     elif isinstance(msg, StepBatch) and not msg.slots:
         frames.extend(msg.pixels)
     return frames
+
+
+@functools.cache
+def _header_fields(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls) if f.name != "pixels")
 
 
 def from_frames(frames: list) -> Message:
@@ -231,7 +236,7 @@ def from_frames(frames: list) -> Message:
     cls = _TYPES.get(header.pop("type", None))
     if cls is None:
         raise ProtocolError("unknown message type")
-    names = [f.name for f in dataclasses.fields(cls) if f.name != "pixels"]
+    names = _header_fields(cls)
     if set(header) != set(names):
         raise ProtocolError(f"{cls.TYPE}: fields {sorted(header)} differ from {sorted(names)}")
     _VALIDATORS[cls](header)
