@@ -29,16 +29,16 @@ def test_hand_started_writer_serves_two_recorders_at_once(writer_factory, endpoi
 def test_writer_sigkilled_and_restarted_loses_and_duplicates_nothing(writer_factory, endpoint,
                                                                      data_dir):
     writer = writer_factory().start()
-    cmd = record_cmd("BreakoutNoFrameskip-v4", endpoint, data_dir, "--episodes", "6",
-                     "--max-steps", "800", "--seed", "9")
+    cmd = record_cmd("BreakoutNoFrameskip-v4", endpoint, data_dir, "--episodes", "12",
+                     "--max-steps", "1500", "--seed", "9")
     recorder = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True)
-    sessions = data_dir / "BreakoutNoFrameskip-v4" / ".meta" / "sessions"
+    incoming = data_dir / "BreakoutNoFrameskip-v4" / ".incoming"
     deadline = time.monotonic() + 60
-    while not any(sessions.glob("*.json")) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(1.0)  # mid-session: frames in flight, shards open
-    writer.kill()
+    while time.monotonic() < deadline and not any(
+            p.stat().st_size > 100_000 for p in incoming.glob("*.arrow")):
+        time.sleep(0.01)
+    writer.kill()  # mid-session: an open shard with rows in it, frames in flight
     time.sleep(0.5)
     restarted = writer_factory().start()
     out, err = recorder.communicate(timeout=240)
@@ -49,7 +49,7 @@ def test_writer_sigkilled_and_restarted_loses_and_duplicates_nothing(writer_fact
     assert f"frames durable: {sent} " in out and "gaps (dropped frames): 0" in out
     ds = load(data_dir, "BreakoutNoFrameskip-v4")
     episodes = assert_exact_episodes(ds)
-    assert len(episodes) == 6
+    assert len(episodes) == 12
     assert sum(len(rows) - 1 for rows in episodes.values()) == sent
     assert ds["seq"] and sorted(ds["seq"]) == list(range(1, len(ds) + 1))
 
@@ -65,6 +65,10 @@ def test_kills_at_random_moments_while_sealing_constantly(writer_factory, endpoi
                      "--max-steps", "60", "--seed", "21")
     recorder = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True)
+    sessions = data_dir / "BreakoutNoFrameskip-v4" / ".meta" / "sessions"
+    deadline = time.monotonic() + 60  # the recorder has found the writer (else it starts one)
+    while not any(sessions.glob("*.json")) and time.monotonic() < deadline:
+        time.sleep(0.02)
     kills = 0
     for _ in range(6):
         time.sleep(rng.uniform(0.3, 1.2))
