@@ -64,6 +64,11 @@ class PacedRecorder:
         return self.proc.stderr.read() if self.proc.poll() is not None else ""
 
 
+def report(scenario: str, **figures) -> None:
+    """One line per scenario for docs/FAULTS.md (`pytest -s tests/test_faults.py | grep FAULT`)."""
+    print("FAULT-REPORT", json.dumps({"scenario": scenario, **figures}))
+
+
 def _rows(data_dir, env="BreakoutNoFrameskip-v4") -> pa.Table:
     files = sorted((data_dir / env / "data").glob("*.arrow"))
     tables = [pa.ipc.open_stream(str(f)).read_all() for f in files]
@@ -107,6 +112,9 @@ def test_writer_sigkilled_four_times_at_200_fps(writer_factory, endpoint, data_d
     assert sum(len(s) for s in steps.values()) == final["steps"]
     assert all(sorted(s) == list(range(len(s))) for s in steps.values())
     assert sum(table.column("is_last").to_pylist()) == 5
+    report("writer SIGKILLed 4x at 200 FPS", sent=final["steps"],
+           durable=sum(len(s) for s in steps.values()), lost=0, duplicated=len(seqs) -
+           len(set(seqs)), slowest_tick_ms=round(final["tick_max_ms"], 2))
 
 
 def test_writer_frozen_for_five_seconds_at_60_fps(writer_factory, endpoint, data_dir):
@@ -127,6 +135,9 @@ def test_writer_frozen_for_five_seconds_at_60_fps(writer_factory, endpoint, data
     assert final["rss_mb"] < 600, final  # bounded: ~300 frames of 100 KB held, not more
     table = _rows(data_dir)
     assert table.num_rows == final["steps"] + 1
+    report("writer SIGSTOPped 5 s at 60 FPS", sent=final["steps"], durable=table.num_rows - 1,
+           lost=0, duplicated=0, slowest_tick_ms=round(final["tick_max_ms"], 2),
+           late_frames=final["late_frames"], recorder_rss_mb=round(final["rss_mb"]))
 
 
 def test_writer_gone_longer_than_the_buffer_makes_an_explicit_gap(writer_factory, endpoint,
@@ -148,6 +159,9 @@ def test_writer_gone_longer_than_the_buffer_makes_an_explicit_gap(writer_factory
     gap_steps = {s for g in state["gaps"] for s in range(g["first_step"], g["last_step"] + 1)}
     assert len(gap_steps) == final["steps_dropped"]
     assert steps | gap_steps == set(range(final["steps"])) and not steps & gap_steps
+    report("writer gone 3 s, 3 MiB buffer, 100 FPS", sent=final["steps"], durable=len(steps),
+           lost_in_recorded_gaps=final["steps_dropped"], unaccounted=0, duplicated=0,
+           slowest_tick_ms=round(final["tick_max_ms"], 2))
 
 
 def test_recorder_sigkilled_writer_seals_session_as_aborted(writer_factory, endpoint, data_dir):
@@ -165,4 +179,6 @@ def test_recorder_sigkilled_writer_seals_session_as_aborted(writer_factory, endp
     assert writer.proc.poll() is None
     seqs = set(_rows(data_dir).column("seq").to_pylist())
     assert set(range(1, acked + 1)) <= seqs
+    report("recorder SIGKILLed", acknowledged=acked, acknowledged_readable=len(
+        set(range(1, acked + 1)) & seqs), rows_kept=len(seqs), status="aborted")
     assert not any((data_dir / "BreakoutNoFrameskip-v4" / ".incoming").iterdir())

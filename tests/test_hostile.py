@@ -39,6 +39,11 @@ def test_rogue_flood_during_a_real_session(writer_factory, endpoint, data_dir):
     log = writer.log.read_text()
     rejected = int(re.search(r"(\d+) rejected", log.splitlines()[-1]).group(1))
     assert rejected >= counts["invalid_at_least"] > 15000, (rejected, counts)
+    print("FAULT-REPORT", json.dumps({
+        "scenario": "rogue peer: 30k hostile messages", "rogue_sent": counts["sent"],
+        "surely_invalid": counts["invalid_at_least"], "rejected": rejected,
+        "writer_rss_growth_mb": round(rss_after - rss_before, 1), "real_steps": final["steps"],
+        "real_durable": final["steps_durable"]}))
     assert not list(data_dir.parent.glob("escape*")) and not (ROOT / "escape").exists()
     assert sorted(p.name for p in data_dir.iterdir() if not p.name.startswith(".")) == [
         "BreakoutNoFrameskip-v4", "Rogue-v0"]
