@@ -25,6 +25,7 @@ from shared.config import (
     default_endpoint,
 )
 from shared.errors import GymrecError, UsageError, WriterUnavailable
+from shared.security import ClientKeys, load_public, load_secret
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -61,8 +62,16 @@ from shared.errors import GymrecError, UsageError, WriterUnavailable
               help="Window: TOML file changing the default keys (see README, Human play).")
 @click.option("--list", "list_ids", is_flag=True,
               help="List the env ids of every platform (ENV_ID, if given, filters them).")
+@click.option("--realtime", is_flag=True,
+              help="Headless: pace the agent at --fps like a game (never wait for the writer).")
+@click.option("--curve-key", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="This recorder's secret key file (gymrec-writer keys): talk CURVE to a "
+                   "remote writer.")
+@click.option("--server-key", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="The writer's public key file (with --curve-key).")
 def main(env_id, agent, headless, episodes, max_steps, seed, workers, state, fps, codec, quality,
-         data_dir, endpoint, buffer_mb, stall_timeout, drain_timeout, scale, keymap, list_ids):
+         data_dir, endpoint, buffer_mb, stall_timeout, drain_timeout, scale, keymap, list_ids,
+         realtime, curve_key, server_key):
     """Record ENV_ID (e.g. BreakoutNoFrameskip-v4, Airstriker-Genesis, VizdoomBasic-v1).
 
     Without --headless a window opens: a person plays (or, with --agent, watches the agent)."""
@@ -73,9 +82,10 @@ def main(env_id, agent, headless, episodes, max_steps, seed, workers, state, fps
 
             click.echo("\n".join(listing_lines(gather(), env_id)))
             sys.exit(0)
+        curve = _client_keys(curve_key, server_key)
         sys.exit(run(env_id, agent, headless, episodes, max_steps, seed, workers, state, fps,
                      codec, quality, data_dir, endpoint, buffer_mb, stall_timeout,
-                     drain_timeout, scale, keymap))
+                     drain_timeout, scale, keymap, realtime=realtime, curve=curve))
     except GymrecError as exc:
         click.echo(f"gymrec-record: {exc}", err=True)
         sys.exit(exc.exit_code)
@@ -86,7 +96,7 @@ def main(env_id, agent, headless, episodes, max_steps, seed, workers, state, fps
 
 def run(env_id, agent, headless, episodes, max_steps, seed, workers, state, fps, codec, quality,
         data_dir, endpoint, buffer_mb, stall_timeout, drain_timeout, scale=2,
-        keymap=None) -> int:
+        keymap=None, realtime=False, curve: ClientKeys | None = None) -> int:
     if env_id is None:
         raise UsageError("missing ENV_ID (try BreakoutNoFrameskip-v4, or --list)")
     if headless and not agent:
@@ -98,17 +108,19 @@ def run(env_id, agent, headless, episodes, max_steps, seed, workers, state, fps,
     data_dir = Path(data_dir or default_data_dir()).expanduser().resolve()
     endpoint = endpoint or default_endpoint()
     dataset_dir(data_dir, choice.env_id)  # refuses unsafe names before anything starts
-    writer = ensure_writer(endpoint, data_dir, data_dir / ".writer.log")
+    writer = ensure_writer(endpoint, data_dir, data_dir / ".writer.log", curve)
     base_seed = fresh_base_seed() if seed is None else seed
     if keys is not None:
         return _play_in_window(choice, keys, writer, endpoint, episodes, max_steps, base_seed,
-                               agent, fps, scale, codec, quality, buffer_mb, drain_timeout)
+                               agent, fps, scale, codec, quality, buffer_mb, drain_timeout,
+                               curve)
     settings = RecordSettings(
         choice=choice, endpoint=endpoint, data_dir=writer.data_dir, episodes=episodes or 1,
         max_steps=max_steps, base_seed=base_seed,
         agent=agent, codec=codec, quality=quality, fps=fps or choice.default_fps,
         buffer_bytes=buffer_mb * 1024 * 1024, drain_timeout=drain_timeout,
         collector=collector_name(), workers=workers, stall_timeout=stall_timeout,
+        realtime=realtime, curve=curve,
     )
     results = run_workers(settings)
     writer.wait_for_exit(timeout=30)
@@ -116,7 +128,7 @@ def run(env_id, agent, headless, episodes, max_steps, seed, workers, state, fps,
 
 
 def _play_in_window(choice, keys, writer, endpoint, episodes, max_steps, base_seed, agent, fps,
-                    scale, codec, quality, buffer_mb, drain_timeout) -> int:
+                    scale, codec, quality, buffer_mb, drain_timeout, curve=None) -> int:
     from recorder.play import PlaySettings, play  # pygame and its window only when needed
 
     settings = PlaySettings(
@@ -124,7 +136,7 @@ def _play_in_window(choice, keys, writer, endpoint, episodes, max_steps, base_se
         fps=fps or choice.default_fps, keymap=keys, base_seed=base_seed, codec=codec,
         quality=quality, buffer_bytes=buffer_mb * 1024 * 1024, drain_timeout=drain_timeout,
         collector=collector_name(), scale=scale, max_steps=max_steps,
-        episodes=episodes or (1 if agent else None), agent=agent,
+        episodes=episodes or (1 if agent else None), agent=agent, curve=curve,
     )
     result = play(settings)
     writer.wait_for_exit(timeout=30)
@@ -134,6 +146,15 @@ def _play_in_window(choice, keys, writer, endpoint, episodes, max_steps, base_se
     if result.discarded:
         click.echo(f"discarded episodes: {result.discarded} (kept aside, not in the dataset)")
     return _summarise(settings.data_dir, choice.env_id, [result.progress])
+
+
+def _client_keys(curve_key: Path | None, server_key: Path | None) -> ClientKeys | None:
+    if curve_key is None and server_key is None:
+        return None
+    if curve_key is None or server_key is None:
+        raise UsageError("--curve-key and --server-key go together")
+    public, secret = load_secret(curve_key)
+    return ClientKeys(server_public=load_public(server_key), public=public, secret=secret)
 
 
 def run_workers(settings: RecordSettings) -> list[WorkerProgress]:

@@ -43,6 +43,7 @@ class WriterProcess:
     def __init__(self, endpoint: str, data_dir: Path, log: Path, *extra: str):
         self.endpoint, self.data_dir, self.log, self.extra = endpoint, data_dir, log, extra
         self.proc: subprocess.Popen | None = None
+        self.probe_keys = None  # CURVE client keys, for a writer started with --curve-key
 
     def start(self) -> WriterProcess:
         from recorder.link import probe_writer
@@ -54,7 +55,7 @@ class WriterProcess:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, self.log.read_text()
-            if probe_writer(self.endpoint, 0.3) is not None:
+            if probe_writer(self.endpoint, 0.3, self.probe_keys) is not None:
                 return self
         raise AssertionError("writer did not start: " + self.log.read_text())
 

@@ -11,7 +11,14 @@ import pytest
 from recorder.link import WriterLink, probe_writer
 from shared import protocol as p
 from shared.errors import UsageError
-from shared.security import ClientKeys, ServerKeys, is_loopback, load_secret, make_keypair
+from shared.security import (
+    ClientKeys,
+    ServerKeys,
+    is_loopback,
+    load_public,
+    load_secret,
+    make_keypair,
+)
 from writer.daemon import Writer, WriterSettings
 
 
@@ -89,3 +96,23 @@ def test_listening_beyond_loopback_requires_curve(data_dir):
 ])
 def test_is_loopback(endpoint, loopback):
     assert is_loopback(endpoint) is loopback
+
+
+def test_cli_end_to_end_over_curve(keys, writer_factory, endpoint, data_dir):
+    """Both CLIs with their key flags: the allowed recorder records, a stranger is refused."""
+    from tests.conftest import run_record
+
+    root, server_pub, server_secret, allowed = keys
+    writer = writer_factory("--curve-key", str(server_secret), "--allow-keys", str(allowed))
+    writer.probe_keys = _client(root / "recorders", "alice", load_public(server_pub))
+    writer.start()
+    ok = run_record("BreakoutNoFrameskip-v4", endpoint, data_dir, "--episodes", "1",
+                    "--max-steps", "30", "--curve-key", str(root / "recorders/alice.key_secret"),
+                    "--server-key", str(server_pub))
+    assert ok.returncode == 0, ok.stderr
+    assert "frames durable: 30" in ok.stdout
+    stranger = run_record("BreakoutNoFrameskip-v4", endpoint, data_dir, "--episodes", "1",
+                          "--curve-key", str(root / "strangers/mallory.key_secret"),
+                          "--server-key", str(server_pub), timeout=60)
+    assert stranger.returncode == 5 and "accepted our CURVE key" in stranger.stderr
+    assert "Traceback" not in stranger.stderr
