@@ -126,6 +126,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small run (used by the tests)")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--platforms", default="atari,retro,vizdoom")
+    parser.add_argument("--plot", type=Path, default=None, help="save a bar chart (PNG)")
     parser.add_argument("--variants", action="store_true",
                         help="also measure without shared memory and without batching")
     args = parser.parse_args()
@@ -174,6 +175,39 @@ def main() -> None:
                    f"{med['unbatched_vs_bound']:.2f}x" if args.variants else ""))
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
+    if args.plot:
+        plot(results, args.plot)
+
+
+def plot(results: dict, path: Path) -> None:
+    """Bars per platform: frames/s of the seed's approach, gymrec (1 and 2 recorder processes)
+    and the two-core work bound."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(results)
+    series = [("seed approach (encode in loop)", "seed_fps"), ("gymrec, 1 recorder",
+              "gymrec_fps"), ("gymrec, --workers 2", "workers2_fps"),
+              ("two-core bound 2/(step+encode)", "bound_fps")]
+    fig, ax = plt.subplots(figsize=(8, 4))
+    width = 0.2
+    for i, (label, key) in enumerate(series):
+        values = [results[n]["median"][key] for n in names]
+        lows = [results[n]["range"][key][0] for n in names]
+        highs = [results[n]["range"][key][1] for n in names]
+        xs = [j + (i - 1.5) * width for j in range(len(names))]
+        ax.bar(xs, values, width, label=label,
+               yerr=[[v - lo for v, lo in zip(values, lows, strict=True)],
+                     [hi - v for v, hi in zip(values, highs, strict=True)]], capsize=3)
+    ax.set_xticks(range(len(names)), [results[n]["env_id"] for n in names])
+    ax.set_ylabel("frames per second, durable")
+    ax.set_title("Headless collection on 2 cores (median, range over repeats)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
 
 
 if __name__ == "__main__":
