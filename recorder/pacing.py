@@ -24,6 +24,8 @@ class FramePacer:
         self.frames = 0  # frames paced since the start
         self.late = 0  # of those, frames whose work overran their deadline
         self.intervals: deque[float] = deque(maxlen=keep)  # seconds between frames
+        # seconds of each frame's own work: from one wait's return to the next wait's call
+        self.work: deque[float] = deque(maxlen=keep)
         self._recent: deque[float] = deque()  # frame times of the last second
         self._deadline: float | None = None
         self._last: float | None = None
@@ -31,6 +33,8 @@ class FramePacer:
     def wait(self) -> float:
         """Sleep until the next frame is due; returns the clock at that moment."""
         now = self.clock()
+        if self._last is not None:
+            self.work.append(now - self._last)
         if self._deadline is None:
             self._deadline = now
         else:

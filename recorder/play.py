@@ -35,7 +35,7 @@ from recorder.hud import (
 )
 from recorder.input import DISCARD, HUD, PAUSE, QUIT, START, InputState
 from recorder.keymaps import CONTROLS, Keymap
-from recorder.link import WriterLink
+from recorder.link import LinkStats, WriterLink
 from recorder.loop import WorkerProgress, ring_slots
 from recorder.pacing import FramePacer
 from recorder.seeds import episode_seed
@@ -94,10 +94,53 @@ class PlayResult:
     frames: int = 0
     late: int = 0
     frame_ms: dict[str, float] = field(default_factory=dict)  # p50, p99 of the frame interval
+    intervals_s: list[float] = field(default_factory=list)  # seconds between frames
+    work_s: list[float] = field(default_factory=list)  # seconds of work per frame, waits excluded
 
 
-def play(settings: PlaySettings, events: EventSource = window_events) -> PlayResult:
-    """Open the window and record until the player quits (or `episodes` are done)."""
+@dataclass(frozen=True)
+class _NoOutbox:
+    unacked: int = 0
+    steps_durable: int = 0
+    steps_dropped: int = 0
+
+
+class OfflineLink:
+    """Stands in for the WriterLink when a session is played without recording: the same
+    calls, nothing leaves the process, so the loop, window and HUD do exactly their usual work.
+    For comparisons (scripts/bench_loop.py); a subclass may do its own work with each frame."""
+
+    def __init__(self):
+        self.outbox = _NoOutbox()
+        self.stats = LinkStats()  # no ack ever: the HUD says the writer is not answering
+        self.keepalive = 0.0
+
+    def send_step(self, episode: int, step: int, seed: int, timestamp: float, action,
+                  reward: float, terminated: bool, truncated: bool, frame: np.ndarray) -> bool:
+        return True
+
+    def send_episode_end(self, episode: int, step: int, seed: int, timestamp: float,
+                         outcome: str, terminated: bool, truncated: bool,
+                         frame: np.ndarray) -> None:
+        pass
+
+    def send_session_end(self, reason: str) -> None:
+        pass
+
+    def pump(self) -> None:
+        pass
+
+    def drain(self, timeout: float, on_wait=None) -> bool:
+        return True
+
+    def close(self) -> None:
+        pass
+
+
+def play(settings: PlaySettings, events: EventSource = window_events,
+         link: OfflineLink | None = None) -> PlayResult:
+    """Open the window and record until the player quits (or `episodes` are done). With
+    `link` (an OfflineLink) the steps go there instead: the session is played, not recorded."""
     try:
         pygame.display.init()
     except pygame.error as exc:
@@ -105,7 +148,7 @@ def play(settings: PlaySettings, events: EventSource = window_events) -> PlayRes
                          "--agent random --headless") from exc
     env = make_env(settings.choice)
     try:
-        game = _Game(settings, env, events)
+        game = _Game(settings, env, events, link)
         try:
             game.run()
         finally:
@@ -117,7 +160,8 @@ def play(settings: PlaySettings, events: EventSource = window_events) -> PlayRes
 
 
 class _Game:
-    def __init__(self, settings: PlaySettings, env: Any, events: EventSource):
+    def __init__(self, settings: PlaySettings, env: Any, events: EventSource,
+                 link: OfflineLink | None = None):
         self.settings, self.env, self.events = settings, env, events
         self.episode, self.step, self.tick = 0, 0, 0
         self.episode_open = True  # False once the current episode's end was sent
@@ -130,8 +174,9 @@ class _Game:
                               settings.base_seed, settings.collector, settings.max_steps,
                               shm_slots=ring_slots(settings.endpoint, settings.buffer_bytes,
                                                    self.frame.nbytes, settings.shared_memory))
-        self.link = WriterLink(settings.endpoint, start, settings.buffer_bytes,
-                               curve=settings.curve)
+        self.action_space = start.action_space
+        self.link = link if link is not None else \
+            WriterLink(settings.endpoint, start, settings.buffer_bytes, curve=settings.curve)
         self.link.keepalive = settings.keepalive
         self.agent = AGENTS[settings.agent](env.action_space) if settings.agent else None
         if self.agent:
@@ -208,7 +253,7 @@ class _Game:
         if max_steps is not None and self.step + 1 >= max_steps:
             truncated = True
         sent = self.link.send_step(self.episode, self.step, self.seed, self.seen_at,
-                                   action_to_wire(action, self.link.action_space),
+                                   action_to_wire(action, self.action_space),
                                    float(reward), terminated, truncated, self.frame)
         self.progress.steps += int(sent)
         self.step += 1
@@ -286,7 +331,8 @@ class _Game:
     def result(self) -> PlayResult:
         p50, p99 = self.pacer.interval_percentiles(50, 99)
         return PlayResult(self.progress, self.discarded, self.pacer.frames, self.pacer.late,
-                          {"p50": p50 * 1000, "p99": p99 * 1000})
+                          {"p50": p50 * 1000, "p99": p99 * 1000}, list(self.pacer.intervals),
+                          list(self.pacer.work))
 
     # -- drawing ----------------------------------------------------------------------------
 
