@@ -44,6 +44,7 @@ class _Batch:
         self.truncated: list[bool] = []
         self.slots: list[int] = []
         self.pixels: list[bytes] = []
+        self.started_at = time.monotonic()
 
     def follows(self, episode: int, step: int) -> bool:
         return episode == self.episode and step == self.first_step + len(self.timestamps)
@@ -73,6 +74,7 @@ class WriterLink:
         self._start_pending = False
         self._hello_at = 0.0
         self.keepalive = 1.0  # seconds without an ack before the SessionStart goes out again
+        self.batch_seconds = 0.1  # a partial batch leaves after this long at the latest
         self.reconnect_after = 4.0  # seconds without any reply before the socket is replaced
         self.session = start.session
         self.action_space = start.action_space
@@ -196,6 +198,8 @@ class WriterLink:
         writer restart is spread over several frames instead of stalling one). Never blocks."""
         self._read_replies()
         now = time.monotonic()
+        if self._batch is not None and now - self._batch.started_at > self.batch_seconds:
+            self._flush_batch()  # a paused game still gets its last frames out
         if self.outbox.in_flight and now - self.stats.last_ack_at > self.resend_after:
             # No word from the writer for a while (restarted, or our messages were lost): go
             # back to the last acknowledged message; the writer drops what it already has.

@@ -68,6 +68,9 @@ class PlaySettings:
     curve: ClientKeys | None = None  # CURVE keys when the writer requires them
     keepalive: float = 1.0  # seconds of writer silence before the link re-announces the session
     shared_memory: bool = True  # pixels through a shared-memory ring to a writer on this machine
+    # Frames per message: 4 halves the loop's cost of recording (docs/BENCHMARKS.md, game loop);
+    # a frame then reaches the writer up to 3 frames (or 0.1 s) later.
+    batch_steps: int = 4
 
 
 @dataclass(frozen=True)
@@ -176,7 +179,8 @@ class _Game:
                                                    self.frame.nbytes, settings.shared_memory))
         self.action_space = start.action_space
         self.link = link if link is not None else \
-            WriterLink(settings.endpoint, start, settings.buffer_bytes, curve=settings.curve)
+            WriterLink(settings.endpoint, start, settings.buffer_bytes, curve=settings.curve,
+                       batch_steps=settings.batch_steps)
         self.link.keepalive = settings.keepalive
         self.agent = AGENTS[settings.agent](env.action_space) if settings.agent else None
         if self.agent:
