@@ -18,9 +18,10 @@ from pathlib import Path
 from recorder.agents import AGENTS
 from recorder.envs import EnvChoice, frame_of, make_env
 from recorder.link import WriterLink
+from recorder.pacing import FramePacer
 from recorder.seeds import episode_seed
 from recorder.session import new_session_id, session_start
-from recorder.ticks import Pacer, TickStats
+from recorder.ticks import TickStats
 from shared.errors import WriterUnavailable
 from shared.security import ClientKeys, is_loopback
 from shared.shm import shm_available
@@ -70,9 +71,9 @@ class WorkerProgress:
     tick_p99_ms: float = 0.0
     tick_max_ms: float = 0.0
     rss_mb: float = 0.0
-    elapsed_s: float = 0.0
+    elapsed_s: float = 0.0  # from the first step until everything was confirmed (or given up)
     socket_full: int = 0
-    resends: int = 0  # from the first step until everything was confirmed (or given up)
+    resends: int = 0
     done: bool = False
     interrupted: bool = False
 
@@ -123,7 +124,7 @@ def record_worker(settings: RecordSettings, worker: int,
     gc.collect()
     gc.freeze()
     began = time.perf_counter()
-    pacer = Pacer(settings.fps) if settings.realtime else None
+    pacer = FramePacer(settings.fps, keep=1) if settings.realtime else None
     stop = StopRequest()
     reason = "completed"
     try:
@@ -186,7 +187,7 @@ def ring_slots(endpoint: str, buffer_bytes: int, frame_bytes: int, enabled: bool
 
 def _play_episode(env, agent, link: WriterLink, settings: RecordSettings, episode: int,
                   seed: int, observation, progress: WorkerProgress, publish, ticks: TickStats,
-                  pacer: Pacer | None, stop: StopRequest) -> None:
+                  pacer: FramePacer | None, stop: StopRequest) -> None:
     desc_space = link.action_space
     step = 0
     seen_at = time.time()
@@ -195,7 +196,8 @@ def _play_episode(env, agent, link: WriterLink, settings: RecordSettings, episod
     try:
         while not stop.requested:
             if pacer is not None:
-                progress.late_frames += pacer.wait()
+                pacer.wait()
+                progress.late_frames = pacer.late
             started = time.perf_counter()
             frame = frame_of(observation, env)
             action = agent.act(observation)

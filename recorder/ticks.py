@@ -1,37 +1,11 @@
-"""Frame pacing for agents that play at game speed, and tick-time statistics."""
+"""Tick-time statistics in constant memory, for loops that run for hours."""
 
 from __future__ import annotations
-
-import time
 
 import numpy as np
 
 _BUCKET_S = 50e-6  # histogram resolution: 0.05 ms
 _BUCKETS = 4000  # up to 200 ms; slower ticks land in the last bucket (the max is kept exactly)
-
-
-class Pacer:
-    """Deadline pacing at `fps` without drift: each frame is due one period after the previous
-    deadline; a frame that starts late is counted and the schedule restarts from now."""
-
-    def __init__(self, fps: float, clock=time.perf_counter, sleep=time.sleep):
-        self.period = 1.0 / fps
-        self.clock, self.sleep = clock, sleep
-        self.deadline: float | None = None
-
-    def wait(self) -> int:
-        """Sleep until the next frame is due; returns 1 when it is already late, else 0."""
-        now = self.clock()
-        if self.deadline is None:
-            self.deadline = now
-            return 0
-        self.deadline += self.period
-        if now > self.deadline + self.period / 2:
-            self.deadline = now
-            return 1
-        if self.deadline > now:
-            self.sleep(self.deadline - now)
-        return 0
 
 
 class TickStats:
