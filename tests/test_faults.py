@@ -13,7 +13,7 @@ from collections import defaultdict
 
 import pyarrow as pa
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, stop_process
 
 
 class PacedRecorder:
@@ -52,13 +52,7 @@ class PacedRecorder:
         return self.latest
 
     def interrupt(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, signal.SIGINT, 15)
 
     def stderr(self) -> str:
         return self.proc.stderr.read() if self.proc.poll() is not None else ""

@@ -222,6 +222,8 @@ class Writer:
             now = time.monotonic()
             if msg.session not in self._asked_to_start:
                 log.info("session %s: unknown here, asking for its start", msg.session)
+            if len(self._asked_to_start) > 10_000:
+                self._asked_to_start.clear()  # bounded: made-up session ids must not pile up
             if now - self._asked_to_start.get(msg.session, 0.0) > 0.2:
                 self._asked_to_start[msg.session] = now
                 self._send(routing_id, p.Resend(msg.session, 0))  # tell me who you are first
