@@ -10,13 +10,13 @@ from pathlib import Path
 
 import click
 
+from recorder.delivery.local_writer import ensure_writer
 from recorder.envs import resolve_env
-from recorder.keymaps import load_keymap
-from recorder.loop import RecordSettings, WorkerProgress, record_worker
-from recorder.progress import ProgressView
+from recorder.headless.loop import RecordSettings, WorkerProgress, record_worker
+from recorder.headless.progress import ProgressView
+from recorder.play.keymaps import load_keymap
 from recorder.seeds import fresh_base_seed
-from recorder.session import collector_name
-from recorder.writer_process import ensure_writer
+from recorder.session_start import collector_name
 from shared.config import (
     CODECS,
     DEFAULT_QUALITY,
@@ -129,7 +129,7 @@ def run(env_id, agent, headless, episodes, max_steps, seed, workers, state, fps,
 
 def _play_in_window(choice, keys, writer, endpoint, episodes, max_steps, base_seed, agent, fps,
                     scale, codec, quality, buffer_mb, drain_timeout, curve=None) -> int:
-    from recorder.play import PlaySettings, play  # pygame and its window only when needed
+    from recorder.play.window import PlaySettings, play  # pygame and its window only when needed
 
     settings = PlaySettings(
         choice=choice, endpoint=endpoint, data_dir=writer.data_dir,

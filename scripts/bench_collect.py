@@ -30,9 +30,9 @@ sys.path.insert(0, str(ROOT))
 
 from recorder.agents import RandomAgent  # noqa: E402
 from recorder.cli import run_workers  # noqa: E402
+from recorder.delivery.link import probe_writer  # noqa: E402
 from recorder.envs import frame_of, make_env, resolve_env  # noqa: E402
-from recorder.link import probe_writer  # noqa: E402
-from recorder.loop import RecordSettings, record_worker  # noqa: E402
+from recorder.headless.loop import RecordSettings, record_worker  # noqa: E402
 from recorder.seeds import episode_seed  # noqa: E402
 from shared.codec import encode_frame  # noqa: E402
 

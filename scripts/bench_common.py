@@ -30,7 +30,7 @@ class Writer:
     `data_dir`; a context manager that stops it with SIGTERM."""
 
     def __init__(self, data_dir: Path, *extra: str):
-        from recorder.link import probe_writer
+        from recorder.delivery.link import probe_writer
 
         self.endpoint = free_endpoint()
         self.data_dir = data_dir

@@ -1,7 +1,8 @@
 """Game-loop benchmark: what does recording cost the human-play loop, per platform and FPS?
 
-The window loop of `recorder.play` runs (SDL dummy driver, window drawn at 2x with its HUD, keys
-scripted: the held keys change every few frames) in three variants, taken in turn in one run:
+The window loop of `recorder.play.window` runs (SDL dummy driver, window drawn at 2x with its
+HUD, keys scripted: the held keys change every few frames) in three variants, taken in turn in
+one run:
 
     off     nothing recorded: play() with an OfflineLink (same env, input, drawing and HUD)
     gymrec  recording into a real writer process that encodes and writes on the same machine
@@ -36,8 +37,8 @@ os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 from bench_common import ENVS, ROOT, Writer, fmt_spread, markdown_table, spread  # noqa: E402
 
 from recorder.envs import resolve_env  # noqa: E402
-from recorder.keymaps import load_keymap  # noqa: E402
-from recorder.play import OfflineLink, PlaySettings, PlayStatus, play  # noqa: E402
+from recorder.play.keymaps import load_keymap  # noqa: E402
+from recorder.play.window import OfflineLink, PlaySettings, PlayStatus, play  # noqa: E402
 from shared.codec import encode_frame  # noqa: E402
 
 CONFIGS = [("atari", 15.0), ("atari", 60.0), ("vizdoom", 35.0), ("vizdoom", 60.0),

@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import ENVS, ROOT, Writer, markdown_table, memory_mb  # noqa: E402
 
 from recorder.envs import resolve_env  # noqa: E402
-from recorder.loop import RecordSettings, WorkerProgress, record_worker  # noqa: E402
+from recorder.headless.loop import RecordSettings, WorkerProgress, record_worker  # noqa: E402
 
 SAMPLE_S = 0.5
 # The columns of a sample: seconds, frames durable, then MiB per process and kind of memory.

@@ -24,8 +24,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from recorder.dataset_source import LocalSource  # noqa: E402
-from recorder.replay import (  # noqa: E402
+from recorder.replay.checks import frame_checks  # noqa: E402
+from recorder.replay.replayer import (  # noqa: E402
     PASS,
     EnvCache,
     env_action,
@@ -34,7 +34,7 @@ from recorder.replay import (  # noqa: E402
     replay_session,
     rows_of,
 )
-from recorder.replay_checks import frame_checks  # noqa: E402
+from recorder.replay.sources.local import LocalSource  # noqa: E402
 from shared.config import dataset_dir  # noqa: E402
 
 # platform → (env id, episodes, max steps per episode)

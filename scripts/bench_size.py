@@ -3,7 +3,7 @@
 For each platform and codec a real writer process records a few thousand frames from the random
 agent (`record_worker`, seeded episodes: both codecs see the same frames), then the sealed Arrow
 shards are measured: bytes on disk, of which image bytes, and the size of the zstd Parquet the
-Hub upload makes of them (`writer.upload.stage_parquet`, the very function and settings).
+Hub upload makes of them (`writer.hub.upload.stage_parquet`, the very function and settings).
 
     uv run python scripts/bench_size.py [--quick] [--json out.json]
 """
@@ -26,11 +26,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import ENVS, Writer, markdown_table  # noqa: E402
 
 from recorder.envs import resolve_env  # noqa: E402
-from recorder.loop import RecordSettings, record_worker  # noqa: E402
+from recorder.headless.loop import RecordSettings, record_worker  # noqa: E402
 from shared.config import dataset_dir  # noqa: E402
-from writer.layout import DatasetLayout  # noqa: E402
-from writer.shards import load_manifest  # noqa: E402
-from writer.upload import stage_parquet  # noqa: E402
+from shared.layout import DatasetLayout  # noqa: E402
+from writer.hub.upload import stage_parquet  # noqa: E402
+from writer.store.shards import load_manifest  # noqa: E402
 
 CODECS = ["jpeg", "png"]
 SCHEDULE = {"atari": (4, 1000), "retro": (3, 1000), "vizdoom": (12, 300)}  # episodes, max steps

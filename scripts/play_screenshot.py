@@ -15,10 +15,10 @@ from pathlib import Path
 import click
 import pygame
 
+from recorder.delivery.local_writer import ensure_writer
 from recorder.envs import resolve_env
-from recorder.keymaps import load_keymap
-from recorder.play import PlaySettings, PlayStatus, play
-from recorder.writer_process import ensure_writer
+from recorder.play.keymaps import load_keymap
+from recorder.play.window import PlaySettings, PlayStatus, play
 
 ROOT = Path(__file__).resolve().parents[1]
 HELD = {"right", "x", "up"}  # Retro: right + A + up; harmless on the other platforms

@@ -19,11 +19,11 @@ from shared.config import (
     hub_token,
 )
 from shared.errors import GymrecError, UsageError
+from shared.layout import DatasetLayout
 from shared.security import ServerKeys, load_secret
 from writer.daemon import Writer, WriterSettings
-from writer.hub_card import DEFAULT_REPO_TEMPLATE, repo_id_for
-from writer.hub_client import HubClient, PublishError, Transient
-from writer.layout import DatasetLayout
+from writer.hub.card import DEFAULT_REPO_TEMPLATE, repo_id_for
+from writer.hub.client import HubClient, PublishError, Transient
 
 NO_TOKEN = ("no Hugging Face token: set HF_TOKEN, put it in a .env file (see .env.example) "
             "or run `hf auth login`")
@@ -124,7 +124,7 @@ def _server_keys(curve_key: Path | None, allow_keys: Path | None) -> ServerKeys 
 def _upload_worker(data_dir: Path, template: str, private: bool, interval: float):
     from huggingface_hub.utils import disable_progress_bars
 
-    from writer.upload_worker import PushSettings, UploadWorker
+    from writer.hub.worker import PushSettings, UploadWorker
 
     token = hub_token()
     if token is None:
@@ -164,7 +164,7 @@ def _drain(worker) -> None:
 def push(ctx, env_id, data_dir, repo, private, verbose):
     """Publish the shards of ENV_ID that the Hub repo lacks, then exit (resumes any earlier run).
     """
-    from writer.upload import publish, report_line
+    from writer.hub.upload import publish, report_line
 
     parent = ctx.obj or {}
     _logging(verbose or parent.get("verbose", False))
@@ -208,8 +208,8 @@ if __name__ == "__main__":
               help="Move shards that fail their checksum to .corrupt/ and out of the dataset.")
 def verify(env_id, data_dir, repair):
     """Check ENV_ID's sealed shards against their sha256 checksums."""
-    from writer.layout import DatasetLayout
-    from writer.verify import quarantine, verify_dataset
+    from shared.layout import DatasetLayout
+    from writer.store.verify import quarantine, verify_dataset
 
     try:
         root = dataset_dir(data_dir or default_data_dir(), env_id)

@@ -23,13 +23,13 @@ import zmq
 from shared import protocol as p
 from shared.config import dataset_dir
 from shared.errors import EndpointBusy, GymrecError, ProtocolError, StorageError, UsageError
+from shared.layout import DatasetLayout
 from shared.security import ServerKeys, is_loopback
 from shared.spaces import validate_action
 from shared.version import VERSION
 from writer.encode import encode_frame, encode_frames
-from writer.layout import DatasetLayout
-from writer.session import WriterSession, discarded_episodes
-from writer.shards import ShardInfo, recover
+from writer.store.session import WriterSession, discarded_episodes
+from writer.store.shards import ShardInfo, recover
 
 log = logging.getLogger("gymrec.writer")
 

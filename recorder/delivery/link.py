@@ -1,0 +1,340 @@
+"""The recorder's connection to the writer: sequence numbers, acks and resends over ZeroMQ.
+
+Nothing here ever blocks the game: sends are non-blocking and whatever the socket does not take
+now stays in the Outbox and goes out on a later `pump()`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import zmq
+
+from recorder.delivery.outbox import Outbox
+from shared import protocol as p
+from shared.errors import ProtocolError
+from shared.security import ClientKeys
+from shared.shm import PixelRing
+
+
+@dataclass
+class LinkStats:
+    sent_messages: int = 0
+    resends: int = 0
+    steps_sent: int = 0
+    last_ack_at: float = 0.0
+    socket_full: int = 0  # sends the socket refused (no writer connected, or its queue full)
+    reconnects: int = 0
+
+
+class _Batch:
+    """Steps collected for one StepBatch message (consecutive steps of one episode)."""
+
+    def __init__(self, episode: int, first_step: int, seed: int, shape: list):
+        self.episode, self.first_step, self.seed, self.shape = episode, first_step, seed, shape
+        self.timestamps: list[float] = []
+        self.actions: list = []
+        self.rewards: list[float] = []
+        self.terminated: list[bool] = []
+        self.truncated: list[bool] = []
+        self.slots: list[int] = []
+        self.pixels: list[bytes] = []
+        self.started_at = time.monotonic()
+
+    def follows(self, episode: int, step: int) -> bool:
+        return episode == self.episode and step == self.first_step + len(self.timestamps)
+
+
+class WriterLink:
+    """Sends a session's messages, keeps them until acknowledged, resends when asked.
+
+    `batch_steps` > 1 groups consecutive steps into one StepBatch (fewer, larger messages: for
+    agents that record as fast as they can). With `start.shm_slots` > 0 the pixels go through a
+    shared-memory ring instead of the socket (recorder and writer on one machine)."""
+
+    def __init__(self, endpoint: str, start: p.SessionStart, max_bytes: int,
+                 resend_after: float = 2.0, curve: ClientKeys | None = None,
+                 batch_steps: int = 1):
+        self.endpoint = endpoint
+        self.batch_steps = batch_steps
+        self.refused: str | None = None
+        self.ring = None
+        if start.shm_slots:
+            try:
+                self.ring = PixelRing(start.session, start.shm_slots,
+                                      math.prod(start.frame_shape))
+            except OSError:  # /dev/shm too small or not ours: pixels go through the socket
+                start = dataclasses.replace(start, shm_slots=0)
+        self._batch: _Batch | None = None
+        self._start_pending = False
+        self._hello_at = 0.0
+        self.keepalive = 1.0  # seconds without an ack before the SessionStart goes out again
+        self.batch_seconds = 0.1  # a partial batch leaves after this long at the latest
+        self.reconnect_after = 4.0  # seconds without any reply before the socket is replaced
+        self.session = start.session
+        self.action_space = start.action_space
+        self.start_frames = p.to_frames(start)
+        self.resend_after = resend_after
+        self.outbox = Outbox(max_bytes)
+        self.stats = LinkStats(last_ack_at=time.monotonic())
+        self._curve = curve
+        self.socket = self._connect()
+        self._connected_at = time.monotonic()
+        self.outbox.add(self.start_frames, sum(len(f) for f in self.start_frames))
+
+    def _connect(self) -> zmq.Socket:
+        sock = zmq.Context.instance().socket(zmq.DEALER)
+        _apply_curve(sock, self._curve)
+        # Backpressure: IMMEDIATE=1 queues nothing for a writer that is not connected and
+        # NOBLOCK sends raise Again at the high-water mark instead of stalling the game; the
+        # Outbox keeps every message until it is acknowledged. LINGER=0: unsent data is the
+        # Outbox's to account for, never the socket's.
+        sock.setsockopt(zmq.IMMEDIATE, 1)
+        sock.setsockopt(zmq.SNDHWM, 256)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.RECONNECT_IVL, 100)
+        sock.connect(self.endpoint)
+        return sock
+
+    # -- adding messages ----------------------------------------------------------------------
+
+    def send_step(self, episode: int, step: int, seed: int, timestamp: float, action,
+                  reward: float, terminated: bool, truncated: bool, frame: np.ndarray) -> bool:
+        """Queue one step; False when the buffer was full and the step became part of a gap."""
+        if not self.has_room(frame.nbytes):
+            self._flush_batch()
+            finished = self.outbox.drop_step(episode, step)
+            if finished is not None:
+                self._add_gap(finished)
+            return False
+        if self.ring is not None or self.batch_steps > 1:
+            self._batch_step(episode, step, seed, timestamp, action, reward, terminated,
+                             truncated, frame)
+            return True
+        self._flush_gap()
+        nbytes = frame.nbytes + 256
+        seq = self.outbox.next_seq
+        msg = p.Step(self.session, seq, episode, step, seed, timestamp, action, float(reward),
+                     bool(terminated), bool(truncated), list(frame.shape), frame.tobytes())
+        self.outbox.add(p.to_frames(msg), nbytes, steps=1)
+        self.stats.steps_sent += 1
+        return True
+
+    def has_room(self, frame_bytes: int) -> bool:
+        if self.ring is not None:
+            return self.ring.free > 0
+        return self.outbox.has_room(frame_bytes + 256)
+
+    def _batch_step(self, episode, step, seed, timestamp, action, reward, terminated, truncated,
+                    frame: np.ndarray) -> None:
+        batch = self._batch
+        if batch is not None and not batch.follows(episode, step):
+            self._flush_batch()
+            batch = None
+        if batch is None:
+            self._flush_gap()
+            batch = self._batch = _Batch(episode, step, seed, list(frame.shape))
+        batch.timestamps.append(timestamp)
+        batch.actions.append(action)
+        batch.rewards.append(float(reward))
+        batch.terminated.append(bool(terminated))
+        batch.truncated.append(bool(truncated))
+        if self.ring is not None:
+            batch.slots.append(self.ring.put(memoryview(frame).cast("B")))
+        else:
+            batch.pixels.append(frame.tobytes())
+        self.stats.steps_sent += 1
+        if len(batch.timestamps) >= self.batch_steps:
+            self._flush_batch()
+
+    def _flush_batch(self) -> None:
+        batch, self._batch = self._batch, None
+        if batch is None:
+            return
+        n = len(batch.timestamps)
+        msg = p.StepBatch(self.session, self.outbox.next_seq, batch.episode, batch.first_step,
+                          batch.seed, batch.shape, batch.timestamps, batch.actions,
+                          batch.rewards, batch.terminated, batch.truncated, batch.slots,
+                          batch.pixels)
+        nbytes = 256 * n + sum(len(px) for px in batch.pixels)
+        self.outbox.add(p.to_frames(msg), nbytes, steps=n, count=n, slots=tuple(batch.slots))
+
+    def send_episode_end(self, episode: int, step: int, seed: int, timestamp: float,
+                         outcome: str, terminated: bool, truncated: bool,
+                         frame: np.ndarray) -> None:
+        self._flush_batch()
+        self._flush_gap()
+        msg = p.EpisodeEnd(self.session, self.outbox.next_seq, episode, step, seed, timestamp,
+                           outcome, bool(terminated), bool(truncated), list(frame.shape),
+                           frame.tobytes())
+        self.outbox.add(p.to_frames(msg), frame.nbytes + 256)
+
+    def send_session_end(self, reason: str) -> None:
+        self._flush_batch()
+        self._flush_gap()
+        msg = p.SessionEnd(self.session, self.outbox.next_seq, reason, self.stats.steps_sent,
+                           self.outbox.steps_dropped)
+        self.outbox.add(p.to_frames(msg), 256)
+
+    def _flush_gap(self) -> None:
+        gap = self.outbox.take_gap()
+        if gap is not None:
+            self._add_gap(gap)
+
+    def _add_gap(self, gap) -> None:
+        msg = p.Gap(self.session, self.outbox.next_seq, gap.episode, gap.first_step,
+                    gap.last_step, gap.count)
+        self.outbox.add(p.to_frames(msg), 256)
+
+    # -- moving messages ----------------------------------------------------------------------
+
+    def pump(self, max_messages: int = 32) -> None:
+        """Read acks and resend requests, then send up to `max_messages` (so a resend after a
+        writer restart is spread over several frames instead of stalling one). Never blocks."""
+        self._read_replies()
+        now = time.monotonic()
+        if self._batch is not None and now - self._batch.started_at > self.batch_seconds:
+            self._flush_batch()  # a paused game still gets its last frames out
+        if self.outbox.in_flight and now - self.stats.last_ack_at > self.resend_after:
+            # No word from the writer for a while (restarted, or our messages were lost): go
+            # back to the last acknowledged message; the writer drops what it already has.
+            self.stats.last_ack_at = now
+            self.stats.resends += 1
+            self.outbox.rewind(self.outbox.acked_seq + 1)
+            self._start_pending = True
+        silent = now - self.stats.last_ack_at
+        if silent > self.reconnect_after and now - self._connected_at > self.reconnect_after:
+            # Belt and braces: a connection that has carried no reply for this long is
+            # replaced (seen rarely: a DEALER that stayed deaf to a restarted writer).
+            self.socket.close(linger=0)
+            self.socket = self._connect()
+            self._connected_at = now
+            self.stats.reconnects += 1
+            self.outbox.rewind(self.outbox.acked_seq + 1)
+            self._start_pending = True
+        if silent > self.keepalive and now - self._hello_at > self.keepalive:
+            # Keepalive: a silent writer hears our SessionStart once a second. A restarted one
+            # learns who we are at once (and answers with what it has); a live one keeps the
+            # session open through a long pause instead of sealing it as abandoned.
+            self._hello_at = now
+            self._start_pending = True
+        if self._start_pending:
+            # A writer that does not know us (restarted) must see the SessionStart before
+            # anything else: until the socket takes it, send nothing else.
+            if not self._send_raw(self.start_frames):
+                return
+            self._start_pending = False
+        for _ in range(max_messages):
+            entry = self.outbox.next_unsent()
+            if entry is None or not self._send_raw(entry.frames):
+                break
+            self.outbox.mark_sent()
+            self.stats.sent_messages += 1
+
+    def _send_raw(self, frames: list) -> bool:
+        try:
+            # copy=True: for 100-250 KB frames a memcpy is cheaper for the game loop than
+            # pyzmq's zero-copy bookkeeping (measured: see docs/BENCHMARKS.md).
+            self.socket.send_multipart(frames, zmq.NOBLOCK, copy=True)
+            return True
+        except zmq.Again:
+            self.stats.socket_full += 1
+            return False
+
+    def _read_replies(self, limit: int = 64) -> None:
+        """Handle up to `limit` replies (a burst after a writer restart is spread over ticks)."""
+        for _ in range(limit):
+            if not self.socket.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+                return  # cheaper than a receive that raises Again
+            try:
+                frames = self.socket.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            try:
+                msg = p.from_frames(frames)
+            except ProtocolError:
+                continue
+            if getattr(msg, "session", None) != self.session:
+                continue
+            if isinstance(msg, p.Ack):
+                if msg.seq > self.outbox.acked_seq:
+                    freed = self.outbox.ack(msg.seq)
+                    if freed:
+                        self.ring.release(freed)
+                self.stats.last_ack_at = time.monotonic()
+            elif isinstance(msg, p.Refused):
+                self.refused = msg.reason
+            elif isinstance(msg, p.Resend):
+                self.stats.resends += 1
+                self.stats.last_ack_at = time.monotonic()
+                if msg.seq == 0:
+                    self._start_pending = True
+                self.outbox.rewind(msg.seq)
+
+    def wait_for_room(self, nbytes: int, stall_timeout: float) -> None:
+        """Headless pacing: wait while the buffer is full and the writer is still confirming.
+        Gives up after `stall_timeout` seconds without an ack (the step then becomes a gap)."""
+        if self.has_room(nbytes):
+            return
+        self._flush_batch()  # its slots must be on their way before we wait for them
+        while not self.has_room(nbytes) and self.refused is None:
+            if time.monotonic() - self.stats.last_ack_at > stall_timeout:
+                return
+            self.pump(max_messages=256)
+            time.sleep(0.0005)
+
+    def drain(self, timeout: float, on_wait=None) -> bool:
+        """Pump until everything is acknowledged or `timeout` seconds pass."""
+        self._flush_batch()
+        deadline = time.monotonic() + timeout
+        while self.outbox.unacked and time.monotonic() < deadline and self.refused is None:
+            self.pump(max_messages=256)
+            if on_wait is not None:
+                on_wait()
+            time.sleep(0.002)
+        return not self.outbox.unacked
+
+    def close(self) -> None:
+        self.socket.close(linger=0)
+        if self.ring is not None:
+            self.ring.close()
+
+
+
+
+def _apply_curve(sock: zmq.Socket, curve: ClientKeys | None) -> None:
+    if curve is not None:
+        sock.curve_serverkey = curve.server_public
+        sock.curve_publickey = curve.public
+        sock.curve_secretkey = curve.secret
+
+
+def probe_writer(endpoint: str, timeout: float,
+                 curve: ClientKeys | None = None) -> p.HelloReply | None:
+    """Ask whether a gymrec writer listens at `endpoint`; None when nobody answers in time
+    (also when CURVE keys do not match: the writer then refuses the connection)."""
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    _apply_curve(sock, curve)
+    try:
+        sock.connect(endpoint)
+        nonce = int.from_bytes(os.urandom(6), "big")
+        sock.send_multipart(p.to_frames(p.Hello(nonce, "probe")))
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            if not sock.poll(int(left * 1000) + 1):
+                break
+            try:
+                msg = p.from_frames(sock.recv_multipart())
+            except ProtocolError:
+                continue
+            if isinstance(msg, p.HelloReply) and msg.nonce == nonce:
+                return msg
+        return None
+    finally:
+        sock.close(linger=0)

@@ -1,0 +1,428 @@
+"""Replay: play each recorded episode again and prove it reproduces bit-exactly.
+
+Alignment (the dataset's, see shared/schema.py): row t holds frame t, the frame seen when action t
+was chosen, and the reward / terminated / truncated that action t produced. The final row
+(`is_last`, step T) holds the frame after the last action. So replay does
+
+    frame 0 = reset(seed)                          compared with row 0's image
+    step t:  frame t+1, reward, flags = step(action t)
+             reward, flags compared with row t; frame t+1 with row t+1's image
+
+**"Diverges at step N"** means: step N (action N, 0-based) is the first step whose outcome differs
+from the recording — its reward, terminated or truncated (row N), or the frame it led to (row
+N+1's image). "Diverges at reset" means frame 0 (row 0) differs already. A changed action N thus
+shows as a divergence at step N, first visible in row N (reward, flags) or row N+1 (the frame),
+never earlier; its `frame` is the first row whose image differs.
+
+Frames compare exactly: for JPEG datasets the replayed frame is encoded with the recorded settings
+(`shared.codec.encode_frame`, deterministic) and the bytes compared; for PNG the recorded image is
+decoded and its raw pixels compared. `max_steps` cuts are the recorder's, so replay applies them too
+(truncated on step max_steps-1). Aborted episodes are replayed over their recorded steps, but their
+final frame is not compared: an interrupt can land after `env.step` and before the step was sent, so
+that frame may follow an action that was never recorded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, NamedTuple, Protocol
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from recorder.envs import EnvChoice, frame_of, make_env
+from recorder.replay.checks import FrameChecks, FrameCompare, FrameTally
+from recorder.replay.sources.local import DatasetDamaged, DatasetSource
+from shared.errors import UsageError
+
+PROGRESS_EVERY = 64  # rows between progress callbacks
+
+
+# -- what was recorded ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RecordedEnv:
+    """How a session's env was made and its frames stored (from its start message)."""
+
+    env_id: str
+    platform: str
+    env_kwargs: dict
+    codec: str
+    quality: int
+    frame_shape: tuple[int, int, int]
+    max_steps: int  # 0: the recorder never cut an episode
+    fps: float
+    versions: dict
+
+    @classmethod
+    def from_start(cls, start: dict) -> RecordedEnv:
+        return cls(env_id=start["env_id"], platform=start["platform"],
+                   env_kwargs=dict(start["env_kwargs"]), codec=start["codec"],
+                   quality=int(start["quality"]), frame_shape=tuple(start["frame_shape"]),
+                   max_steps=int(start.get("max_steps") or 0), fps=float(start["fps"]),
+                   versions=dict(start.get("versions", {})))
+
+    @property
+    def choice(self) -> EnvChoice:
+        return EnvChoice(self.platform, self.env_id, dict(self.env_kwargs))
+
+    @property
+    def compare(self) -> FrameCompare:
+        return FrameCompare(self.codec, self.quality, self.frame_shape)
+
+
+@dataclass(frozen=True)
+class EpisodeInfo:
+    """An episode as its session file lists it."""
+
+    episode_id: str
+    index: int
+    seed: int
+    steps: int
+    outcome: str  # terminated, truncated, aborted, discarded
+
+
+@dataclass(frozen=True)
+class SessionPlan:
+    """What to replay of one session: `wanted` None means every episode in its shards."""
+
+    session_id: str
+    recorded: RecordedEnv
+    status: str
+    episodes: tuple[EpisodeInfo, ...]
+    gaps: tuple[tuple[int, int, int], ...]  # (episode index, first step, last step) missing
+    wanted: frozenset[str] | None = None
+
+    @classmethod
+    def from_session_file(cls, state: dict) -> SessionPlan:
+        episodes = tuple(
+            EpisodeInfo(e["episode_id"], int(e["episode_index"]), int(e["seed"]), int(e["steps"]),
+                        e["outcome"]) for e in state.get("episodes", []))
+        gaps = tuple((int(g["episode"]), int(g["first_step"]), int(g["last_step"]))
+                     for g in state.get("gaps", []))
+        return cls(state["start"]["session"], RecordedEnv.from_start(state["start"]),
+                   state.get("status", "unknown"), episodes, gaps)
+
+    def info(self, episode_id: str) -> EpisodeInfo | None:
+        return self._by_id.get(episode_id)
+
+    @cached_property
+    def _by_id(self) -> dict[str, EpisodeInfo]:
+        return {e.episode_id: e for e in self.episodes}
+
+    def in_gap(self, episode_index: int, step: int) -> bool:
+        return any(e == episode_index and first <= step <= last for e, first, last in self.gaps)
+
+
+def plan_sessions(session_files: list[dict], episode_id: str | None = None) -> list[SessionPlan]:
+    """The sessions to replay; with `episode_id`, only the session holding it, narrowed to it.
+    Raises UsageError naming the id when no session lists it (nor has it in its name)."""
+    plans = [SessionPlan.from_session_file(s) for s in session_files]
+    if episode_id is None:
+        return plans
+    for plan in plans:
+        # An unfinished session's last episode is in its shards but not yet in its file.
+        if plan.info(episode_id) is not None or (
+                plan.status != "ended" and episode_id.startswith(plan.session_id + "-")):
+            return [dataclasses.replace(plan, wanted=frozenset([episode_id]))]
+    known = sum(len(p.episodes) for p in plans)
+    raise UsageError(f"episode {episode_id!r} is not in this dataset ({known} episodes in "
+                     f"{len(plans)} sessions; ids look like <session>-00000)")
+
+
+def check_env_id(session_files: list[dict], env_id: str, where: str) -> None:
+    """UsageError when any session was recorded in another env than `env_id` (the resolved id:
+    `Airstriker-Genesis` is recorded as `Airstriker-Genesis-v0`)."""
+    others = sorted({s["start"]["env_id"] for s in session_files} - {env_id})
+    if others:
+        raise UsageError(f"{where} holds recordings of {', '.join(others)}, not {env_id}")
+
+
+def version_warnings(recorded: dict, installed: dict) -> list[str]:
+    """One line per tracked package whose installed version differs from the recording's."""
+    return [f"{name} {recorded[name]} was recorded, {installed.get(name, 'missing')} is installed"
+            for name in sorted(recorded) if recorded[name] != installed.get(name, "missing")]
+
+
+# -- rows, batch by batch ---------------------------------------------------------------------
+
+
+class Row(NamedTuple):
+    episode_id: str
+    episode_index: int
+    step: int
+    seed: int
+    image: bytes
+    action: Any
+    reward: float | None
+    terminated: bool
+    truncated: bool
+    is_last: bool
+
+
+_SCALARS = ("episode_id", "episode_index", "step", "seed")
+_OUTCOME = ("action", "reward", "terminated", "truncated", "is_last")
+
+
+def rows_of(batches: Iterable[pa.RecordBatch], wanted: frozenset[str] | None = None
+            ) -> Iterator[Row]:
+    """Rows in stored order, converted one batch at a time (memory: one batch)."""
+    for batch in batches:
+        if wanted is not None:
+            batch = batch.filter(pc.is_in(batch.column("episode_id"),
+                                          pa.array(sorted(wanted), pa.string())))
+            if batch.num_rows == 0:
+                continue
+        columns = [batch.column(name).to_pylist() for name in _SCALARS]
+        images = batch.column("image").field("bytes").to_pylist()
+        outcome = [batch.column(name).to_pylist() for name in _OUTCOME]
+        yield from map(Row._make, zip(*columns, images, *outcome, strict=True))
+
+
+def episodes_of(rows: Iterator[Row]) -> Iterator[tuple[str, Iterator[Row]]]:
+    """Group rows into episodes (lazily). Raises DatasetDamaged when an episode's rows are not
+    contiguous, which the writer guarantees they are within a session."""
+    seen: set[str] = set()
+    for episode_id, group in itertools.groupby(rows, key=lambda r: r.episode_id):
+        if episode_id in seen:
+            raise DatasetDamaged(f"rows of episode {episode_id} are not contiguous")
+        seen.add(episode_id)
+        yield episode_id, group
+
+
+def env_action(value: Any, space: Any) -> Any:
+    """A stored action (int, list, dict) as the env takes it, in the space's own dtype."""
+    kind = type(space).__name__
+    if kind == "Discrete":
+        return int(value)
+    if kind == "Dict":
+        return {k: env_action(value[k], sub) for k, sub in space.spaces.items()}
+    return np.asarray(value, dtype=space.dtype).reshape(space.shape)
+
+
+# -- replaying an episode ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Divergence:
+    """Where a replay first disagrees with its recording (see the module docstring).
+
+    `step`: the first step whose outcome differs, None when frame 0 (after reset) differs.
+    `frame`: the first row whose image differs (None when every compared frame matched).
+    `fields`: what differs at `step`: "frame", "reward", "terminated", "truncated".
+    """
+
+    step: int | None
+    frame: int | None
+    fields: tuple[str, ...]
+    recorded: tuple = ()  # (reward, terminated, truncated) of row `step`, when those differ
+    replayed: tuple = ()
+
+    @property
+    def where(self) -> str:
+        return "reset" if self.step is None else f"step {self.step}"
+
+
+PASS, FAIL, ABORTED, GAP, DISCARDED, INTERRUPTED = (
+    "pass", "fail", "aborted", "gap", "discarded", "interrupted")
+
+
+@dataclass(frozen=True)
+class EpisodeResult:
+    episode_id: str
+    session_id: str
+    seed: int | None
+    outcome: str  # how the recording ended: terminated, truncated, aborted, discarded, unfinished
+    status: str  # pass, fail, aborted, gap, discarded, interrupted
+    steps: int  # actions recorded
+    steps_replayed: int
+    frames_compared: int = 0
+    frames_differing: int = 0
+    max_pixel_diff: int = 0
+    divergence: Divergence | None = None
+    note: str = ""
+    first_bad_views: tuple[np.ndarray, np.ndarray] | None = field(
+        default=None, compare=False, repr=False)
+
+    @property
+    def failed(self) -> bool:
+        return self.status == FAIL
+
+
+class Viewer(Protocol):
+    def show(self, step: int, recorded: np.ndarray, replayed: np.ndarray) -> bool:
+        """Show one frame pair; False when the person closed the window."""
+        ...
+
+
+def replay_episode(env: Any, rows: Iterator[Row], plan: SessionPlan, checks: FrameChecks,
+                   viewer: Viewer | None = None,
+                   progress: Callable[[int], None] | None = None) -> EpisodeResult:
+    """Reset with the episode's seed, step its recorded actions, compare every row."""
+    first = next(rows)
+    info = plan.info(first.episode_id)
+    outcome = info.outcome if info is not None else "unfinished"
+    checks.start_episode(plan.recorded.compare)
+    play = _Playback(env.reset(seed=first.seed)[0])
+    _play(env, itertools.chain([first], rows), plan, checks, outcome, play, viewer, progress)
+    rest = sum(1 for _ in rows)  # rows not replayed (after a stop); no env work
+    if progress is not None:
+        progress(play.rows % PROGRESS_EVERY + rest)
+    tally = checks.finish_episode()
+    if not play.final_row and not play.stop and outcome in ("terminated", "truncated"):
+        play.stop, play.note = "missing", "the final row is missing"
+    if rest and play.stop == "ended":
+        play.note += f"; {rest} recorded rows not replayed"
+    if outcome == "aborted" and play.final_row:
+        play.note = play.note or "aborted while recording; final frame not compared"
+    divergence = _divergence(tally, play.flags)
+    return EpisodeResult(
+        episode_id=first.episode_id, session_id=plan.session_id, seed=first.seed,
+        outcome=outcome, status=_status(outcome, divergence, play.stop),
+        steps=info.steps if info is not None else play.step + rest, steps_replayed=play.step,
+        frames_compared=tally.compared, frames_differing=tally.differing,
+        max_pixel_diff=tally.max_diff, divergence=divergence, note=play.note,
+        first_bad_views=tally.first_bad_views)
+
+
+@dataclass
+class _Playback:
+    """How far the replay of one episode got (updated as it plays)."""
+
+    observation: Any
+    step: int = 0  # the step the next row must hold
+    rows: int = 0
+    final_row: bool = False
+    stop: str = ""  # why it stopped before the final row: gap, missing, ended, error, ...
+    note: str = ""
+    flags: tuple | None = None  # first (step, fields, recorded, replayed) whose values differ
+
+
+def _play(env: Any, rows: Iterable[Row], plan: SessionPlan, checks: FrameChecks, outcome: str,
+          play: _Playback, viewer: Viewer | None, progress: Callable[[int], None] | None
+          ) -> None:
+    max_steps = plan.recorded.max_steps
+    for row in rows:
+        play.rows += 1
+        if progress is not None and play.rows % PROGRESS_EVERY == 0:
+            progress(PROGRESS_EVERY)
+        step = play.step
+        if row.step != step:
+            gap = plan.in_gap(row.episode_index, step)
+            play.stop = GAP if gap else "missing"
+            play.note = (f"recorded gap from step {step}: replayed up to it" if gap else
+                         f"rows missing from step {step} (no gap recorded)")
+            return
+        frame = frame_of(play.observation, env)
+        if viewer is not None and not viewer.show(step, *checks.compare.views(row.image, frame)):
+            play.stop, play.note = INTERRUPTED, f"window closed at step {step}"
+            return
+        if row.is_last:
+            play.final_row = True
+            if outcome != "aborted":
+                checks.submit(step, row.image, frame)
+            return
+        checks.submit(step, row.image, frame)
+        try:
+            play.observation, reward, terminated, truncated, _ = env.step(
+                env_action(row.action, env.action_space))
+        except Exception as exc:  # envs raise anything; the episode fails, the replay goes on
+            play.stop, play.note = "error", f"the env raised at step {step}: {exc!r}"
+            return
+        if max_steps and step + 1 >= max_steps:
+            truncated = True  # the recorder's own cut, not a divergence
+        replayed = (float(reward), bool(terminated), bool(truncated))
+        recorded = (row.reward, row.terminated, row.truncated)
+        if play.flags is None and replayed != recorded:
+            names = tuple(n for n, a, b in zip(("reward", "terminated", "truncated"), recorded,
+                                               replayed, strict=True) if a != b)
+            play.flags = (step, names, recorded, replayed)
+        play.step += 1
+        if (terminated or truncated) and not (row.terminated or row.truncated):
+            play.stop, play.note = "ended", f"the replayed episode ended at step {step}"
+            return
+
+
+def _divergence(tally: FrameTally, flags) -> Divergence | None:
+    frame_step = None if tally.first_bad is None else tally.first_bad - 1  # -1: the reset
+    if flags is None and frame_step is None:
+        return None
+    if frame_step == -1:
+        return Divergence(None, tally.first_bad, ("frame",))
+    step = min(s for s in (frame_step, flags[0] if flags else None) if s is not None)
+    fields: tuple[str, ...] = ("frame",) if frame_step == step else ()
+    recorded = replayed = ()
+    if flags is not None and flags[0] == step:
+        fields += flags[1]
+        recorded, replayed = flags[2], flags[3]
+    return Divergence(step, tally.first_bad, fields, recorded, replayed)
+
+
+def _status(outcome: str, divergence: Divergence | None, stop: str) -> str:
+    if divergence is not None or stop in ("missing", "ended", "error"):
+        return FAIL
+    if stop in (INTERRUPTED, GAP):
+        return stop
+    if outcome in ("aborted", "unfinished"):
+        return ABORTED
+    return PASS
+
+
+# -- replaying sessions -----------------------------------------------------------------------
+
+
+def discarded_results(plan: SessionPlan) -> list[EpisodeResult]:
+    """Discarded episodes are not in the data; they are listed, not replayed."""
+    return [EpisodeResult(e.episode_id, plan.session_id, e.seed, DISCARDED, DISCARDED, e.steps, 0)
+            for e in plan.episodes if e.outcome == DISCARDED
+            and (plan.wanted is None or e.episode_id in plan.wanted)]
+
+
+class EnvCache:
+    """One env at a time (Stable-Retro allows one emulator per process), reused while sessions
+    ask for the same env and kwargs. `close()` may be called twice."""
+
+    def __init__(self, make: Callable[[EnvChoice], Any] = make_env):
+        self._make = make
+        self._choice: EnvChoice | None = None
+        self._env: Any = None
+
+    def get(self, choice: EnvChoice) -> Any:
+        if self._env is not None and choice == self._choice:
+            return self._env
+        self.close()
+        self._env, self._choice = self._make(choice), choice
+        return self._env
+
+    def close(self) -> None:
+        env, self._env, self._choice = self._env, None, None
+        if env is not None:
+            env.close()
+
+
+def replay_session(plan: SessionPlan, source: DatasetSource, envs: EnvCache, checks: FrameChecks,
+                   viewer: Viewer | None = None,
+                   progress: Callable[[int], None] | None = None) -> Iterator[EpisodeResult]:
+    """Replay the session's episodes in stored order, then list the ones it could not find."""
+    env = envs.get(plan.recorded.choice)
+    batches = (b for shard in source.shards(plan.session_id) for b in source.batches(shard))
+    found: set[str] = set()
+    for episode_id, rows in episodes_of(rows_of(batches, plan.wanted)):
+        found.add(episode_id)
+        result = replay_episode(env, rows, plan, checks, viewer, progress)
+        yield result
+        if result.status == INTERRUPTED:
+            return
+    yield from discarded_results(plan)
+    for info in plan.episodes:
+        if info.outcome == DISCARDED or info.episode_id in found or (
+                plan.wanted is not None and info.episode_id not in plan.wanted):
+            continue
+        yield EpisodeResult(info.episode_id, plan.session_id, info.seed, info.outcome, FAIL,
+                            info.steps, 0, note="listed in the session file, no rows in data/")

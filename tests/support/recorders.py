@@ -1,0 +1,85 @@
+"""A paced recorder in a subprocess, and readers of what it left on disk."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import defaultdict
+
+import pyarrow as pa
+
+from tests.support.processes import ROOT, stop_process
+
+
+class PacedRecorder:
+    """tests/support/paced_session.py in a subprocess; `latest` is its last progress report.
+    Every one
+    still running when its test ends gets Ctrl-C (so it removes its shared-memory ring)."""
+
+    running: list[PacedRecorder] = []
+
+    def __init__(self, endpoint, data_dir, *args: str):
+        PacedRecorder.running.append(self)
+        cmd = [sys.executable, "-m", "tests.support.paced_session", endpoint, str(data_dir), *args]
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)
+        self.latest: dict = {}
+        self.history: list[dict] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            if line.startswith("{"):
+                self.latest = json.loads(line)
+                self.history.append(self.latest)
+
+    def wait_steps(self, steps: int, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while self.latest.get("steps", 0) < steps:
+            assert time.monotonic() < deadline and self.proc.poll() is None, self.stderr()
+            time.sleep(0.02)
+
+    def finish(self, timeout: float = 120) -> dict:
+        self.proc.wait(timeout)
+        self._reader.join(10)
+        assert self.proc.returncode == 0, self.stderr()
+        assert self.latest["done"]
+        return self.latest
+
+    def interrupt(self) -> None:
+        stop_process(self.proc, signal.SIGINT, 15)
+
+    def stderr(self) -> str:
+        return self.proc.stderr.read() if self.proc.poll() is not None else ""
+
+
+def report(scenario: str, **figures) -> None:
+    """One line per scenario for docs/FAULTS.md
+    (`pytest -s tests/system/test_faults.py | grep FAULT`)."""
+    print("FAULT-REPORT", json.dumps({"scenario": scenario, **figures}))
+
+
+def rows_table(data_dir, env="BreakoutNoFrameskip-v4") -> pa.Table:
+    files = sorted((data_dir / env / "data").glob("*.arrow"))
+    tables = [pa.ipc.open_stream(str(f)).read_all() for f in files]
+    return pa.concat_tables(tables).drop_columns(["image"]) if tables else None
+
+
+def session_state(data_dir, env="BreakoutNoFrameskip-v4") -> dict:
+    (path,) = (data_dir / env / ".meta" / "sessions").glob("*.json")
+    return json.loads(path.read_text())
+
+
+def steps_by_episode(table: pa.Table) -> dict[int, list[int]]:
+    steps = defaultdict(list)
+    for ep, step, last in zip(table.column("episode_index").to_pylist(),
+                              table.column("step").to_pylist(),
+                              table.column("is_last").to_pylist(), strict=True):
+        if not last:
+            steps[ep].append(step)
+    return steps

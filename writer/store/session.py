@@ -1,0 +1,330 @@
+"""One recording session inside the writer: accepts its messages strictly in seq order, turns
+them into rows as their frames finish encoding, and writes them durably in batches.
+
+`durable_seq` is the highest seq whose effect is on disk; it only moves after an fsync, and it is
+what the writer acknowledges. Control messages (gap, episode end, session end) flush the rows
+before them, so the session file never claims more than the shards hold.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import asdict
+from pathlib import Path
+
+import pyarrow as pa
+
+from shared import protocol as p
+from shared.layout import DatasetLayout
+from shared.schema import arrow_schema, episode_id
+from shared.shm import RingReader
+from writer.store.card import write_card
+from writer.store.durable import read_json, write_json_atomic
+from writer.store.shards import ShardInfo, ShardWriter, load_manifest, recover
+
+
+class WriterSession:
+    """State of one session; `pump()` moves encoded frames to disk."""
+
+    def __init__(self, start: p.SessionStart, layout: DatasetLayout, batch_rows: int,
+                 batch_seconds: float, shard_rows: int, shard_bytes: int,
+                 on_sealed: Callable[[DatasetLayout, ShardInfo], None] | None = None):
+        self.start = start
+        self.id = start.session
+        self.layout = layout
+        self.schema = arrow_schema(start.action_space)
+        self.batch_rows = batch_rows
+        self.batch_seconds = batch_seconds
+        self.shard_rows = shard_rows
+        self.shard_bytes = shard_bytes
+        self.on_sealed = on_sealed
+        self.pending: deque[_Pending] = deque()
+        self.rows: list[tuple[int, dict]] = []
+        self.first_row_at = 0.0
+        self.shard: ShardWriter | None = None
+        self.routing_id: bytes = b""
+        self.last_seen = time.monotonic()
+        self.last_resend_request = 0.0
+        self.last_dup_ack = 0.0
+        self.ended = False
+        self.pending_bytes = 0
+        self.pending_frames = 0
+        self.ring: RingReader | None = None
+        if start.shm_slots:
+            self.ring = RingReader(start.session, start.shm_slots, math.prod(start.frame_shape))
+        self.needs_repair = False  # a seal failed half-way: finish it before writing more
+        self.retry_at = 0.0  # after a failed write, when to try again (monotonic seconds)
+        self.state = self._load_or_create_state()
+        self.durable_seq = max(self.state["last_control_seq"], self._last_row_seq())
+        self.next_seq = self.durable_seq + 1
+        self.shard_index = self._next_shard_index()
+
+    # -- state on disk ------------------------------------------------------------------------
+
+    def _load_or_create_state(self) -> dict:
+        path = self.layout.session_file(self.id)
+        state = read_json(path)
+        if state is None:
+            state = {
+                "start": asdict(self.start), "status": "recording", "episodes": [], "gaps": [],
+                "discarded": [], "last_control_seq": 0, "steps_written": 0, "end": None,
+            }
+            write_json_atomic(path, state)
+            write_card(self.layout, state["start"])
+        elif state["status"] != "ended":
+            state["status"] = "recording"
+        return state
+
+    def _save_state(self) -> None:
+        write_json_atomic(self.layout.session_file(self.id), self.state)
+
+    def _last_row_seq(self) -> int:
+        seqs = [s["last_seq"] for s in load_manifest(self.layout)["shards"]
+                if s["session_id"] == self.id]
+        return max(seqs, default=0)
+
+    def _next_shard_index(self) -> int:
+        names = [p.name for p in self.layout.data.glob(f"{self.id}-*.arrow")]
+        return 1 + max((int(n.rsplit("-", 1)[1].split(".")[0]) for n in names), default=0)
+
+    # -- messages -----------------------------------------------------------------------------
+
+    def accept(self, seq: int, msg: object, encoded: Future | None, skip: int = 0) -> None:
+        """Queue a message that continues at next_seq (the caller checks the order). A
+        StepBatch may start before next_seq: its first `skip` steps are already here."""
+        self.pending.append(_Pending(seq, msg, encoded, skip))
+        self.pending_bytes += _pixel_bytes(msg)
+        self.pending_frames += _frames(msg) - skip
+        self.next_seq = seq + (msg.count if isinstance(msg, p.StepBatch) else 1)
+
+    def pump(self, now: float) -> bool:
+        """Move finished work to disk. Returns True when `durable_seq` advanced."""
+        before = self.durable_seq
+        while self.pending and self.pending[0].ready:
+            item = self.pending[0]
+            if isinstance(item.msg, p.EpisodeEnd) and item.msg.outcome == "discarded":
+                self.flush()
+                self._discard_episode(item.seq, item.msg)
+            elif isinstance(item.msg, p.StepBatch):
+                images = item.encoded.result()
+                while item.done < item.msg.count:  # resumable: a failed flush retries here
+                    if len(self.rows) >= self.batch_rows:
+                        self.flush()
+                    # images holds the steps from `skip` on (the rest were here already)
+                    image = images[item.done - item.skip]
+                    self._add_batch_row(item.seq, item.msg, item.done, image)
+                    item.done += 1
+            elif item.encoded is not None:
+                if len(self.rows) >= self.batch_rows:
+                    self.flush()
+                if not item.done:  # resumable: the row is added once, the flush retried
+                    self._add_row(item.seq, item.msg, item.encoded.result())
+                    item.done = 1
+                if isinstance(item.msg, p.EpisodeEnd):
+                    self.flush()  # a batch ends with the episode, so a shard can end there
+            else:
+                self.flush()
+                self._apply_control(item.seq, item.msg)
+            self.pending.popleft()  # only once its effect is kept: a failed write retries it
+            self.pending_bytes -= _pixel_bytes(item.msg)
+            self.pending_frames -= _frames(item.msg) - item.skip
+        if self.rows and (len(self.rows) >= self.batch_rows
+                          or now - self.first_row_at >= self.batch_seconds):
+            self.flush()
+        return self.durable_seq > before
+
+    def _add_batch_row(self, seq: int, batch: p.StepBatch, i: int, image: bytes) -> None:
+        if not self.rows:
+            self.first_row_at = time.monotonic()
+        self.rows.append((seq + i, {
+            "session_id": self.id,
+            "episode_id": episode_id(self.id, batch.episode),
+            "episode_index": batch.episode,
+            "seed": batch.seed,
+            "step": batch.first_step + i,
+            "timestamp": batch.timestamps[i],
+            "image": {"bytes": image, "path": None},
+            "action": batch.actions[i],
+            "reward": float(batch.rewards[i]),
+            "terminated": batch.terminated[i],
+            "truncated": batch.truncated[i],
+            "is_last": False,
+            "seq": seq + i,
+        }))
+
+    def _add_row(self, seq: int, msg: p.Step | p.EpisodeEnd, image: bytes) -> None:
+        if not self.rows:
+            self.first_row_at = time.monotonic()
+        last = isinstance(msg, p.EpisodeEnd)
+        self.rows.append((seq, {
+            "session_id": self.id,
+            "episode_id": episode_id(self.id, msg.episode),
+            "episode_index": msg.episode,
+            "seed": msg.seed,
+            "step": msg.step,
+            "timestamp": msg.timestamp,
+            "image": {"bytes": image, "path": None},
+            "action": None if last else msg.action,
+            "reward": None if last else float(msg.reward),
+            "terminated": msg.terminated,
+            "truncated": msg.truncated,
+            "is_last": last,
+            "seq": seq,
+        }))
+        if last:
+            self.state["episodes"].append({
+                "episode_id": episode_id(self.id, msg.episode), "episode_index": msg.episode,
+                "seed": msg.seed, "steps": msg.step, "outcome": msg.outcome,
+                "terminated": msg.terminated, "truncated": msg.truncated,
+            })
+
+    def _discard_episode(self, seq: int, msg: p.EpisodeEnd) -> None:
+        """The player threw this episode away: its rows leave the dataset when its shard is
+        sealed (they are kept under `.discarded/`)."""
+        eid = episode_id(self.id, msg.episode)
+        if eid not in self.state["discarded"]:
+            self.state["discarded"].append(eid)
+            self.state["episodes"].append({
+                "episode_id": eid, "episode_index": msg.episode, "seed": msg.seed,
+                "steps": msg.step, "outcome": "discarded", "terminated": msg.terminated,
+                "truncated": msg.truncated,
+            })
+        self.state["last_control_seq"] = seq
+        self._save_state()
+        self.durable_seq = seq
+        self._maybe_rotate(episode_boundary=True)
+
+    def flush(self) -> None:
+        """Write the buffered rows as one batch and fsync; then they count as durable."""
+        if not self.rows:
+            return
+        if self.needs_repair:
+            self._repair()
+        if self.shard is None:
+            self.shard = ShardWriter(
+                self.layout, self.layout.shard_name(self.id, self.shard_index), self.schema
+            )
+            self.shard_index += 1
+        columns = {name: [row[name] for _, row in self.rows] for name in self.schema.names}
+        batch = pa.RecordBatch.from_pydict(columns, schema=self.schema)
+        try:
+            self.shard.append(batch, self.rows[0][0], self.rows[-1][0])
+        except OSError:
+            self.seal()  # the shard is cut back to its last good batch; the rows stay buffered
+            raise
+        self.durable_seq = self.rows[-1][0]
+        self.state["steps_written"] += len(self.rows)
+        at_boundary = self.rows[-1][1]["is_last"]
+        self.rows.clear()
+        self._maybe_rotate(at_boundary)
+
+    def _maybe_rotate(self, episode_boundary: bool) -> None:
+        """Shards end at episode boundaries once they hold `shard_rows` (so a discarded episode
+        sits in one open shard); `shard_bytes` is a hard cap for very long episodes."""
+        if self.shard is None:
+            return
+        if (episode_boundary and self.shard.rows >= self.shard_rows) or (
+                self.shard.bytes_written >= self.shard_bytes):
+            self.seal()
+
+    def _apply_control(self, seq: int, msg: object) -> None:
+        if isinstance(msg, p.Gap) and all(g["seq"] != seq for g in self.state["gaps"]):
+            self.state["gaps"].append({k: v for k, v in asdict(msg).items() if k != "session"})
+        elif isinstance(msg, p.SessionEnd):
+            self.seal()
+            self.state["status"] = "ended"
+            self.state["end"] = {k: v for k, v in asdict(msg).items() if k != "session"}
+            self.ended = True
+        self.state["last_control_seq"] = seq
+        self._save_state()
+        if self.ended:
+            write_card(self.layout, self.state["start"])
+        self.durable_seq = seq
+
+    def seal(self) -> ShardInfo | None:
+        shard, self.shard = self.shard, None
+        if shard is None:
+            return None
+        try:
+            info = shard.seal(frozenset(self.state["discarded"]))
+        except OSError:
+            self.needs_repair = True
+            raise
+        self._after_seal(info)
+        return info
+
+    def _repair(self) -> None:
+        """Finish seals that failed (disk full): this session's leftover open shards and shards
+        missing from the manifest. Raises OSError while the disk still refuses."""
+        for info in recover(self.layout, lambda _: frozenset(self.state["discarded"]), self.id):
+            self._after_seal(info)
+        self.needs_repair = False
+
+    def _after_seal(self, info: ShardInfo | None) -> None:
+        if info is not None:
+            try:
+                write_card(self.layout, self.state["start"])
+            except OSError:
+                pass  # derived from the manifest; rewritten at the next seal
+            if self.on_sealed is not None:
+                self.on_sealed(self.layout, info)
+
+    def close(self, status: str) -> None:
+        """Flush, seal and record `status` (e.g. "aborted" after a timeout, "interrupted")."""
+        self.flush()
+        self.seal()
+        if not self.ended:
+            self.state["status"] = status
+            self._save_state()
+        self.release_ring(unlink=status == "aborted")
+
+    def release_ring(self, unlink: bool) -> None:
+        """Unmap the recorder's pixel ring; `unlink` when its recorder is gone for good."""
+        if self.ring is not None:
+            self.ring.close(unlink)
+            self.ring = None
+
+    def wait_encoded(self) -> None:
+        for item in self.pending:
+            if item.encoded is not None:
+                item.encoded.exception()
+
+    @property
+    def dataset_root(self) -> Path:
+        return self.layout.root
+
+
+def discarded_episodes(layout: DatasetLayout, session_id: str) -> frozenset[str]:
+    """The episode ids a session's file marks as discarded (for crash recovery)."""
+    state = read_json(layout.session_file(session_id)) or {}
+    return frozenset(state.get("discarded", []))
+
+
+class _Pending:
+    """A message waiting for its frames to be encoded and its rows to be written."""
+
+    __slots__ = ("seq", "msg", "encoded", "skip", "done")
+
+    def __init__(self, seq: int, msg: object, encoded: Future | None, skip: int):
+        self.seq, self.msg, self.encoded, self.skip, self.done = seq, msg, encoded, skip, skip
+
+    @property
+    def ready(self) -> bool:
+        return self.encoded is None or self.encoded.done()
+
+
+def _frames(msg: object) -> int:
+    if isinstance(msg, p.StepBatch):
+        return msg.count
+    return 1 if isinstance(msg, (p.Step, p.EpisodeEnd)) else 0
+
+
+def _pixel_bytes(msg: object) -> int:
+    pixels = getattr(msg, "pixels", None)
+    if pixels is None:
+        return 0
+    return sum(len(px) for px in pixels) if isinstance(pixels, list) else len(pixels)

@@ -1,0 +1,64 @@
+"""Checking sealed shards against the checksums in the manifest (Arrow has none of its own, and
+most flipped bits still read back as plausible data), and moving bad ones out of the dataset."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from shared.layout import DatasetLayout
+from writer.store.durable import sha256_file, write_json_atomic
+from writer.store.shards import load_manifest
+
+
+@dataclass(frozen=True)
+class ShardProblem:
+    file: str
+    kind: str  # "checksum mismatch", "missing", "not in manifest"
+    rows: int
+
+
+@dataclass
+class VerifyReport:
+    shards: int = 0
+    rows: int = 0
+    problems: list[ShardProblem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def verify_dataset(layout: DatasetLayout) -> VerifyReport:
+    """Hash every shard in `data/` and compare with the manifest."""
+    report = VerifyReport()
+    listed = {s["file"]: s for s in load_manifest(layout)["shards"]}
+    for file, entry in sorted(listed.items()):
+        path = layout.root / file
+        report.shards += 1
+        report.rows += entry["rows"]
+        if not path.exists():
+            report.problems.append(ShardProblem(file, "missing", entry["rows"]))
+        elif path.stat().st_size != entry["bytes"] or sha256_file(path) != entry["sha256"]:
+            report.problems.append(ShardProblem(file, "checksum mismatch", entry["rows"]))
+    if layout.data.is_dir():
+        for path in sorted(layout.data.glob("*.arrow")):
+            if f"data/{path.name}" not in listed:
+                report.problems.append(ShardProblem(f"data/{path.name}", "not in manifest", 0))
+    return report
+
+
+def quarantine(layout: DatasetLayout, problems: list[ShardProblem]) -> None:
+    """Move corrupt shards to `.corrupt/` (kept for forensics, never loaded) and drop them from
+    the manifest, so `load_dataset` serves only data that matches its checksum."""
+    bad = {p.file for p in problems if p.kind == "checksum mismatch"}
+    if not bad:
+        return
+    corrupt = layout.root / ".corrupt"
+    corrupt.mkdir(exist_ok=True)
+    for file in bad:
+        os.replace(layout.root / file, corrupt / os.path.basename(file))
+    manifest = load_manifest(layout)
+    manifest["shards"] = [s for s in manifest["shards"] if s["file"] not in bad]
+    manifest.setdefault("quarantined", []).extend(sorted(bad))
+    write_json_atomic(layout.manifest, manifest)
