@@ -11,10 +11,11 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
+from shared.hub_errors import parse_retry_after
 from tests.support.hub_data import ENV_ID, record_session
 from tests.support.hub_server import HubServer
 from writer.hub.card import DEFAULT_REPO_TEMPLATE, card_text, repo_id_for
-from writer.hub.client import HubAuthError, HubClient, Transient, parse_retry_after
+from writer.hub.client import HubAuthError, HubClient, Transient
 from writer.hub.upload import RetryPolicy, load_journal, parquet_path, publish
 from writer.store.shards import load_manifest
 

@@ -23,7 +23,7 @@ import pytest
 from recorder.envs import frame_of, make_env, resolve_env
 from recorder.replay.sources.hub import BATCH_ROWS, open_hub_source
 from recorder.replay.sources.local import LocalSource
-from tests import hub_data
+from tests.support import hub_data
 from tests.support.hub_cli import hub_env, push_cmd
 from tests.support.hub_server import HubServer
 from tests.support.processes import ROOT, WriterProcess, free_endpoint, run_record

@@ -8,15 +8,12 @@ accidental copy of the token in them is masked.
 
 from __future__ import annotations
 
-import email.utils
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from shared.errors import GymrecError
+from shared.hub_errors import HubFailureKind, classify
 from shared.version import VERSION
-
-RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 
 
 class PublishError(GymrecError):
@@ -47,20 +44,6 @@ class Snapshot:
 
     head: str
     files: frozenset[str]
-
-
-def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta seconds or an HTTP date)."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value).timestamp()
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when - (time.time() if now is None else now))
 
 
 class HubClient:
@@ -124,35 +107,21 @@ class HubClient:
             raise self._classify(what, exc) from exc
 
     def _classify(self, what: str, exc: Exception) -> Exception:
-        from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
-
-        network: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError)
-        try:  # the HTTP library of huggingface_hub 1.x/2.x (pinned in uv.lock)
-            import httpx2
-
-            network += (httpx2.TransportError,)
-        except ImportError:
-            pass
-
-        if isinstance(exc, OfflineModeIsEnabled):
-            return HubAuthError("HF_HUB_OFFLINE is set: cannot reach the Hub")
-        if isinstance(exc, HfHubHTTPError) and exc.response is not None:
-            status = exc.response.status_code
-            detail = self._mask(exc.server_message or "")
-            said = f"{what}: HTTP {status}" + (f" ({detail.splitlines()[0]})" if detail else "")
-            if status == 412:
+        failure = classify(exc, self._token)
+        said = f"{what}: {failure.detail}"
+        match failure.kind:
+            case HubFailureKind.STALE_PARENT:
                 return StaleParent(said)
-            if status in RETRY_STATUSES:
-                return Transient(said, parse_retry_after(exc.response.headers.get("Retry-After")))
-            if status == 401:
-                return HubAuthError(f"{said}: the Hub refused the token (check HF_TOKEN, .env or "
-                                    "`hf auth login`)")
-            if status == 403:
+            case HubFailureKind.RETRY | HubFailureKind.NETWORK:
+                return Transient(said, failure.retry_after)
+            case HubFailureKind.OFFLINE:
+                return HubAuthError("HF_HUB_OFFLINE is set: cannot reach the Hub")
+            case HubFailureKind.AUTH:
+                return HubAuthError(f"{said}: the Hub refused the token (check HF_TOKEN, .env "
+                                    "or `hf auth login`)")
+            case HubFailureKind.FORBIDDEN:
                 return PublishError(f"{said}: the token may not write there")
-            return PublishError(said)
-        if isinstance(exc, network):
-            return Transient(f"{what}: {type(exc).__name__}: {self._mask(str(exc))}")
-        return PublishError(f"{what}: {type(exc).__name__}: {self._mask(str(exc))}")
+        return PublishError(said)
 
     def _mask(self, text: str) -> str:
         return text.replace(self._token, "***") if self._token else text

@@ -66,7 +66,7 @@ class UploadWorker:
     def start(self) -> UploadWorker:
         # Whatever earlier runs left unpublished goes first.
         for root in sorted(self.data_dir.iterdir()) if self.data_dir.is_dir() else []:
-            if (root / ".meta" / "manifest.json").exists():
+            if DatasetLayout(root).manifest.exists():
                 self._queue.put(root)
         self._thread.start()
         return self

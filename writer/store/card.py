@@ -29,7 +29,7 @@ def dataset_summary(layout: DatasetLayout) -> dict:
     """Counts over the sealed shards and session files (what `meta/info.json` holds)."""
     shards = load_manifest(layout)["shards"]
     sessions = []
-    for path in sorted((layout.meta / "sessions").glob("*.json")):
+    for path in sorted(layout.sessions.glob("*.json")):
         state = read_json(path)
         if state is not None:
             sessions.append(state)
@@ -49,7 +49,7 @@ def dataset_summary(layout: DatasetLayout) -> dict:
 def write_card(layout: DatasetLayout, start: dict) -> None:
     """Regenerate README.md and meta/info.json from what is on disk."""
     summary = dataset_summary(layout)
-    write_json_atomic(layout.meta / "info.json", {"summary": summary, "environment": start})
+    write_json_atomic(layout.info, {"summary": summary, "environment": start})
     lines = [
         _FRONT_MATTER.format(platform=start["platform"]),
         f"# gymrec recording of {start['env_id']}",

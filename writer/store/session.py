@@ -19,7 +19,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from shared import protocol as p
-from shared.layout import DatasetLayout
+from shared.layout import DatasetLayout, ShardName
 from shared.schema import arrow_schema, episode_id
 from shared.shm import RingReader
 from writer.store.card import write_card
@@ -88,8 +88,8 @@ class WriterSession:
         return max(seqs, default=0)
 
     def _next_shard_index(self) -> int:
-        names = [p.name for p in self.layout.data.glob(f"{self.id}-*.arrow")]
-        return 1 + max((int(n.rsplit("-", 1)[1].split(".")[0]) for n in names), default=0)
+        shards = self.layout.shards_of(self.layout.data, self.id)
+        return 1 + (ShardName.parse(shards[-1].name).index if shards else 0)
 
     # -- messages -----------------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 
-from shared.layout import DatasetLayout
+from shared.layout import DatasetLayout, ShardName
 from writer.store.durable import fsync_dir, read_json, sha256_file, write_json_atomic
 
 log = logging.getLogger("gymrec.writer")
@@ -112,14 +112,19 @@ def publish(layout: DatasetLayout, path: Path, discarded: frozenset[str],
     os.replace(path, target)
     fsync_dir(layout.data)
     fsync_dir(layout.incoming)
-    seqs = table.column("seq")
-    info = ShardInfo(
-        file=f"data/{path.name}", session_id=path.name.rsplit("-", 1)[0], rows=table.num_rows,
-        first_seq=pc.min(seqs).as_py(), last_seq=pc.max(seqs).as_py(),
-        bytes=target.stat().st_size, sha256=sha256_file(target), sealed_at=time.time(),
-    )
+    info = _shard_info(target, table)
     add_to_manifest(layout, info)
     return info
+
+
+def _shard_info(path: Path, table: pa.Table) -> ShardInfo:
+    """The manifest entry of a sealed shard in `data/` holding `table`."""
+    seqs = table.column("seq")
+    return ShardInfo(
+        file=f"data/{path.name}", session_id=ShardName.parse(path.name).session,
+        rows=table.num_rows, first_seq=pc.min(seqs).as_py(), last_seq=pc.max(seqs).as_py(),
+        bytes=path.stat().st_size, sha256=sha256_file(path), sealed_at=time.time(),
+    )
 
 
 def _write_stream(path: Path, table: pa.Table) -> None:
@@ -164,20 +169,20 @@ def recover(layout: DatasetLayout,
     """Seal whatever a crash or a failed write left: open shards (their complete batches,
     without the rows of discarded episodes) and shards renamed into `data/` but missing from the
     manifest. With `session`, only that session's files (its open shard must be closed)."""
-    prefix = f"{session}-" if session else ""
     recovered = []
     if layout.incoming.is_dir():
-        for tmp in layout.incoming.glob(f"{prefix}*.tmp"):
+        for tmp in layout.incoming.glob(f"{session or ''}*.tmp"):
             tmp.unlink()
-        for path in sorted(layout.incoming.glob(f"{prefix}*.arrow")):
-            info = publish(layout, path, discarded_of(path.name.rsplit("-", 1)[0]), rewrite=True)
+        for path in layout.shards_of(layout.incoming, session):
+            discarded = discarded_of(ShardName.parse(path.name).session)
+            info = publish(layout, path, discarded, rewrite=True)
             log.warning("recovery: %s: %s", path.name,
                         f"sealed {info.rows} rows" if info else "no complete batch, removed")
             if info is not None:
                 recovered.append(info)
     listed = {s["file"] for s in load_manifest(layout)["shards"]}
     if layout.data.is_dir():
-        for path in sorted(layout.data.glob(f"{prefix}*.arrow")):
+        for path in layout.shards_of(layout.data, session):
             if f"data/{path.name}" in listed:
                 continue
             _, batches = read_complete_batches(path)
@@ -185,13 +190,7 @@ def recover(layout: DatasetLayout,
             if table is None or table.num_rows == 0:
                 path.unlink()
                 continue
-            seqs = table.column("seq")
-            info = ShardInfo(
-                file=f"data/{path.name}", session_id=path.name.rsplit("-", 1)[0],
-                rows=table.num_rows, first_seq=pc.min(seqs).as_py(),
-                last_seq=pc.max(seqs).as_py(), bytes=path.stat().st_size,
-                sha256=sha256_file(path), sealed_at=time.time(),
-            )
+            info = _shard_info(path, table)
             add_to_manifest(layout, info)
             recovered.append(info)
     return recovered

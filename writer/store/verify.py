@@ -42,7 +42,7 @@ def verify_dataset(layout: DatasetLayout) -> VerifyReport:
         elif path.stat().st_size != entry["bytes"] or sha256_file(path) != entry["sha256"]:
             report.problems.append(ShardProblem(file, "checksum mismatch", entry["rows"]))
     if layout.data.is_dir():
-        for path in sorted(layout.data.glob("*.arrow")):
+        for path in layout.shards_of(layout.data):
             if f"data/{path.name}" not in listed:
                 report.problems.append(ShardProblem(f"data/{path.name}", "not in manifest", 0))
     return report

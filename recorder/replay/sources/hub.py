@@ -24,12 +24,12 @@ import pyarrow.parquet as pq
 from recorder.replay.sources.local import DatasetDamaged, DatasetNotFound, ShardRef
 from shared.config import DEFAULT_HUB_ENDPOINT
 from shared.errors import GymrecError, StorageError, UsageError
+from shared.hub_errors import HubFailureKind, classify
+from shared.layout import HUB_SESSIONS_DIR, HUB_SHARD_SUFFIX, ShardName
 from shared.schema import COLUMNS
 from shared.version import VERSION
 
 BATCH_ROWS = 100  # rows per batch read: the writer's Parquet row group
-SESSIONS_DIR = "meta/sessions/"
-_SHARD = re.compile(r"^data/(?P<session>[^/]+)-(?P<index>\d+)\.parquet$")
 _REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*/[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 NO_TOKEN_HINT = "if it is private, set HF_TOKEN, put it in .env or run `hf auth login`"
 
@@ -55,15 +55,16 @@ def shard_files(paths: Iterable[str]) -> dict[str, list[str]]:
     number); other files under `data/` are not shards and are left out."""
     found: dict[str, list[tuple[int, str]]] = {}
     for path in paths:
-        if match := _SHARD.match(path):
-            found.setdefault(match["session"], []).append((int(match["index"]), path))
+        name = ShardName.parse(path)
+        if name is not None and path == f"data/{name.file_name(HUB_SHARD_SUFFIX)}":
+            found.setdefault(name.session, []).append((name.index, path))
     return {session: [path for _, path in sorted(files)] for session, files in found.items()}
 
 
 def session_files(paths: Iterable[str]) -> list[str]:
     """`meta/sessions/<id>.json` files, by name."""
-    return sorted(p for p in paths if p.startswith(SESSIONS_DIR) and p.endswith(".json")
-                  and "/" not in p[len(SESSIONS_DIR):])
+    return sorted(p for p in paths if p.startswith(HUB_SESSIONS_DIR) and p.endswith(".json")
+                  and "/" not in p[len(HUB_SESSIONS_DIR):])
 
 
 def describe(repo_id: str, endpoint: str) -> str:
@@ -201,7 +202,7 @@ def open_hub_source(repo_id: str, endpoint: str, token: str | None) -> HubSource
         raise hub_error(exc, f"read {where}", where, endpoint, token) from exc
     sessions, shards = session_files(files), shard_files(files)
     if not sessions:
-        raise DatasetNotFound(f"no recorded dataset in {where}: it has no {SESSIONS_DIR}*.json "
+        raise DatasetNotFound(f"no recorded dataset in {where}: it has no {HUB_SESSIONS_DIR}*.json "
                               "(publish one with gymrec-writer push)")
     if not shards:
         raise DatasetNotFound(f"no shards in {where}: its data/ has no <session>-<n>.parquet")
@@ -213,50 +214,32 @@ def open_hub_source(repo_id: str, endpoint: str, token: str | None) -> HubSource
 def hub_error(exc: Exception, what: str, where: str, endpoint: str,
               token: str | None) -> GymrecError:
     """One GymrecError for a failure of the Hub client, its message free of the token."""
-    from huggingface_hub import errors as hf
-
-    def mask(text: str) -> str:
-        return text.replace(token, "***") if token else text
-
-    network: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError)
-    try:  # the HTTP library of huggingface_hub 1.x/2.x
-        import httpx2
-
-        network += (httpx2.TransportError,)
-    except ImportError:
-        pass
-
     if isinstance(exc, GymrecError):
         return exc
-    if isinstance(exc, hf.GatedRepoError):
-        return HubUnavailable(f"{where} is gated: accept its conditions on the Hub, with the "
-                              "account of the token used here")
-    if isinstance(exc, hf.RepositoryNotFoundError):
-        hint = "the token used may not read it, if private" if token else NO_TOKEN_HINT
-        return DatasetNotFound(f"no dataset repo {where} ({hint})")
-    if isinstance(exc, hf.OfflineModeIsEnabled):
-        return HubUnavailable(f"HF_HUB_OFFLINE is set: cannot read {where}")
-    if isinstance(exc, hf.LocalEntryNotFoundError):  # no answer, and not in the cache
-        cause = exc.__cause__
-        if isinstance(cause, Exception) and not isinstance(cause, hf.LocalEntryNotFoundError):
-            return hub_error(cause, what, where, endpoint, token)  # e.g. a 403 on the HEAD
-        return HubUnavailable(f"{what}: cannot reach {endpoint} (check the connection)")
-    if isinstance(exc, hf.RevisionNotFoundError):
-        return HubUnavailable(f"{what}: the commit being replayed is gone (the repo's history "
-                              "was rewritten): run again")
-    if isinstance(exc, hf.EntryNotFoundError):
-        return DatasetDamaged(f"{what}: listed in the repo, but the Hub does not serve it")
-    if isinstance(exc, hf.HfHubHTTPError) and exc.response is not None:
-        status = exc.response.status_code
-        detail = mask(exc.server_message or "").strip()
-        said = f"{what}: HTTP {status}" + (f" ({detail.splitlines()[0]})" if detail else "")
-        if status == 401:
+    failure = classify(exc, token)
+    said = f"{what}: {failure.detail}"
+    match failure.kind:
+        case HubFailureKind.GATED:
+            return HubUnavailable(f"{where} is gated: accept its conditions on the Hub, with the "
+                                  "account of the token used here")
+        case HubFailureKind.REPO_NOT_FOUND:
+            hint = "the token used may not read it, if private" if token else NO_TOKEN_HINT
+            return DatasetNotFound(f"no dataset repo {where} ({hint})")
+        case HubFailureKind.OFFLINE:
+            return HubUnavailable(f"HF_HUB_OFFLINE is set: cannot read {where}")
+        case HubFailureKind.NOT_CACHED:
+            return HubUnavailable(f"{what}: cannot reach {endpoint} (check the connection)")
+        case HubFailureKind.REVISION_GONE:
+            return HubUnavailable(f"{what}: the commit being replayed is gone (the repo's "
+                                  "history was rewritten): run again")
+        case HubFailureKind.FILE_NOT_FOUND:
+            return DatasetDamaged(f"{what}: listed in the repo, but the Hub does not serve it")
+        case HubFailureKind.AUTH:
             return HubUnavailable(f"{said}: the Hub refused the token (check HF_TOKEN, .env or "
                                   "`hf auth login`)")
-        return HubUnavailable(said)
-    if isinstance(exc, network):
-        return HubUnavailable(f"{what}: cannot reach {endpoint} "
-                              f"({type(exc).__name__}: {mask(str(exc))})")
-    if isinstance(exc, OSError):  # writing the cache: disk full, permissions
-        return StorageError(f"{what}: cannot write the Hugging Face cache ({mask(str(exc))})")
-    return HubUnavailable(f"{what}: {type(exc).__name__}: {mask(str(exc))}")
+        case HubFailureKind.NETWORK:
+            return HubUnavailable(f"{what}: cannot reach {endpoint} ({failure.detail})")
+        case HubFailureKind.LOCAL_IO:
+            return StorageError(f"{what}: cannot write the Hugging Face cache "
+                                f"({failure.detail.split(': ', 1)[-1]})")
+    return HubUnavailable(said)

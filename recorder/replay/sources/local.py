@@ -19,6 +19,7 @@ import pyarrow.ipc as ipc
 
 from shared.config import hub_endpoint, hub_token
 from shared.errors import GymrecError, UsageError
+from shared.layout import DatasetLayout, ShardName
 
 
 class DatasetNotFound(UsageError):
@@ -68,7 +69,7 @@ class LocalSource:
         return str(self.root)
 
     def sessions(self) -> list[dict]:
-        folder = self.root / ".meta" / "sessions"
+        folder = DatasetLayout(self.root).sessions
         files = sorted(folder.glob("*.json")) if folder.is_dir() else []
         if not files:
             raise DatasetNotFound(f"no recorded dataset in {self.root}")
@@ -76,7 +77,7 @@ class LocalSource:
         return sorted(sessions, key=lambda s: (s["start"]["started_at"], s["start"]["session"]))
 
     def shards(self, session_id: str) -> list[ShardRef]:
-        manifest = _read_json(self.root / ".meta" / "manifest.json", {"shards": []})
+        manifest = _read_json(DatasetLayout(self.root).manifest, {"shards": []})
         refs = [ShardRef(s["file"], s["session_id"], s["rows"]) for s in manifest["shards"]
                 if s["session_id"] == session_id]
         return sorted(refs, key=lambda r: _shard_index(r.file))
@@ -111,7 +112,7 @@ def open_source(dataset_root: Path, repo: str | None = None) -> DatasetSource:
         from recorder.replay.sources.hub import open_hub_source
 
         return open_hub_source(repo, hub_endpoint(), hub_token())
-    if not (dataset_root / ".meta" / "sessions").is_dir():
+    if not DatasetLayout(dataset_root).sessions.is_dir():
         raise DatasetNotFound(f"no recorded dataset in {dataset_root} "
                               "(record one with gymrec-record, or pass --data-dir)")
     return LocalSource(dataset_root)
@@ -129,5 +130,6 @@ def _read_json(path: Path, default: dict | None = None) -> dict:
 
 
 def _shard_index(file: str) -> int:
-    """`data/<session>-0012.arrow` → 12."""
-    return int(file.rsplit("-", 1)[1].split(".")[0])
+    """`data/<session>-0012.arrow` → 12 (a name that is no shard's sorts first)."""
+    name = ShardName.parse(file)
+    return name.index if name is not None else 0
