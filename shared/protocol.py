@@ -12,8 +12,10 @@ message; every message about a session carries "session" (32 hex chars) and "seq
 sequence number (SessionStart is seq 0, each later message is the previous seq + 1). The writer
 answers with Ack (everything up to seq is durable on disk) and Resend (send again from seq).
 
-Encoding is pure (`to_frames` / `from_frames`); decoding validates every field and raises
-ProtocolError for anything else, so hostile bytes never reach the writer's logic.
+Each header field is declared once, with the check its wire value must pass (`_field(check)`);
+checks that relate several fields are the message's RULES. Encoding is pure (`to_frames` /
+`from_frames`); decoding validates every field and raises ProtocolError for anything else, so
+hostile bytes never reach the writer's logic.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import dataclasses
 import functools
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -34,184 +37,276 @@ MAGIC = b"GYMREC\x01"
 PROTOCOL_VERSION = 1
 MAX_HEADER_BYTES = 256 * 1024
 MAX_SIDE = 8192
+MAX_BATCH = 256
 OUTCOMES = ("terminated", "truncated", "aborted", "discarded")
-_SESSION_RE = re.compile(r"^[0-9a-f]{32}$")
+CODECS = ("jpeg", "png")
+_SESSION_RE = re.compile(r"[0-9a-f]{32}")
 _I64 = 2**63
+_I32 = 2**31
+
+# -- field checks: each takes a decoded wire value, True when it is valid ---------------------
+
+Check = Callable[[Any], bool]
+Rule = tuple[Callable[[dict], bool], str]  # (holds for the whole header, what it means)
 
 
-@dataclass(frozen=True)
+def _int(lo: int = 0, hi: int = _I64 - 1) -> Check:
+    return lambda v: type(v) is int and lo <= v <= hi
+
+
+def _num(v: Any) -> bool:
+    return type(v) in (int, float) and math.isfinite(v)
+
+
+def _str(max_len: int = 256) -> Check:
+    return lambda v: type(v) is str and len(v) <= max_len
+
+
+def _bool(v: Any) -> bool:
+    return type(v) is bool
+
+
+def _any(v: Any) -> bool:
+    return True  # any msgpack value (its depth and types are checked for every header)
+
+
+def _session_id(v: Any) -> bool:
+    return type(v) is str and _SESSION_RE.fullmatch(v) is not None
+
+
+def _one_of(values: tuple) -> Check:
+    return lambda v: type(v) is str and v in values
+
+
+def _list_of(item: Check, max_len: int = MAX_BATCH) -> Check:
+    return lambda v: isinstance(v, list) and len(v) <= max_len and all(map(item, v))
+
+
+def _frame_shape(v: Any) -> bool:
+    """[H, W, C] of a uint8 frame: sides 1..MAX_SIDE, C of 1, 3 or 4 channels."""
+    return (isinstance(v, list) and len(v) == 3 and _int(1, MAX_SIDE)(v[0])
+            and _int(1, MAX_SIDE)(v[1]) and type(v[2]) is int and v[2] in (1, 3, 4))
+
+
+def _str_map(v: Any) -> bool:
+    return isinstance(v, dict) and all(_str()(k) and _str()(x) for k, x in v.items())
+
+
+def _space(v: Any) -> bool:
+    validate_space_description(v)  # raises ProtocolError naming what is malformed
+    return True
+
+
+_int32 = _int(0, _I32 - 1)
+_int64 = _int()
+_later_seq = _int(1)  # seq 0 is the SessionStart
+
+
+def _field(check: Check, **kwargs: Any) -> Any:
+    """A header field whose wire value must pass `check`."""
+    return field(metadata={"check": check}, **kwargs)
+
+
+def _pixels() -> Any:
+    """Not a header field: the frame(s) after the header (bytes, or a list of them)."""
+    return field(default=None, compare=False, repr=False)
+
+
+# -- messages ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
 class Hello:
     """Recorder → writer probe; the writer answers with HelloReply."""
 
     TYPE: ClassVar[str] = "hello"
-    nonce: int
-    version: str
+    RULES: ClassVar[tuple[Rule, ...]] = ()
+    nonce: int = _field(_int64)
+    version: str = _field(_str(64))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class HelloReply:
     TYPE: ClassVar[str] = "hello_reply"
-    nonce: int
-    version: str
-    data_dir: str
+    RULES: ClassVar[tuple[Rule, ...]] = ()
+    nonce: int = _field(_int64)
+    version: str = _field(_str(64))
+    data_dir: str = _field(_str(4096))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SessionStart:
     """Everything the writer needs to store a session, and everything worth keeping about it."""
 
     TYPE: ClassVar[str] = "session_start"
-    session: str
-    seq: int
-    env_id: str
-    platform: str
-    env_kwargs: dict
-    observation_space: str
-    action_space: dict
-    action_labels: list
-    fps: float
-    codec: str
-    quality: int
-    versions: dict
-    recorder_version: str
-    collector: str
-    frame_shape: list
-    base_seed: int
-    started_at: float
-    max_steps: int  # the recorder cuts episodes after this many steps (0: never)
+    RULES: ClassVar[tuple[Rule, ...]] = ()
+    session: str = _field(_session_id)
+    seq: int = _field(_int(0, 0))  # a session starts at seq 0
+    env_id: str = _field(_str(4096))
+    platform: str = _field(_str(4096))
+    env_kwargs: dict = _field(lambda v: isinstance(v, dict))
+    observation_space: str = _field(_str(4096))
+    action_space: dict = _field(_space)
+    action_labels: list = _field(_list_of(_str(), 8192))
+    fps: float = _field(lambda v: _num(v) and 0 < v <= 10_000)
+    codec: str = _field(_one_of(CODECS))
+    quality: int = _field(_int(1, 100))
+    versions: dict = _field(_str_map)
+    recorder_version: str = _field(_str(4096))
+    collector: str = _field(_str(4096))
+    frame_shape: list = _field(_frame_shape)
+    base_seed: int = _field(_int64)
+    started_at: float = _field(_num)  # Unix time, seconds
+    # The recorder cuts episodes after this many steps (0: never).
+    max_steps: int = _field(_int32)
     # > 0: StepBatch pixels live in the file /dev/shm/gymrec-<session>, this many slots of
     # H*W*C bytes; a slot is not reused before the writer acknowledges the step in it.
-    shm_slots: int = 0
+    shm_slots: int = _field(_int(0, 1 << 20), default=0)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Step:
     """One env step: the frame the player saw (pixels) and what they did about it."""
 
     TYPE: ClassVar[str] = "step"
-    session: str
-    seq: int
-    episode: int
-    step: int
-    seed: int
-    timestamp: float
-    action: Any
-    reward: float
-    terminated: bool
-    truncated: bool
-    shape: list
-    pixels: Any = field(default=None, compare=False, repr=False)
+    RULES: ClassVar[tuple[Rule, ...]] = ()
+    session: str = _field(_session_id)
+    seq: int = _field(_later_seq)
+    episode: int = _field(_int32)
+    step: int = _field(_int32)
+    seed: int = _field(_int64)
+    timestamp: float = _field(_num)  # Unix time the frame was shown, seconds
+    action: Any = _field(_any)
+    reward: float = _field(_num)
+    terminated: bool = _field(_bool)
+    truncated: bool = _field(_bool)
+    shape: list = _field(_frame_shape)
+    pixels: Any = _pixels()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class StepBatch:
     """Consecutive steps of one episode (seq, seq+1, ...): one message instead of N, so the
     per-message costs (send, decode, acknowledge) are paid once."""
 
     TYPE: ClassVar[str] = "steps"
-    session: str
-    seq: int
-    episode: int
-    first_step: int
-    seed: int
-    shape: list
-    timestamps: list
-    actions: list
-    rewards: list
-    terminated: list
-    truncated: list
-    slots: list  # shared-memory slot of each step, or [] when the pixels follow as frames
-    pixels: Any = field(default=None, compare=False, repr=False)
+    RULES: ClassVar[tuple[Rule, ...]] = (
+        (lambda h: len(h["timestamps"]) > 0, "a batch holds 1 to 256 steps"),
+        (lambda h: all(len(h[k]) == len(h["timestamps"])
+                       for k in ("actions", "rewards", "terminated", "truncated")),
+         "one action, reward and end flag per step"),
+        (lambda h: len(h["slots"]) in (0, len(h["timestamps"])), "bad slots"),
+    )
+    session: str = _field(_session_id)
+    seq: int = _field(_later_seq)
+    episode: int = _field(_int32)
+    first_step: int = _field(_int32)
+    seed: int = _field(_int64)
+    shape: list = _field(_frame_shape)
+    timestamps: list = _field(_list_of(_num))
+    actions: list = _field(_list_of(_any))
+    rewards: list = _field(_list_of(_num))
+    terminated: list = _field(_list_of(_bool))
+    truncated: list = _field(_list_of(_bool))
+    # The shared-memory slot of each step, or [] when the pixels follow as frames.
+    slots: list = _field(_list_of(_int(0, 1 << 20)))
+    pixels: Any = _pixels()
 
     @property
     def count(self) -> int:
         return len(self.timestamps)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class EpisodeEnd:
     """The end of an episode: how it ended, and its final observation (pixels)."""
 
     TYPE: ClassVar[str] = "episode_end"
-    session: str
-    seq: int
-    episode: int
-    step: int
-    seed: int
-    timestamp: float
-    outcome: str
-    terminated: bool
-    truncated: bool
-    shape: list
-    pixels: Any = field(default=None, compare=False, repr=False)
+    RULES: ClassVar[tuple[Rule, ...]] = ()
+    session: str = _field(_session_id)
+    seq: int = _field(_later_seq)
+    episode: int = _field(_int32)
+    step: int = _field(_int32)
+    seed: int = _field(_int64)
+    timestamp: float = _field(_num)
+    outcome: str = _field(_one_of(OUTCOMES))
+    terminated: bool = _field(_bool)
+    truncated: bool = _field(_bool)
+    shape: list = _field(_frame_shape)
+    pixels: Any = _pixels()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Gap:
     """Steps the recorder had to drop (its resend buffer was full): an explicit hole in the data."""
 
     TYPE: ClassVar[str] = "gap"
-    session: str
-    seq: int
-    episode: int
-    first_step: int
-    last_step: int
-    count: int
+    RULES: ClassVar[tuple[Rule, ...]] = (
+        (lambda h: h["first_step"] <= h["last_step"], "first_step after last_step"),
+    )
+    session: str = _field(_session_id)
+    seq: int = _field(_int64)
+    episode: int = _field(_int32)
+    first_step: int = _field(_int32)
+    last_step: int = _field(_int32)
+    count: int = _field(_int(1, _I32 - 1))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SessionEnd:
     TYPE: ClassVar[str] = "session_end"
-    session: str
-    seq: int
-    reason: str
-    steps_sent: int
-    steps_dropped: int
+    RULES: ClassVar[tuple[Rule, ...]] = ()
+    session: str = _field(_session_id)
+    seq: int = _field(_int64)
+    reason: str = _field(_str())
+    steps_sent: int = _field(_int64)
+    steps_dropped: int = _field(_int64)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Ack:
     """Writer → recorder: every message of `session` up to `seq` is durable."""
 
     TYPE: ClassVar[str] = "ack"
-    session: str
-    seq: int
+    RULES: ClassVar[tuple[Rule, ...]] = ()
+    session: str = _field(_session_id)
+    seq: int = _field(_int64)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Resend:
     """Writer → recorder: send again from `seq` (0 means: start with the SessionStart)."""
 
     TYPE: ClassVar[str] = "resend"
-    session: str
-    seq: int
+    RULES: ClassVar[tuple[Rule, ...]] = ()
+    session: str = _field(_session_id)
+    seq: int = _field(_int64)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Refused:
     """Writer → recorder: this session cannot be stored (`reason` says why); do not retry."""
 
     TYPE: ClassVar[str] = "refused"
-    session: str
-    reason: str
+    RULES: ClassVar[tuple[Rule, ...]] = ()
+    session: str = _field(_session_id)
+    reason: str = _field(_str(1024))
 
 
 Message = (Refused | Hello | HelloReply | SessionStart | Step | StepBatch | EpisodeEnd | Gap
-           | SessionEnd
-           | Ack | Resend)
+           | SessionEnd | Ack | Resend)
 _TYPES: dict[str, type] = {
     cls.TYPE: cls
     for cls in (Hello, HelloReply, SessionStart, Step, StepBatch, EpisodeEnd, Gap, SessionEnd,
                 Ack, Resend, Refused)
 }
-MAX_BATCH = 256
 _WITH_PIXELS = (Step, EpisodeEnd)
 
 
 def to_frames(msg: Message) -> list:
     """Encode a message as its list of frames (pixels stay the caller's buffer, not copied)."""
     header = {"type": msg.TYPE}
-    for name in _header_fields(type(msg)):
+    for name, _ in _header_fields(type(msg)):
         header[name] = getattr(msg, name)
     frames = [MAGIC, msgpack.packb(header, use_bin_type=True)]
     if isinstance(msg, _WITH_PIXELS):
@@ -222,8 +317,10 @@ def to_frames(msg: Message) -> list:
 
 
 @functools.cache
-def _header_fields(cls: type) -> tuple[str, ...]:
-    return tuple(f.name for f in dataclasses.fields(cls) if f.name != "pixels")
+def _header_fields(cls: type) -> tuple[tuple[str, Check], ...]:
+    """(name, check) of each header field of a message class, in declaration order."""
+    return tuple((f.name, f.metadata["check"]) for f in dataclasses.fields(cls)
+                 if "check" in f.metadata)
 
 
 def from_frames(frames: list) -> Message:
@@ -233,13 +330,11 @@ def from_frames(frames: list) -> Message:
     if bytes(_buf(frames[0])) != MAGIC:
         raise ProtocolError("not a gymrec v1 message (bad magic or version)")
     header = _unpack_header(_buf(frames[1]))
-    cls = _TYPES.get(header.pop("type", None))
+    kind = header.pop("type", None)
+    cls = _TYPES.get(kind) if type(kind) is str else None
     if cls is None:
         raise ProtocolError("unknown message type")
-    names = _header_fields(cls)
-    if set(header) != set(names):
-        raise ProtocolError(f"{cls.TYPE}: fields {sorted(header)} differ from {sorted(names)}")
-    _VALIDATORS[cls](header)
+    _validate(cls, header)
     if cls is StepBatch:
         return _batch_from_frames(header, frames)
     if cls in _WITH_PIXELS:
@@ -254,6 +349,25 @@ def from_frames(frames: list) -> Message:
     if len(frames) != 2:
         raise ProtocolError(f"{cls.TYPE} carries an unexpected frame")
     return cls(**header)
+
+
+def _validate(cls: type, header: dict) -> None:
+    """Exactly the declared fields, each passing its check, then the message's RULES."""
+    fields = _header_fields(cls)
+    if header.keys() != {name for name, _ in fields}:
+        raise ProtocolError(f"{cls.TYPE}: fields {sorted(header)} differ from "
+                            f"{sorted(name for name, _ in fields)}")
+    for name, check in fields:
+        if not check(header[name]):
+            raise ProtocolError(f"{cls.TYPE}: bad {name} {_short(header[name])}")
+    for holds, meaning in cls.RULES:
+        if not holds(header):
+            raise ProtocolError(f"{cls.TYPE}: {meaning}")
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _batch_from_frames(header: dict, frames: list) -> StepBatch:
@@ -310,139 +424,3 @@ def _check_depth(value: Any, depth: int) -> None:
             _check_depth(v, depth + 1)
     elif not (value is None or isinstance(value, (bool, int, float, str))):
         raise ProtocolError(f"header holds a {type(value).__name__}")
-
-
-# -- field checks ---------------------------------------------------------------------------
-
-
-def _need(cond: bool, what: str) -> None:
-    if not cond:
-        raise ProtocolError(what)
-
-
-def _is_int(v: Any, lo: int = 0, hi: int = _I64 - 1) -> bool:
-    return type(v) is int and lo <= v <= hi
-
-
-def _is_num(v: Any) -> bool:
-    return type(v) in (int, float) and math.isfinite(v)
-
-
-def _is_str(v: Any, max_len: int = 256) -> bool:
-    return type(v) is str and len(v) <= max_len
-
-
-def _session_and_seq(h: dict) -> None:
-    _need(_is_str(h["session"]) and bool(_SESSION_RE.match(h["session"])), "bad session id")
-    _need(_is_int(h["seq"]), "bad seq")
-
-
-def _frame_shape(shape: Any) -> None:
-    _need(isinstance(shape, list) and len(shape) == 3, "frame shape must be [H, W, C]")
-    h, w, c = shape
-    _need(_is_int(h, 1, MAX_SIDE) and _is_int(w, 1, MAX_SIDE) and c in (1, 3, 4)
-          and type(c) is int, f"bad frame shape {shape}")
-
-
-def _check_hello(h: dict) -> None:
-    _need(_is_int(h["nonce"]) and _is_str(h["version"], 64), "bad hello")
-
-
-def _check_hello_reply(h: dict) -> None:
-    _check_hello(h)
-    _need(_is_str(h["data_dir"], 4096), "bad hello reply")
-
-
-def _check_session_start(h: dict) -> None:
-    _session_and_seq(h)
-    _need(h["seq"] == 0, "session_start must be seq 0")
-    for name in ("env_id", "platform", "observation_space", "codec", "recorder_version",
-                 "collector"):
-        _need(_is_str(h[name], 4096), f"bad {name}")
-    _need(h["codec"] in ("jpeg", "png"), f"unknown codec {h['codec']!r}")
-    _need(_is_int(h["quality"], 1, 100), "quality must be 1..100")
-    _need(isinstance(h["env_kwargs"], dict), "env_kwargs must be a map")
-    _need(isinstance(h["versions"], dict)
-          and all(_is_str(k) and _is_str(v) for k, v in h["versions"].items()), "bad versions")
-    _need(isinstance(h["action_labels"], list)
-          and all(_is_str(v) for v in h["action_labels"]), "bad action_labels")
-    _need(_is_num(h["fps"]) and 0 < h["fps"] <= 10_000, "bad fps")
-    _need(_is_int(h["base_seed"]), "bad base_seed")
-    _need(_is_num(h["started_at"]), "bad started_at")
-    _need(_is_int(h["max_steps"], 0, 2**31 - 1), "bad max_steps")
-    _need(_is_int(h["shm_slots"], 0, 1 << 20), "bad shm_slots")
-    _frame_shape(h["frame_shape"])
-    validate_space_description(h["action_space"])
-
-
-def _check_pixel_message(h: dict) -> None:
-    _session_and_seq(h)
-    _need(h["seq"] >= 1, "seq 0 is the session_start")
-    _need(_is_int(h["episode"], 0, 2**31 - 1) and _is_int(h["step"], 0, 2**31 - 1),
-          "bad episode/step")
-    _need(_is_int(h["seed"]), "bad seed")
-    _need(_is_num(h["timestamp"]), "bad timestamp")
-    _need(type(h["terminated"]) is bool and type(h["truncated"]) is bool, "bad end flags")
-    _frame_shape(h["shape"])
-
-
-def _check_step(h: dict) -> None:
-    _check_pixel_message(h)
-    _need(_is_num(h["reward"]), "bad reward")
-
-
-def _check_step_batch(h: dict) -> None:
-    _session_and_seq(h)
-    _need(h["seq"] >= 1, "seq 0 is the session_start")
-    _need(_is_int(h["episode"], 0, 2**31 - 1) and _is_int(h["first_step"], 0, 2**31 - 1)
-          and _is_int(h["seed"]), "bad episode/step/seed")
-    _frame_shape(h["shape"])
-    n = len(h["timestamps"]) if isinstance(h["timestamps"], list) else 0
-    _need(0 < n <= MAX_BATCH, "a batch holds 1 to 256 steps")
-    for name in ("actions", "rewards", "terminated", "truncated"):
-        _need(isinstance(h[name], list) and len(h[name]) == n, f"{name}: one per step")
-    _need(all(_is_num(v) for v in h["timestamps"]), "bad timestamps")
-    _need(all(_is_num(v) for v in h["rewards"]), "bad rewards")
-    _need(all(type(v) is bool for v in h["terminated"] + h["truncated"]), "bad end flags")
-    slots = h["slots"]
-    _need(isinstance(slots, list) and (not slots or len(slots) == n)
-          and all(_is_int(v, 0, 1 << 20) for v in slots), "bad slots")
-
-
-def _check_episode_end(h: dict) -> None:
-    _check_pixel_message(h)
-    _need(h["outcome"] in OUTCOMES, f"bad outcome {h['outcome']!r}")
-
-
-def _check_gap(h: dict) -> None:
-    _session_and_seq(h)
-    _need(_is_int(h["episode"], 0, 2**31 - 1), "bad episode")
-    _need(_is_int(h["first_step"], 0, 2**31 - 1) and _is_int(h["last_step"], 0, 2**31 - 1)
-          and h["first_step"] <= h["last_step"], "bad gap range")
-    _need(_is_int(h["count"], 1, 2**31 - 1), "bad gap count")
-
-
-def _check_session_end(h: dict) -> None:
-    _session_and_seq(h)
-    _need(_is_str(h["reason"]), "bad reason")
-    _need(_is_int(h["steps_sent"]) and _is_int(h["steps_dropped"]), "bad counts")
-
-
-def _check_refused(h: dict) -> None:
-    _need(_is_str(h["session"]) and bool(_SESSION_RE.match(h["session"])), "bad session id")
-    _need(_is_str(h["reason"], 1024), "bad reason")
-
-
-_VALIDATORS = {
-    Hello: _check_hello,
-    HelloReply: _check_hello_reply,
-    SessionStart: _check_session_start,
-    Step: _check_step,
-    StepBatch: _check_step_batch,
-    EpisodeEnd: _check_episode_end,
-    Gap: _check_gap,
-    SessionEnd: _check_session_end,
-    Ack: _session_and_seq,
-    Resend: _session_and_seq,
-    Refused: _check_refused,
-}

@@ -209,7 +209,8 @@ class Writer:
 
     def _handle(self, routing_id: bytes, msg: p.Message) -> None:
         if isinstance(msg, p.Hello):
-            self._send(routing_id, p.HelloReply(msg.nonce, VERSION, str(self.settings.data_dir)))
+            self._send(routing_id, p.HelloReply(nonce=msg.nonce, version=VERSION,
+                                                data_dir=str(self.settings.data_dir)))
             return
         if isinstance(msg, p.SessionStart):
             self._start_session(routing_id, msg)
@@ -226,7 +227,8 @@ class Writer:
                 self._asked_to_start.clear()  # bounded: made-up session ids must not pile up
             if now - self._asked_to_start.get(msg.session, 0.0) > 0.2:
                 self._asked_to_start[msg.session] = now
-                self._send(routing_id, p.Resend(msg.session, 0))  # tell me who you are first
+                # tell me who you are first
+                self._send(routing_id, p.Resend(session=msg.session, seq=0))
             return
         session.routing_id = routing_id
         session.last_seen = time.monotonic()
@@ -240,7 +242,7 @@ class Writer:
         if msg.seq > session.next_seq:
             if session.last_seen - session.last_resend_request > 0.2:
                 session.last_resend_request = session.last_seen
-                self._send(routing_id, p.Resend(session.id, session.next_seq))
+                self._send(routing_id, p.Resend(session=session.id, seq=session.next_seq))
             return
         if isinstance(msg, p.StepBatch):
             self._accept_batch(session, msg)
@@ -291,8 +293,8 @@ class Writer:
                 )
             except OSError as exc:
                 log.error("session %s: cannot store it: %s", msg.session, exc)
-                self._send(routing_id, p.Refused(msg.session, f"the writer cannot store this "
-                                                 f"session: {exc}"))
+                self._send(routing_id, p.Refused(
+                    session=msg.session, reason=f"the writer cannot store this session: {exc}"))
                 return
             self.sessions[msg.session] = session
             self._served = True
@@ -334,7 +336,7 @@ class Writer:
                 del self.sessions[session.id]
 
     def _ack(self, session: WriterSession) -> None:
-        self._send(session.routing_id, p.Ack(session.id, session.durable_seq))
+        self._send(session.routing_id, p.Ack(session=session.id, seq=session.durable_seq))
 
     def _send(self, routing_id: bytes, msg: p.Message) -> None:
         try:

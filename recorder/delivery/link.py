@@ -119,8 +119,10 @@ class WriterLink:
         self._flush_gap()
         nbytes = frame.nbytes + 256
         seq = self.outbox.next_seq
-        msg = p.Step(self.session, seq, episode, step, seed, timestamp, action, float(reward),
-                     bool(terminated), bool(truncated), list(frame.shape), frame.tobytes())
+        msg = p.Step(session=self.session, seq=seq, episode=episode, step=step, seed=seed,
+                     timestamp=timestamp, action=action, reward=float(reward),
+                     terminated=bool(terminated), truncated=bool(truncated),
+                     shape=list(frame.shape), pixels=frame.tobytes())
         self.outbox.add(p.to_frames(msg), nbytes, steps=1)
         self.stats.steps_sent += 1
         return True
@@ -157,10 +159,11 @@ class WriterLink:
         if batch is None:
             return
         n = len(batch.timestamps)
-        msg = p.StepBatch(self.session, self.outbox.next_seq, batch.episode, batch.first_step,
-                          batch.seed, batch.shape, batch.timestamps, batch.actions,
-                          batch.rewards, batch.terminated, batch.truncated, batch.slots,
-                          batch.pixels)
+        msg = p.StepBatch(session=self.session, seq=self.outbox.next_seq, episode=batch.episode,
+                          first_step=batch.first_step, seed=batch.seed, shape=batch.shape,
+                          timestamps=batch.timestamps, actions=batch.actions,
+                          rewards=batch.rewards, terminated=batch.terminated,
+                          truncated=batch.truncated, slots=batch.slots, pixels=batch.pixels)
         nbytes = 256 * n + sum(len(px) for px in batch.pixels)
         self.outbox.add(p.to_frames(msg), nbytes, steps=n, count=n, slots=tuple(batch.slots))
 
@@ -169,16 +172,18 @@ class WriterLink:
                          frame: np.ndarray) -> None:
         self._flush_batch()
         self._flush_gap()
-        msg = p.EpisodeEnd(self.session, self.outbox.next_seq, episode, step, seed, timestamp,
-                           outcome, bool(terminated), bool(truncated), list(frame.shape),
-                           frame.tobytes())
+        msg = p.EpisodeEnd(session=self.session, seq=self.outbox.next_seq, episode=episode,
+                           step=step, seed=seed, timestamp=timestamp, outcome=outcome,
+                           terminated=bool(terminated), truncated=bool(truncated),
+                           shape=list(frame.shape), pixels=frame.tobytes())
         self.outbox.add(p.to_frames(msg), frame.nbytes + 256)
 
     def send_session_end(self, reason: str) -> None:
         self._flush_batch()
         self._flush_gap()
-        msg = p.SessionEnd(self.session, self.outbox.next_seq, reason, self.stats.steps_sent,
-                           self.outbox.steps_dropped)
+        msg = p.SessionEnd(session=self.session, seq=self.outbox.next_seq, reason=reason,
+                           steps_sent=self.stats.steps_sent,
+                           steps_dropped=self.outbox.steps_dropped)
         self.outbox.add(p.to_frames(msg), 256)
 
     def _flush_gap(self) -> None:
@@ -187,8 +192,8 @@ class WriterLink:
             self._add_gap(gap)
 
     def _add_gap(self, gap) -> None:
-        msg = p.Gap(self.session, self.outbox.next_seq, gap.episode, gap.first_step,
-                    gap.last_step, gap.count)
+        msg = p.Gap(session=self.session, seq=self.outbox.next_seq, episode=gap.episode,
+                    first_step=gap.first_step, last_step=gap.last_step, count=gap.count)
         self.outbox.add(p.to_frames(msg), 256)
 
     # -- moving messages ----------------------------------------------------------------------
@@ -324,7 +329,7 @@ def probe_writer(endpoint: str, timeout: float,
     try:
         sock.connect(endpoint)
         nonce = int.from_bytes(os.urandom(6), "big")
-        sock.send_multipart(p.to_frames(p.Hello(nonce, "probe")))
+        sock.send_multipart(p.to_frames(p.Hello(nonce=nonce, version="probe")))
         deadline = time.monotonic() + timeout
         while (left := deadline - time.monotonic()) > 0:
             if not sock.poll(int(left * 1000) + 1):

@@ -14,6 +14,7 @@ from shared import protocol as p
 from shared.config import dataset_dir
 from shared.layout import DatasetLayout
 from shared.version import VERSION, package_versions
+from tests.support.messages import make_start
 from writer.encode import encode_frame
 from writer.store.session import WriterSession
 
@@ -35,14 +36,11 @@ def record_session(data_dir: Path, episodes: int = 2, steps: int = 30, shard_row
     layout.create()
     rng = np.random.default_rng(seed)
     sid = uuid.UUID(int=int(rng.integers(1 << 62)) << 32 | seed).hex
-    start = p.SessionStart(
-        session=sid, seq=0, env_id=env_id, platform="atari",
+    start = make_start(
+        session=sid, env_id=env_id,
         env_kwargs={"repeat_action_probability": 0.0, "frameskip": 1},
-        observation_space="Box(0, 255, (24, 32, 3), uint8)",
-        action_space={"type": "Discrete", "n": 4, "start": 0},
-        action_labels=["NOOP", "FIRE", "RIGHT", "LEFT"], fps=15.0, codec="jpeg", quality=95,
-        versions=package_versions(), recorder_version=VERSION, collector="tester@host",
-        frame_shape=SHAPE, base_seed=seed, started_at=time.time(), max_steps=0,
+        observation_space="Box(0, 255, (24, 32, 3), uint8)", versions=package_versions(),
+        recorder_version=VERSION, collector="tester@host", frame_shape=SHAPE, base_seed=seed,
     )
     session = WriterSession(start, layout, batch_rows=16, batch_seconds=0.0,
                             shard_rows=shard_rows, shard_bytes=1 << 30)
@@ -56,16 +54,20 @@ def record_session(data_dir: Path, episodes: int = 2, steps: int = 30, shard_row
         for step in range(steps):
             seq += 1
             pixels, encoded = frame()
-            session.accept(seq, p.Step(sid, seq, episode, step, seed + episode, time.time(),
-                                       int(rng.integers(4)), float(step % 3 == 0), False,
-                                       step == steps - 1, SHAPE, pixels), encoded)
+            session.accept(seq, p.Step(
+                session=sid, seq=seq, episode=episode, step=step, seed=seed + episode,
+                timestamp=time.time(), action=int(rng.integers(4)), reward=float(step % 3 == 0),
+                terminated=False, truncated=step == steps - 1, shape=SHAPE, pixels=pixels), encoded)
         seq += 1
         pixels, encoded = frame()
-        session.accept(seq, p.EpisodeEnd(sid, seq, episode, steps, seed + episode, time.time(),
-                                         "truncated", False, True, SHAPE, pixels), encoded)
+        session.accept(seq, p.EpisodeEnd(
+            session=sid, seq=seq, episode=episode, step=steps, seed=seed + episode,
+            timestamp=time.time(), outcome="truncated", terminated=False, truncated=True,
+            shape=SHAPE, pixels=pixels), encoded)
         session.pump(time.monotonic() + 1)
     seq += 1
-    session.accept(seq, p.SessionEnd(sid, seq, "done", episodes * steps, 0), None)
+    session.accept(seq, p.SessionEnd(session=sid, seq=seq, reason="done",
+                                          steps_sent=episodes * steps, steps_dropped=0), None)
     session.pump(time.monotonic() + 1)
     assert session.ended
     return layout

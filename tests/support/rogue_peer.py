@@ -17,15 +17,12 @@ import numpy as np
 import zmq
 
 from shared import protocol as p
+from tests.support.messages import make_start
 
 
 def _start(session: str, env_id: str) -> p.SessionStart:
-    return p.SessionStart(
-        session=session, seq=0, env_id=env_id, platform="atari", env_kwargs={},
-        observation_space="Box", action_space={"type": "Discrete", "n": 4, "start": 0},
-        action_labels=[], fps=30.0, codec="jpeg", quality=95, versions={},
-        recorder_version="rogue", collector="rogue", frame_shape=[8, 8, 3], base_seed=0,
-        started_at=time.time(), max_steps=0)
+    return make_start(session=session, env_id=env_id, frame_shape=[8, 8, 3],
+                      recorder_version="rogue", collector="rogue")
 
 
 def _nested(depth: int) -> bytes:
@@ -80,8 +77,9 @@ def main() -> None:
     pixels = np.zeros((8, 8, 3), np.uint8).tobytes()
     valid = [p.to_frames(_start(session, "Rogue-v0"))]
     for seq in range(1, 50):
-        valid.append(p.to_frames(p.Step(session, seq, 0, seq - 1, 1, 1.0, 1, 0.0, False, False,
-                                         [8, 8, 3], pixels)))
+        valid.append(p.to_frames(p.Step(
+            session=session, seq=seq, episode=0, step=seq - 1, seed=1, timestamp=1.0, action=1,
+            reward=0.0, terminated=False, truncated=False, shape=[8, 8, 3], pixels=pixels)))
     invalid = sent = 0
     for i in range(args.messages):
         frames, surely_invalid = _pick(i % 10, rng, valid, session, pixels)

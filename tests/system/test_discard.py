@@ -10,17 +10,15 @@ import pyarrow as pa
 from recorder.delivery.link import WriterLink
 from shared import protocol as p
 from tests.support.datasets_check import assert_exact_episodes, load
+from tests.support.messages import make_start
 
 SID = "feedfacefeedfacefeedfacefeedface"
 
 
 def _start(shape) -> p.SessionStart:
-    return p.SessionStart(
-        session=SID, seq=0, env_id="Synthetic-v0", platform="atari", env_kwargs={},
-        observation_space="Box", action_space={"type": "Discrete", "n": 3, "start": 0},
-        action_labels=["A", "B", "C"], fps=15.0, codec="png", quality=95, versions={},
-        recorder_version="test", collector="test", frame_shape=list(shape), base_seed=0,
-        started_at=time.time(), max_steps=0)
+    return make_start(session=SID, env_id="Synthetic-v0", codec="png", frame_shape=list(shape),
+                      action_space={"type": "Discrete", "n": 3, "start": 0},
+                      action_labels=["A", "B", "C"])
 
 
 def test_discarded_episode_is_left_out(writer_factory, endpoint, data_dir):

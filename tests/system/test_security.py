@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from recorder.delivery.link import WriterLink, probe_writer
-from shared import protocol as p
 from shared.errors import UsageError
 from shared.security import (
     ClientKeys,
@@ -19,6 +18,7 @@ from shared.security import (
     load_secret,
     make_keypair,
 )
+from tests.support.messages import make_start
 from writer.daemon import Writer, WriterSettings
 
 
@@ -65,12 +65,8 @@ def test_only_allow_listed_keys_get_in(keys, curve_writer, endpoint, data_dir):
 
 def test_an_allowed_recorder_records_over_curve(keys, curve_writer, endpoint, data_dir):
     _, server_public = curve_writer
-    start = p.SessionStart(
-        session="ab" * 16, seq=0, env_id="Curve-v0", platform="atari", env_kwargs={},
-        observation_space="Box", action_space={"type": "Discrete", "n": 2, "start": 0},
-        action_labels=[], fps=30.0, codec="png", quality=95, versions={},
-        recorder_version="t", collector="t", frame_shape=[4, 4, 3], base_seed=0,
-        started_at=time.time(), max_steps=0)
+    start = make_start(env_id="Curve-v0", codec="png", frame_shape=[4, 4, 3],
+                       action_space={"type": "Discrete", "n": 2, "start": 0}, action_labels=[])
     link = WriterLink(endpoint, start, 1 << 20,
                       curve=_client(keys[0] / "recorders", "alice", server_public))
     frame = np.zeros((4, 4, 3), np.uint8)

@@ -10,21 +10,14 @@ from hypothesis import strategies as st
 
 from shared import protocol as p
 from shared.errors import ProtocolError
+from tests.support.messages import make_start
 
 SID = "0123456789abcdef0123456789abcdef"
 
 
 def _start(**overrides) -> p.SessionStart:
-    fields = dict(
-        session=SID, seq=0, env_id="BreakoutNoFrameskip-v4", platform="atari",
-        env_kwargs={"render_mode": "rgb_array"}, observation_space="Box(0, 255, (210, 160, 3))",
-        action_space={"type": "Discrete", "n": 4, "start": 0}, action_labels=["NOOP"] * 4,
-        fps=15.0, codec="jpeg", quality=95, versions={"ale-py": "0.12.1"},
-        recorder_version="0.1.0", collector="me@host", frame_shape=[4, 5, 3], base_seed=7,
-        started_at=1.5, max_steps=0,
-    )
-    fields.update(overrides)
-    return p.SessionStart(**fields)
+    return make_start(session=SID, env_kwargs={"render_mode": "rgb_array"},
+                      versions={"ale-py": "0.12.1"}, base_seed=7, **overrides)
 
 
 def _step(**overrides) -> p.Step:
@@ -35,15 +28,29 @@ def _step(**overrides) -> p.Step:
     return p.Step(**fields)
 
 
+def _batch(**overrides) -> p.StepBatch:
+    fields = dict(session=SID, seq=2, episode=0, first_step=1, seed=3, shape=[4, 5, 3],
+                  timestamps=[2.0, 2.1, 2.2], actions=[1, 2, 3], rewards=[0.0, 1.0, 0.0],
+                  terminated=[False, False, True], truncated=[False] * 3, slots=[],
+                  pixels=[bytes(60)] * 3)
+    fields.update(overrides)
+    return p.StepBatch(**fields)
+
+
 def _wire(frames: list) -> list[bytes]:
     return [bytes(memoryview(f)) for f in frames]
 
 
 @pytest.mark.parametrize("msg", [
     _start(), _step(), _step(action=[1, 0, 1]),
-    p.EpisodeEnd(SID, 5, 0, 4, 3, 2.5, "terminated", True, False, [4, 5, 3], bytes(60)),
-    p.Gap(SID, 6, 1, 10, 19, 10), p.SessionEnd(SID, 7, "completed", 100, 10),
-    p.Ack(SID, 7), p.Resend(SID, 0), p.Hello(1, "x"), p.HelloReply(1, "x", "/data"),
+    p.EpisodeEnd(session=SID, seq=5, episode=0, step=4, seed=3, timestamp=2.5,
+                 outcome="terminated", terminated=True, truncated=False, shape=[4, 5, 3],
+                 pixels=bytes(60)),
+    p.Gap(session=SID, seq=6, episode=1, first_step=10, last_step=19, count=10),
+    p.SessionEnd(session=SID, seq=7, reason="completed", steps_sent=100, steps_dropped=10),
+    p.Ack(session=SID, seq=7), p.Resend(session=SID, seq=0), p.Hello(nonce=1, version="x"),
+    p.HelloReply(nonce=1, version="x", data_dir="/data"),
+    p.Refused(session=SID, reason="disk full"), _batch(), _batch(slots=[0, 1, 2], pixels=None),
 ])
 def test_round_trip(msg):
     back = p.from_frames(_wire(p.to_frames(msg)))
@@ -138,3 +145,72 @@ def test_mutated_real_messages_decode_or_raise_protocol_error(data):
         p.from_frames([frames[0], bytes(header), frames[2]])
     except ProtocolError:
         pass
+
+
+@pytest.mark.parametrize("changes", [
+    {"timestamps": []}, {"actions": [1]}, {"rewards": [0.0, float("inf"), 0.0]},
+    {"terminated": [0, 0, 1]}, {"slots": [0]}, {"slots": [0, 1, 1 << 21]},
+    {"first_step": -1}, {"seq": 0},
+])
+def test_step_batch_violations_are_rejected(changes):
+    with pytest.raises(ProtocolError):
+        p.from_frames(_with_header(_batch(), **changes))
+
+
+@pytest.mark.parametrize("kind", [[1], {"a": 1}, 7, None])
+def test_a_type_that_is_no_string_is_rejected(kind):
+    with pytest.raises(ProtocolError, match="unknown message type"):
+        p.from_frames([p.MAGIC, msgpack.packb({"type": kind, "session": SID, "seq": 1})])
+
+
+def test_gap_range_must_not_run_backwards():
+    gap = p.Gap(session=SID, seq=6, episode=1, first_step=10, last_step=19, count=10)
+    with pytest.raises(ProtocolError, match="first_step after last_step"):
+        p.from_frames(_with_header(gap, first_step=20))
+
+
+def test_errors_name_the_field_and_its_value():
+    with pytest.raises(ProtocolError, match=r"session_start: bad codec 'gif'"):
+        p.from_frames(_with_header(_start(), codec="gif"))
+
+
+def test_messages_are_keyword_only():
+    with pytest.raises(TypeError):
+        p.Ack(SID, 7)
+
+
+# The wire shape, spelled out: a change here is a protocol change (bump MAGIC's version).
+WIRE_KEYS = {
+    "hello": ["nonce", "version"],
+    "hello_reply": ["nonce", "version", "data_dir"],
+    "session_start": [
+        "session", "seq", "env_id", "platform", "env_kwargs", "observation_space",
+        "action_space", "action_labels", "fps", "codec", "quality", "versions",
+        "recorder_version", "collector", "frame_shape", "base_seed", "started_at", "max_steps",
+        "shm_slots"],
+    "step": ["session", "seq", "episode", "step", "seed", "timestamp", "action", "reward",
+             "terminated", "truncated", "shape"],
+    "steps": ["session", "seq", "episode", "first_step", "seed", "shape", "timestamps",
+              "actions", "rewards", "terminated", "truncated", "slots"],
+    "episode_end": ["session", "seq", "episode", "step", "seed", "timestamp", "outcome",
+                    "terminated", "truncated", "shape"],
+    "gap": ["session", "seq", "episode", "first_step", "last_step", "count"],
+    "session_end": ["session", "seq", "reason", "steps_sent", "steps_dropped"],
+    "ack": ["session", "seq"], "resend": ["session", "seq"], "refused": ["session", "reason"],
+}
+
+
+@pytest.mark.parametrize("msg", [
+    _start(), _step(), _batch(),
+    p.EpisodeEnd(session=SID, seq=5, episode=0, step=4, seed=3, timestamp=2.5,
+                 outcome="aborted", terminated=False, truncated=False, shape=[4, 5, 3],
+                 pixels=bytes(60)),
+    p.Gap(session=SID, seq=6, episode=1, first_step=10, last_step=19, count=10),
+    p.SessionEnd(session=SID, seq=7, reason="completed", steps_sent=100, steps_dropped=10),
+    p.Ack(session=SID, seq=7), p.Resend(session=SID, seq=0), p.Hello(nonce=1, version="x"),
+    p.HelloReply(nonce=1, version="x", data_dir="/d"), p.Refused(session=SID, reason="no"),
+])
+def test_wire_header_keys_and_order_are_unchanged(msg):
+    frames = p.to_frames(msg)
+    assert frames[0] == b"GYMREC\x01"
+    assert list(_header(msg)) == ["type", *WIRE_KEYS[msg.TYPE]]
