@@ -1,16 +1,90 @@
-"""The dataset schema: one row per step, plus one final row per episode with its last observation.
+"""The dataset schema and the step record: one row per step, plus one final row per episode with
+its last observation.
 
 Row t holds the frame the player saw when choosing `action` t, the reward and end flags that action
 produced, and `is_last=False`. The row after an episode's last action has `is_last=True`, the final
 observation in `image`, `action` and `reward` null, and the episode's end flags.
+
+A step's values (timestamp, action, reward, end flags) are declared once, in STEP_VALUES: the
+recorder fills them into a StepData, the link copies them into a Step (or the lists of a
+StepBatch), and `step_row` / `batch_row` / `final_row` copy them into the dataset's columns. A new
+per-step column is: a StepData field, a StepValue and its place in COLUMNS (here), a field in
+protocol.Step and a list in protocol.StepBatch, and the code that produces it
+(recorder/episode.py, `step_data`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
 import pyarrow as pa
 
 from shared.errors import ProtocolError
 
+
+@dataclass(frozen=True, kw_only=True)
+class StepData:
+    """One env step as the recorder records it."""
+
+    episode: int
+    step: int  # 0-based within the episode
+    seed: int  # the episode's reset seed
+    frame: np.ndarray  # (H, W, C) uint8: the observation the action was chosen on
+    timestamp: float  # Unix time the frame was shown (or handed to the agent), seconds
+    action: Any  # in wire form (shared.spaces.action_to_wire)
+    reward: float
+    terminated: bool
+    truncated: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class EpisodeEndData:
+    """An episode's end as the recorder records it: its final observation and how it ended."""
+
+    episode: int
+    step: int  # steps played: the final row's step index
+    seed: int
+    frame: np.ndarray  # (H, W, C) uint8: the final observation
+    timestamp: float  # Unix time, seconds
+    outcome: str  # one of protocol.OUTCOMES
+    terminated: bool
+    truncated: bool
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+@dataclass(frozen=True, kw_only=True)
+class StepValue:
+    """A value every step produces: a field of StepData and protocol.Step, a list of one per
+    step in protocol.StepBatch, and a dataset column."""
+
+    name: str  # in StepData, Step and the dataset
+    batch_name: str  # in StepBatch
+    dtype: str | None  # its `datasets` Value dtype; None: the action space's feature
+    in_final_row: bool = False  # the episode's final row holds it too (else null)
+    to_row: Callable[[Any], Any] = _same  # wire value → column value
+
+
+STEP_VALUES = (
+    StepValue(name="timestamp", batch_name="timestamps", dtype="float64", in_final_row=True),
+    StepValue(name="action", batch_name="actions", dtype=None),
+    StepValue(name="reward", batch_name="rewards", dtype="float64", to_row=float),
+    StepValue(name="terminated", batch_name="terminated", dtype="bool", in_final_row=True),
+    StepValue(name="truncated", batch_name="truncated", dtype="bool", in_final_row=True),
+)
+
+# Columns that say where a row sits, and the row's bookkeeping: the same for every dataset.
+_FIXED_DTYPES = {
+    "session_id": "string", "episode_id": "string", "episode_index": "int32", "seed": "int64",
+    "step": "int32", "is_last": "bool", "seq": "int64",
+}
+
+# The columns in stored order (a new step value goes before "is_last").
 COLUMNS = (
     "session_id", "episode_id", "episode_index", "seed", "step", "timestamp", "image", "action",
     "reward", "terminated", "truncated", "is_last", "seq",
@@ -42,20 +116,12 @@ def features(action_space: dict):
     """The `datasets.Features` of a dataset whose actions follow `action_space`."""
     from datasets import Features, Image, Value
 
+    dtypes = _FIXED_DTYPES | {v.name: v.dtype for v in STEP_VALUES}
     return Features({
-        "session_id": Value("string"),
-        "episode_id": Value("string"),
-        "episode_index": Value("int32"),
-        "seed": Value("int64"),
-        "step": Value("int32"),
-        "timestamp": Value("float64"),
-        "image": Image(),
-        "action": action_feature(action_space),
-        "reward": Value("float64"),
-        "terminated": Value("bool"),
-        "truncated": Value("bool"),
-        "is_last": Value("bool"),
-        "seq": Value("int64"),
+        name: Image() if name == "image"
+        else action_feature(action_space) if dtypes[name] is None
+        else Value(dtypes[name])
+        for name in COLUMNS
     })
 
 
@@ -67,3 +133,36 @@ def arrow_schema(action_space: dict) -> pa.Schema:
 def episode_id(session_id: str, episode: int) -> str:
     """A dataset-wide unique episode id: `<session>-<episode index, 5 digits>`."""
     return f"{session_id}-{episode:05d}"
+
+
+# -- rows: the one place a step (as it arrived on the wire) becomes a dataset row --------------
+
+
+def step_row(session_id: str, seq: int, msg: Any, image: bytes) -> dict:
+    """The row of a protocol.Step (seq `seq`) whose frame encoded to `image`."""
+    values = {v.name: v.to_row(getattr(msg, v.name)) for v in STEP_VALUES}
+    return _row(session_id, seq, msg.episode, msg.seed, msg.step, image, values, is_last=False)
+
+
+def batch_row(session_id: str, seq: int, batch: Any, i: int, image: bytes) -> dict:
+    """The row of step `i` of a protocol.StepBatch that starts at seq `seq`."""
+    values = {v.name: v.to_row(getattr(batch, v.batch_name)[i]) for v in STEP_VALUES}
+    return _row(session_id, seq + i, batch.episode, batch.seed, batch.first_step + i, image,
+                values, is_last=False)
+
+
+def final_row(session_id: str, seq: int, msg: Any, image: bytes) -> dict:
+    """The final row of an episode, from its protocol.EpisodeEnd: values a step's action
+    produced (action, reward) are null."""
+    values = {v.name: v.to_row(getattr(msg, v.name)) if v.in_final_row else None
+              for v in STEP_VALUES}
+    return _row(session_id, seq, msg.episode, msg.seed, msg.step, image, values, is_last=True)
+
+
+def _row(session_id: str, seq: int, episode: int, seed: int, step: int, image: bytes,
+         values: dict, is_last: bool) -> dict:
+    return {
+        "session_id": session_id, "episode_id": episode_id(session_id, episode),
+        "episode_index": episode, "seed": seed, "step": step,
+        "image": {"bytes": image, "path": None}, **values, "is_last": is_last, "seq": seq,
+    }

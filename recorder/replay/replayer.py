@@ -154,6 +154,8 @@ def version_warnings(recorded: dict, installed: dict) -> list[str]:
 
 
 class Row(NamedTuple):
+    """The columns replay reads (by these names, from shared.schema.COLUMNS)."""
+
     episode_id: str
     episode_index: int
     step: int
@@ -166,8 +168,11 @@ class Row(NamedTuple):
     is_last: bool
 
 
-_SCALARS = ("episode_id", "episode_index", "step", "seed")
-_OUTCOME = ("action", "reward", "terminated", "truncated", "is_last")
+def _column(batch: pa.RecordBatch, name: str) -> list:
+    """A column of a batch as Python values; `image` as its encoded bytes."""
+    if name == "image":
+        return batch.column("image").field("bytes").to_pylist()
+    return batch.column(name).to_pylist()
 
 
 def rows_of(batches: Iterable[pa.RecordBatch], wanted: frozenset[str] | None = None
@@ -179,10 +184,8 @@ def rows_of(batches: Iterable[pa.RecordBatch], wanted: frozenset[str] | None = N
                                           pa.array(sorted(wanted), pa.string())))
             if batch.num_rows == 0:
                 continue
-        columns = [batch.column(name).to_pylist() for name in _SCALARS]
-        images = batch.column("image").field("bytes").to_pylist()
-        outcome = [batch.column(name).to_pylist() for name in _OUTCOME]
-        yield from map(Row._make, zip(*columns, images, *outcome, strict=True))
+        columns = [_column(batch, name) for name in Row._fields]
+        yield from map(Row._make, zip(*columns, strict=True))
 
 
 def episodes_of(rows: Iterator[Row]) -> Iterator[tuple[str, Iterator[Row]]]:

@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from shared import protocol as p
 from shared.layout import DatasetLayout, ShardName
-from shared.schema import arrow_schema, episode_id
+from shared.schema import arrow_schema, batch_row, episode_id, final_row, step_row
 from shared.shm import RingReader
 from writer.store.card import write_card
 from writer.store.durable import read_json, write_json_atomic
@@ -138,43 +138,17 @@ class WriterSession:
         return self.durable_seq > before
 
     def _add_batch_row(self, seq: int, batch: p.StepBatch, i: int, image: bytes) -> None:
+        self._append_row(seq + i, batch_row(self.id, seq, batch, i, image))
+
+    def _append_row(self, seq: int, row: dict) -> None:
         if not self.rows:
             self.first_row_at = time.monotonic()
-        self.rows.append((seq + i, {
-            "session_id": self.id,
-            "episode_id": episode_id(self.id, batch.episode),
-            "episode_index": batch.episode,
-            "seed": batch.seed,
-            "step": batch.first_step + i,
-            "timestamp": batch.timestamps[i],
-            "image": {"bytes": image, "path": None},
-            "action": batch.actions[i],
-            "reward": float(batch.rewards[i]),
-            "terminated": batch.terminated[i],
-            "truncated": batch.truncated[i],
-            "is_last": False,
-            "seq": seq + i,
-        }))
+        self.rows.append((seq, row))
 
     def _add_row(self, seq: int, msg: p.Step | p.EpisodeEnd, image: bytes) -> None:
-        if not self.rows:
-            self.first_row_at = time.monotonic()
         last = isinstance(msg, p.EpisodeEnd)
-        self.rows.append((seq, {
-            "session_id": self.id,
-            "episode_id": episode_id(self.id, msg.episode),
-            "episode_index": msg.episode,
-            "seed": msg.seed,
-            "step": msg.step,
-            "timestamp": msg.timestamp,
-            "image": {"bytes": image, "path": None},
-            "action": None if last else msg.action,
-            "reward": None if last else float(msg.reward),
-            "terminated": msg.terminated,
-            "truncated": msg.truncated,
-            "is_last": last,
-            "seq": seq,
-        }))
+        row = (final_row if last else step_row)(self.id, seq, msg, image)
+        self._append_row(seq, row)
         if last:
             self.state["episodes"].append({
                 "episode_id": episode_id(self.id, msg.episode), "episode_index": msg.episode,

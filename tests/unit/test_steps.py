@@ -1,0 +1,67 @@
+"""The step record and the one row builder: a step's values are declared once and reach the
+wire messages and the dataset columns unchanged."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pyarrow as pa
+
+from shared import protocol as p
+from shared import schema as s
+
+SID = "0123456789abcdef0123456789abcdef"
+SPACE = {"type": "Discrete", "n": 4, "start": 0}
+
+
+def _names(cls: type) -> set[str]:
+    return {f.name for f in dataclasses.fields(cls)}
+
+
+def test_each_step_value_has_its_field_in_every_message_and_a_column():
+    for value in s.STEP_VALUES:
+        assert value.name in _names(s.StepData)
+        assert value.name in _names(p.Step)
+        assert value.batch_name in _names(p.StepBatch)
+        assert value.name in s.COLUMNS
+        if value.in_final_row:
+            assert value.name in _names(p.EpisodeEnd)
+    fixed = {"session_id", "episode_id", "episode_index", "seed", "step", "image", "is_last",
+             "seq"}
+    assert set(s.COLUMNS) == fixed | {v.name for v in s.STEP_VALUES}
+    assert len(s.COLUMNS) == len(set(s.COLUMNS))
+
+
+def _batch() -> p.StepBatch:
+    return p.StepBatch(session=SID, seq=10, episode=2, first_step=5, seed=9, shape=[4, 5, 3],
+                       timestamps=[1.0, 1.5], actions=[3, 1], rewards=[1, 0.5],
+                       terminated=[False, True], truncated=[False, False], slots=[0, 1])
+
+
+def test_a_batched_step_and_a_single_step_make_the_same_row():
+    batch = _batch()
+    for i in range(batch.count):
+        single = p.Step(session=SID, seq=batch.seq + i, episode=batch.episode,
+                        step=batch.first_step + i, seed=batch.seed,
+                        timestamp=batch.timestamps[i], action=batch.actions[i],
+                        reward=batch.rewards[i], terminated=batch.terminated[i],
+                        truncated=batch.truncated[i], shape=batch.shape)
+        assert s.batch_row(SID, batch.seq, batch, i, b"jpg") == \
+            s.step_row(SID, batch.seq + i, single, b"jpg")
+
+
+def test_rows_fit_the_schema_and_the_final_row_has_no_action_or_reward():
+    batch = _batch()
+    end = p.EpisodeEnd(session=SID, seq=12, episode=2, step=7, seed=9, timestamp=2.0,
+                       outcome="terminated", terminated=True, truncated=False, shape=[4, 5, 3])
+    rows = [s.batch_row(SID, batch.seq, batch, i, b"jpg") for i in range(2)]
+    rows.append(s.final_row(SID, end.seq, end, b"end"))
+    table = pa.Table.from_pylist(rows, schema=s.arrow_schema(SPACE))
+    assert table.column("step").to_pylist() == [5, 6, 7]
+    assert table.column("seq").to_pylist() == [10, 11, 12]
+    assert table.column("reward").to_pylist() == [1.0, 0.5, None]
+    assert table.column("action").to_pylist() == [3, 1, None]
+    assert table.column("is_last").to_pylist() == [False, False, True]
+    assert table.column("terminated").to_pylist() == [False, True, True]
+    assert table.column("timestamp").to_pylist() == [1.0, 1.5, 2.0]
+    assert set(table.column("episode_id").to_pylist()) == {s.episode_id(SID, 2)}
