@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from recorder.delivery.local_writer import ensure_writer
-from recorder.envs import resolve_env
+from recorder.envs import fps_defaults, resolve_env
 from recorder.headless.loop import RecordSettings, WorkerProgress, record_worker
 from recorder.headless.progress import ProgressView
 from recorder.play.keymaps import load_keymap
@@ -43,7 +43,7 @@ from shared.security import ClientKeys, load_public, load_secret
               help="Recorder processes playing at once, all into one writer.")
 @click.option("--state", default=None, help="Stable-Retro save state to start from.")
 @click.option("--fps", type=click.FloatRange(1, 1000), default=None,
-              help="Frames per second (default per platform: Atari 15, VizDoom 35, Retro 60).")
+              help=f"Frames per second (default per platform: {fps_defaults()}).")
 @click.option("--codec", type=click.Choice(CODECS), default="jpeg", show_default=True)
 @click.option("--quality", type=click.IntRange(1, 100), default=DEFAULT_QUALITY,
               show_default=True, help="JPEG quality.")

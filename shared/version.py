@@ -3,9 +3,25 @@
 from __future__ import annotations
 
 from importlib import metadata
+from types import MappingProxyType
 
 VERSION = "0.1.0"
-TRACKED_PACKAGES = ("gymnasium", "ale-py", "stable-retro", "vizdoom", "numpy", "simplejpeg")
+# Per platform (the name a SessionStart carries), the distributions whose versions decide what
+# its envs do. The one table both sides read: the recorder's platform modules (recorder/envs/)
+# take theirs from here, the writer's Hub card names the first beside the platform.
+PLATFORM_PACKAGES = MappingProxyType({
+    "atari": ("ale-py",),
+    "retro": ("stable-retro",),
+    "vizdoom": ("vizdoom",),
+})
+TRACKED_PACKAGES = ("gymnasium", *(n for names in PLATFORM_PACKAGES.values() for n in names),
+                    "numpy", "simplejpeg")
+
+
+def platform_package(platform: str) -> str | None:
+    """The main package of a platform ("atari" → "ale-py"); None for one not in the table."""
+    names = PLATFORM_PACKAGES.get(platform, ())
+    return names[0] if names else None
 
 
 def package_versions() -> dict[str, str]:

@@ -1,8 +1,9 @@
 """Key maps: which key drives which control, per platform. Pure: no window, no env.
 
-A key map binds pygame key names ("up", "left ctrl", "z") to the controls of a platform:
+A key map binds pygame key names ("up", "left ctrl", "z") to the controls of a platform, the
+names its module in recorder/envs/ declares with its default keys:
 
-- Atari: UP, DOWN, LEFT, RIGHT, FIRE (combined into the game's own actions, see `actions.py`);
+- Atari: UP, DOWN, LEFT, RIGHT, FIRE (combined into the game's own actions);
 - Stable-Retro: console button names (B, A, MODE, START, C, X, Y, Z, SELECT, L, R, ...);
 - VizDoom: engine button names (ATTACK, USE, MOVE_FORWARD, TURN_LEFT, STRAFE, SPEED, ...).
 
@@ -22,47 +23,29 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 
+from recorder.envs import platform_named, platform_names
 from shared.errors import UsageError
-
-ATARI, RETRO, VIZDOOM = "atari", "retro", "vizdoom"
-PLATFORMS = (ATARI, RETRO, VIZDOOM)
-
-ATARI_CONTROLS = ("UP", "DOWN", "LEFT", "RIGHT", "FIRE")
-# Every button name of the libretro cores stable-retro ships (a test checks this against
-# retro.data.EMU_INFO); a keymap may name any of them, the env uses those its console has.
-RETRO_CONTROLS = (
-    "B", "A", "MODE", "START", "UP", "DOWN", "LEFT", "RIGHT", "C", "Y", "X", "Z", "SELECT",
-    "PAUSE", "RUN", "RESET", "BUTTON", "I", "II", "III", "IV", "V", "VI", "L", "R", "L2", "R2",
-    "L3", "R3", "C-UP", "C-RIGHT", "C-MODE",
-)
-# VizDoom's binary buttons (a test checks this against vizdoom.Button). Delta buttons are not
-# bound to keys: `actions.py` drives them from the turn/move controls when a scenario has them.
-DOOM_CONTROLS = (
-    "ATTACK", "USE", "JUMP", "CROUCH", "TURN180", "ALTATTACK", "RELOAD", "ZOOM", "SPEED",
-    "STRAFE", "MOVE_RIGHT", "MOVE_LEFT", "MOVE_BACKWARD", "MOVE_FORWARD", "TURN_RIGHT",
-    "TURN_LEFT", "LOOK_UP", "LOOK_DOWN", "MOVE_UP", "MOVE_DOWN", "LAND",
-    *(f"SELECT_WEAPON{i}" for i in range(10)), "SELECT_NEXT_WEAPON", "SELECT_PREV_WEAPON",
-    "DROP_SELECTED_WEAPON", "ACTIVATE_SELECTED_ITEM", "SELECT_NEXT_ITEM", "SELECT_PREV_ITEM",
-    "DROP_SELECTED_ITEM",
-)
-CONTROLS = {ATARI: ATARI_CONTROLS, RETRO: RETRO_CONTROLS, VIZDOOM: DOOM_CONTROLS}
 
 # Keys the recorder itself uses, whatever the platform (space also starts a recording).
 RESERVED = {"escape": "quit", "p": "pause", "h": "HUD", "backspace": "discard"}
 
-_ARROWS = {"up": "UP", "down": "DOWN", "left": "LEFT", "right": "RIGHT"}
-DEFAULT_BINDINGS: Mapping[str, Mapping[str, str]] = MappingProxyType({
-    ATARI: MappingProxyType({**_ARROWS, "space": "FIRE"}),
-    RETRO: MappingProxyType({
-        **_ARROWS, "z": "B", "x": "A", "tab": "SELECT", "return": "START",
-        "c": "C", "a": "X", "s": "Y", "d": "Z", "q": "L", "w": "R",
-    }),
-    VIZDOOM: MappingProxyType({
-        "up": "MOVE_FORWARD", "down": "MOVE_BACKWARD", "left": "TURN_LEFT",
-        "right": "TURN_RIGHT", "ctrl": "ATTACK", "space": "USE", "shift": "SPEED",
-        "alt": "STRAFE", **{str(i): f"SELECT_WEAPON{i}" for i in range(1, 8)},
-    }),
-})
+
+class _Controls(Mapping):
+    """Platform name → its control names, a read-only view of the registered platforms."""
+
+    def __getitem__(self, name: str) -> tuple[str, ...]:
+        if name not in platform_names():
+            raise KeyError(name)
+        return platform_named(name).controls
+
+    def __iter__(self):
+        return iter(platform_names())
+
+    def __len__(self) -> int:
+        return len(platform_names())
+
+
+CONTROLS: Mapping[str, tuple[str, ...]] = _Controls()
 
 # Names that stand for several keys, or that pygame spells differently.
 _KEY_ALIASES = {
@@ -106,7 +89,7 @@ def key_codes(name: str) -> tuple[int, ...]:
 
 
 def default_keymap(platform: str) -> Keymap:
-    return _build(platform, DEFAULT_BINDINGS[platform], "default keymap")
+    return _build(platform, platform_named(platform).default_keys, "default keymap")
 
 
 def load_keymap(path: Path | None, platform: str) -> Keymap:
@@ -127,12 +110,12 @@ def load_keymap(path: Path | None, platform: str) -> Keymap:
         raise UsageError(f"keymap {path}: not valid TOML ({exc})") from exc
     chosen = default_keymap(platform)
     for section, table in tables.items():
-        if section not in PLATFORMS:
+        if section not in platform_names():
             raise UsageError(f"keymap {path}: unknown table [{section}] "
-                             f"(use {', '.join(PLATFORMS)})")
+                             f"(use {', '.join(platform_names())})")
         if not isinstance(table, dict):
             raise UsageError(f"keymap {path}: {section} must be a table ([{section}])")
-        merged = {**DEFAULT_BINDINGS[section], **table}
+        merged = {**platform_named(section).default_keys, **table}
         keymap = _build(section, merged, f"keymap {path} [{section}]")
         if section == platform:
             chosen = keymap
@@ -143,7 +126,7 @@ def _build(platform: str, bindings: Mapping[str, object], where: str) -> Keymap:
     codes: dict[int, str] = {}
     names: dict[int, str] = {}
     removed: set[int] = set()
-    vocabulary = CONTROLS[platform]
+    vocabulary = platform_named(platform).controls
     for key, control in bindings.items():
         if not isinstance(control, str):
             raise UsageError(f"{where}: the control of key {key!r} must be a string")

@@ -10,32 +10,27 @@ import pytest
 import stable_retro as retro
 import vizdoom
 
-from recorder.envs import _register_gym_platforms, action_labels
-from recorder.listing import Catalogue, listing_lines
-from recorder.pacing import FramePacer
-from recorder.play.actions import (
+from recorder.envs import action_labels, atari
+from recorder.envs import vizdoom as doom
+from recorder.envs.atari import atari_action
+from recorder.envs.retro import CONTROLS as RETRO_CONTROLS
+from recorder.envs.retro import retro_action
+from recorder.envs.vizdoom import (
     all_doom_combos,
-    atari_action,
     doom_action,
     doom_buttons,
     doom_combo_labels,
     doom_combos,
-    retro_action,
 )
+from recorder.listing import listing_lines
+from recorder.pacing import FramePacer
 from recorder.play.input import PAUSE, QUIT, START, InputState
-from recorder.play.keymaps import (
-    ATARI,
-    DOOM_CONTROLS,
-    RETRO,
-    RETRO_CONTROLS,
-    VIZDOOM,
-    default_keymap,
-    load_keymap,
-)
+from recorder.play.keymaps import default_keymap, load_keymap
 from shared.errors import UsageError
 from shared.spaces import describe_space
 
 K = pygame
+ATARI, RETRO, VIZDOOM = "atari", "retro", "vizdoom"
 
 
 def _keys(keymap, *codes):
@@ -44,7 +39,7 @@ def _keys(keymap, *codes):
 
 @pytest.fixture(scope="module")
 def atari_meanings():
-    _register_gym_platforms()
+    atari.register()
     meanings = {}
     for name, kwargs in [("full", {"full_action_space": True}), ("breakout", {}),
                          ("pong", {"id": "ALE/Pong-v5"})]:
@@ -109,11 +104,11 @@ def test_retro_vocabulary_covers_every_core():
 def test_doom_vocabulary_is_vizdooms_binary_buttons():
     binary = {b.name for b in vizdoom.Button.__members__.values()
               if not vizdoom.is_delta_button(b)}
-    assert binary == set(DOOM_CONTROLS)
+    assert binary == set(doom.CONTROLS)
 
 
 def _doom(env_id):
-    _register_gym_platforms()
+    doom.register()
     env = gym.make(env_id)
     inner = env.unwrapped
     available = [b.name for b in inner.game.get_available_buttons()]
@@ -282,10 +277,10 @@ def test_pacer_keeps_the_rate_without_drift_and_counts_late_frames():
 
 
 def test_listing_groups_and_filters():
-    cat = Catalogue(atari=["ALE/Pong-v5", "PongNoFrameskip-v4", "ALE/Breakout-v5"],
-                    retro={"Airstriker-Genesis-v0": True, "SuperMarioBros-Nes-v0": False},
-                    vizdoom=["VizdoomBasic-v1", "VizdoomDoomE1M1-S1-v0",
-                             "VizdoomFreedoom1E1M1-S1-v0"], missing_wads=["doom.wad"])
+    cat = {ATARI: {"ALE/Breakout-v5": "", "ALE/Pong-v5": "", "PongNoFrameskip-v4": ""},
+           RETRO: {"Airstriker-Genesis-v0": "", "SuperMarioBros-Nes-v0": "ROM missing"},
+           VIZDOOM: {"VizdoomBasic-v1": "", "VizdoomDoomE1M1-S1-v0": "needs doom.wad",
+                     "VizdoomFreedoom1E1M1-S1-v0": ""}}
     text = "\n".join(listing_lines(cat))
     assert "Atari, ale-py (default 15 fps): 2 games, 3 ids" in text
     assert "Breakout  Pong" in text

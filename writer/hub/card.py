@@ -13,11 +13,11 @@ from dataclasses import asdict, dataclass
 from shared.config import dataset_dir_name
 from shared.errors import UsageError
 from shared.schema import COLUMNS, features
+from shared.version import platform_package
 
 REPO_PREFIX = "GymnasiumRecording__"
 DEFAULT_REPO_TEMPLATE = "{user}/" + REPO_PREFIX + "{env}"
 DATA_GLOB = "data/*.parquet"
-PACKAGES = {"atari": "ale-py", "retro": "stable-retro", "vizdoom": "vizdoom"}
 _SIZES = [(1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"),
           (1_000_000, "100K<n<1M"), (10_000_000, "1M<n<10M"), (100_000_000, "10M<n<100M")]
 
@@ -67,7 +67,7 @@ def _front_matter(start: dict, published: Published) -> str:
         "pretty_name": f"{start['env_id']} gameplay",
         "task_categories": ["reinforcement-learning"],
         "tags": ["gymrec", "gymnasium", "gameplay", "imitation-learning", platform,
-                 PACKAGES.get(platform, platform)],
+                 platform_package(platform) or platform],
         "size_categories": [size_category(published.rows)],
         "configs": [{"config_name": "default",
                      "data_files": [{"split": "train", "path": DATA_GLOB}]}],
@@ -138,7 +138,7 @@ def card_text(repo_id: str, sessions: list[dict], published: Published) -> str:
         "",
         "| | |",
         "|---|---|",
-        f"| platform | {start['platform']} ({PACKAGES.get(start['platform'], '?')}) |",
+        f"| platform | {start['platform']} ({platform_package(start['platform']) or '?'}) |",
         f"| env id | `{env_id}` |",
         f"| env kwargs | `{json.dumps(start['env_kwargs'], sort_keys=True)}` |",
         f"| FPS | {fps:g} |",

@@ -1,0 +1,93 @@
+"""Atari 2600 games through ale-py: ids such as `BreakoutNoFrameskip-v4` and `ALE/Pong-v5`.
+
+Actions are Discrete, named by `get_action_meanings()` ("UPRIGHTFIRE"); the five controls UP,
+DOWN, LEFT, RIGHT, FIRE combine into the game's own action, the nearest legal one when the game
+lacks the exact combination (Breakout has no UP).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from types import MappingProxyType
+from typing import Any
+
+from recorder.envs.base import Platform, gym_ids, heading, wrapped
+from recorder.envs.controls import cancel_opposites, nearest
+from shared.errors import UsageError
+
+CONTROLS = ("UP", "DOWN", "LEFT", "RIGHT", "FIRE")
+PRIORITY = ("UP", "DOWN", "LEFT", "RIGHT", "FIRE")  # directions before fire
+DEFAULT_KEYS = MappingProxyType({"up": "UP", "down": "DOWN", "left": "LEFT", "right": "RIGHT",
+                                 "space": "FIRE"})
+
+
+def atari_components(meaning: str) -> frozenset[str]:
+    """"UPRIGHTFIRE" → {UP, RIGHT, FIRE}; "NOOP" → {}."""
+    rest, parts = meaning.upper(), set()
+    if rest == "NOOP":
+        return frozenset()
+    for token in ("UP", "DOWN", "RIGHT", "LEFT", "FIRE"):
+        if token in rest:
+            parts.add(token)
+            rest = rest.replace(token, "", 1)
+    if rest:
+        raise UsageError(f"unknown Atari action meaning {meaning!r}")
+    return frozenset(parts)
+
+
+def atari_action(controls: Iterable[str], meanings: Sequence[str]) -> int:
+    """The index in `meanings` (the env's get_action_meanings()) for the held controls."""
+    options = [atari_components(m) for m in meanings]
+    return nearest(cancel_opposites(controls), options, PRIORITY)
+
+
+def register() -> None:
+    """Put ale-py's ids into gymnasium's registry (idempotent)."""
+    import ale_py
+    import gymnasium as gym
+
+    gym.register_envs(ale_py)
+
+
+class Atari(Platform):
+    name = "atari"
+    title = "Atari"
+    module = "ale_py"
+    default_fps = 15.0
+    controls = CONTROLS
+    default_keys = DEFAULT_KEYS
+
+    def ids(self) -> list[str]:
+        register()
+        return gym_ids(self.module)
+
+    def make(self, env_id: str, kwargs: Mapping[str, Any]) -> Any:
+        import gymnasium as gym
+
+        register()
+        return gym.make(env_id, **kwargs)
+
+    def action_labels(self, env: Any) -> list[str]:
+        return list(env.unwrapped.get_action_meanings())
+
+    def resolver(self, env: Any) -> Callable[[frozenset[str]], Any]:
+        meanings = self.action_labels(env)
+        table: dict[frozenset[str], int] = {}
+
+        def atari(controls: frozenset[str]) -> int:
+            if controls not in table:  # at most 2^5 combinations: cache them
+                table[controls] = atari_action(controls, meanings)
+            return table[controls]
+
+        return atari
+
+    def summary(self, catalogue: Mapping[str, str]) -> list[str]:
+        games = sorted({i.removeprefix("ALE/").removesuffix("-v5") for i in catalogue
+                        if i.startswith("ALE/")})
+        return [heading(self, f"{len(games)} games, {len(catalogue)} ids", "Atari, ale-py"),
+                "  ids: ALE/<Game>-v5 (sticky actions), <Game>NoFrameskip-v4, <Game>-v4, "
+                "-v0 forms",
+                *wrapped(games)]
+
+
+PLATFORM = Atari()

@@ -1,0 +1,142 @@
+"""The platforms gymrec plays, and what everything else asks of them: env ids → platform and
+canonical id (`resolve_env`, cheap, checks the ROM before anything starts), envs (`make_env`),
+pictures (`frame_of`), action labels and key resolvers. The CLI, key maps, listing, human play,
+headless recording and replay all come through here; none of them names a platform.
+
+Adding a platform: one module beside atari.py answering `base.Platform`, one line in
+`_BUILT_IN`, and its packages in shared.version.PLATFORM_PACKAGES (which the writer reads).
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from recorder.envs import atari, retro, vizdoom
+from recorder.envs.base import Platform, as_frame, is_image
+from shared.errors import EnvNotFound, UsageError
+
+_BUILT_IN: tuple[Platform, ...] = (atari.PLATFORM, retro.PLATFORM, vizdoom.PLATFORM)
+_PLATFORMS: dict[str, Platform] = {p.name: p for p in _BUILT_IN}
+_BY_ENV_TYPE: dict[type, Platform | None] = {}  # the platform of a live env, by its class
+
+
+def register(platform: Platform) -> None:
+    """Add a platform (after the built-in ones); raise UsageError if its name is taken."""
+    if platform.name in _PLATFORMS:
+        raise UsageError(f"platform {platform.name!r} is already registered")
+    _PLATFORMS[platform.name] = platform
+    _BY_ENV_TYPE.clear()
+
+
+def unregister(name: str) -> None:
+    """Remove a platform added with `register` (the built-in ones stay)."""
+    if any(p.name == name for p in _BUILT_IN):
+        raise UsageError(f"platform {name!r} is built in")
+    _PLATFORMS.pop(name, None)
+    _BY_ENV_TYPE.clear()
+
+
+def platforms() -> list[Platform]:
+    """Every platform, in the order listings and error messages name them."""
+    return list(_PLATFORMS.values())
+
+
+def platform_names() -> tuple[str, ...]:
+    return tuple(_PLATFORMS)
+
+
+def platform_named(name: str) -> Platform:
+    try:
+        return _PLATFORMS[name]
+    except KeyError:
+        raise UsageError(f"unknown platform {name!r} (one of "
+                         f"{', '.join(_PLATFORMS)})") from None
+
+
+@dataclass(frozen=True)
+class EnvChoice:
+    """A resolved env: which platform, its canonical id, and the kwargs it is made with."""
+
+    platform: str
+    env_id: str
+    kwargs: dict = field(default_factory=dict)
+
+    @property
+    def default_fps(self) -> float:
+        return platform_named(self.platform).default_fps
+
+
+def known_ids() -> dict[str, list[str]]:
+    """Platform name → every env id it knows."""
+    return {p.name: p.ids() for p in platforms()}
+
+
+def resolve_env(env_id: str, state: str | None = None) -> EnvChoice:
+    """Find the platform of `env_id`; raise EnvNotFound (naming close ids) or RomMissing.
+
+    An exact id wins over another platform's alias; `state` is a Stable-Retro save state."""
+    ids = known_ids()
+    owner = next((p for p in platforms() if env_id in ids[p.name]), None)
+    canonical = env_id
+    if owner is None:
+        for p in platforms():
+            canonical = p.canonical_id(env_id, ids[p.name])
+            if canonical is not None:
+                owner = p
+                break
+    if owner is None:
+        everything = [i for group in ids.values() for i in group]
+        close = difflib.get_close_matches(env_id, everything, n=3, cutoff=0.5)
+        hint = (f"; did you mean {', '.join(close)}?" if close
+                else "; `gymrec-record --list` shows all")
+        raise EnvNotFound(f"unknown env id {env_id!r}{hint}")
+    owner.check_playable(canonical)
+    return EnvChoice(owner.name, canonical, owner.env_kwargs(state))
+
+
+def make_env(choice: EnvChoice) -> Any:
+    """Build the env, rendering to arrays (one per process for Stable-Retro)."""
+    return platform_named(choice.platform).make(choice.env_id, choice.kwargs)
+
+
+def platform_of_env(env: Any) -> Platform | None:
+    """The platform a live env belongs to (None for an env no platform claims)."""
+    kind = type(env.unwrapped)
+    if kind not in _BY_ENV_TYPE:
+        _BY_ENV_TYPE[kind] = next((p for p in platforms() if p.owns_env(env)), None)
+    return _BY_ENV_TYPE[kind]
+
+
+def frame_of(observation: Any, env: Any) -> np.ndarray:
+    """The picture the player sees: the observation itself when it is an image, else what the
+    env's platform takes from it (a Doom `screen`) or a render."""
+    if is_image(observation):  # Atari and Retro, every frame: no lookup
+        return as_frame(observation)
+    platform = platform_of_env(env)
+    if platform is None:
+        return as_frame(env.render())
+    return platform.frame(observation, env)
+
+
+def action_labels(env: Any, platform: str) -> list[str]:
+    """Names for the actions: ALE meanings, Retro button names, VizDoom buttons ([] for a
+    platform not registered)."""
+    known = _PLATFORMS.get(platform)
+    return known.action_labels(env) if known else []
+
+
+def resolver_for(env: Any, platform: str) -> Callable[[frozenset[str]], Any]:
+    """A function from held controls to this env's action."""
+    if platform not in _PLATFORMS:
+        raise UsageError(f"no keyboard controls for platform {platform!r}")
+    return _PLATFORMS[platform].resolver(env)
+
+
+def fps_defaults() -> str:
+    """"Atari 15, Stable-Retro 60, VizDoom 35": for help texts."""
+    return ", ".join(f"{p.title} {p.default_fps:g}" for p in platforms())

@@ -1,0 +1,123 @@
+"""Console games through Stable-Retro: ids such as `Airstriker-Genesis-v0` (the older name
+without `-v0` is accepted). Each game needs its ROM imported; one emulator per process.
+
+Actions are MultiBinary over the console's buttons (`env.unwrapped.buttons`, None = unused);
+a key map binds console button names, and a control the console lacks may exist under another
+name (Select is MODE on a Genesis).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+
+from recorder.envs.base import Platform, heading, wrapped
+from recorder.envs.controls import cancel_opposites
+from shared.errors import RomMissing, UsageError
+
+# Every button name of the libretro cores stable-retro ships (a test checks this against
+# retro.data.EMU_INFO); a keymap may name any of them, the env uses those its console has.
+CONTROLS = (
+    "B", "A", "MODE", "START", "UP", "DOWN", "LEFT", "RIGHT", "C", "Y", "X", "Z", "SELECT",
+    "PAUSE", "RUN", "RESET", "BUTTON", "I", "II", "III", "IV", "V", "VI", "L", "R", "L2", "R2",
+    "L3", "R3", "C-UP", "C-RIGHT", "C-MODE",
+)
+DEFAULT_KEYS = MappingProxyType({
+    "up": "UP", "down": "DOWN", "left": "LEFT", "right": "RIGHT", "z": "B", "x": "A",
+    "tab": "SELECT", "return": "START", "c": "C", "a": "X", "s": "Y", "d": "Z", "q": "L",
+    "w": "R",
+})
+ALIASES = {"SELECT": ("MODE",), "MODE": ("SELECT",), "START": ("RUN", "PAUSE")}
+IMPORT_HINT = "python -m retro.import"
+
+
+def retro_action(controls: Iterable[str], buttons: Sequence[str | None]) -> np.ndarray:
+    """MultiBinary vector over the env's `buttons` (env.unwrapped.buttons; None = unused)."""
+    action = np.zeros(len(buttons), dtype=np.int8)
+    index = {b: i for i, b in enumerate(buttons) if b}
+    for control in cancel_opposites(controls):
+        for name in (control, *ALIASES.get(control, ())):
+            if name in index:
+                action[index[name]] = 1
+                break
+    return action
+
+
+def has_rom(game: str) -> bool:
+    import stable_retro as retro
+
+    try:
+        retro.data.get_romfile_path(game, retro.data.Integrations.STABLE)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+class Retro(Platform):
+    name = "retro"
+    title = "Stable-Retro"
+    module = "stable_retro"
+    default_fps = 60.0
+    controls = CONTROLS
+    default_keys = DEFAULT_KEYS
+
+    def ids(self) -> list[str]:
+        import stable_retro as retro
+
+        return list(retro.data.list_games())
+
+    def canonical_id(self, env_id: str, ids: list[str]) -> str | None:
+        for candidate in (env_id, f"{env_id}-v0"):
+            if candidate in ids:
+                return candidate
+        return None
+
+    def check_playable(self, env_id: str) -> None:
+        if not has_rom(env_id):
+            raise RomMissing(f"no ROM for {env_id}: import your ROMs with "
+                             f"`{IMPORT_HINT} <folder>`")
+
+    def env_kwargs(self, state: str | None) -> dict:
+        return {"render_mode": "rgb_array", **({"state": state} if state else {})}
+
+    def make(self, env_id: str, kwargs: Mapping[str, Any]) -> Any:
+        """Stable-Retro allows one emulator per process."""
+        import stable_retro as retro
+
+        kwargs = dict(kwargs)
+        state = kwargs.pop("state", retro.State.DEFAULT)
+        return retro.make(env_id, state=state, **kwargs)
+
+    def action_labels(self, env: Any) -> list[str]:
+        return [b if b is not None else "" for b in env.unwrapped.buttons]
+
+    def resolver(self, env: Any) -> Callable[[frozenset[str]], Any]:
+        from shared.spaces import describe_space
+
+        kind = describe_space(env.action_space)["type"]
+        if kind != "MultiBinary":
+            raise UsageError(f"human play needs a MultiBinary Retro action space, not {kind}")
+        buttons = list(env.unwrapped.buttons)
+        return lambda controls: retro_action(controls, buttons)
+
+    def catalogue(self) -> dict[str, str]:
+        return {g: "" if has_rom(g) else "ROM missing" for g in sorted(self.ids())}
+
+    def summary(self, catalogue: Mapping[str, str]) -> list[str]:
+        ready = [g for g, missing in catalogue.items() if not missing]
+        consoles = Counter(g.removesuffix("-v0").rsplit("-", 1)[-1]
+                           for g, missing in catalogue.items() if missing)
+        lines = [heading(self, f"{len(ready)} of {len(catalogue)} games have their ROM "
+                               f"(import yours: {IMPORT_HINT} DIR)"),
+                 "  ROM available:", *wrapped(ready, "    ")]
+        if consoles:
+            lines += ["  ROM missing:",
+                      *wrapped([f"{c} {n}" for c, n in consoles.most_common()], "    ")]
+        return lines
+
+
+PLATFORM = Retro()
