@@ -40,6 +40,7 @@ from recorder.envs import resolve_env  # noqa: E402
 from recorder.play.keymaps import load_keymap  # noqa: E402
 from recorder.play.window import OfflineLink, PlaySettings, PlayStatus, play  # noqa: E402
 from shared.codec import encode_frame  # noqa: E402
+from shared.schema import EpisodeEndData, StepData  # noqa: E402
 
 CONFIGS = [("atari", 15.0), ("atari", 60.0), ("vizdoom", 35.0), ("vizdoom", 60.0),
            ("retro", 60.0)]
@@ -97,14 +98,12 @@ class SeedStyleLink(OfflineLink):
         super().__init__()
         self.kept: list[bytes] = []
 
-    def send_step(self, episode, step, seed, timestamp, action, reward, terminated, truncated,
-                  frame) -> bool:
-        self.kept.append(encode_frame(frame, list(frame.shape), "jpeg", 95))
+    def send_step(self, step: StepData) -> bool:
+        self.kept.append(encode_frame(step.frame, list(step.frame.shape), "jpeg", 95))
         return True
 
-    def send_episode_end(self, episode, step, seed, timestamp, outcome, terminated, truncated,
-                         frame) -> None:
-        self.kept.append(encode_frame(frame, list(frame.shape), "jpeg", 95))
+    def send_episode_end(self, end: EpisodeEndData) -> None:
+        self.kept.append(encode_frame(end.frame, list(end.frame.shape), "jpeg", 95))
 
 
 def run_once(platform: str, fps: float, variant: str, seconds: float, writer: Writer) -> dict:

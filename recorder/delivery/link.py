@@ -10,14 +10,15 @@ import dataclasses
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
-import numpy as np
 import zmq
 
 from recorder.delivery.outbox import Outbox
 from shared import protocol as p
 from shared.errors import ProtocolError
+from shared.schema import STEP_VALUES, EpisodeEndData, StepData
 from shared.security import ClientKeys
 from shared.shm import PixelRing
 
@@ -30,24 +31,28 @@ class LinkStats:
     last_ack_at: float = 0.0
     socket_full: int = 0  # sends the socket refused (no writer connected, or its queue full)
     reconnects: int = 0
+    revived: int = 0  # times the writer had given up on this session and took it up again
 
 
 class _Batch:
     """Steps collected for one StepBatch message (consecutive steps of one episode)."""
 
-    def __init__(self, episode: int, first_step: int, seed: int, shape: list):
-        self.episode, self.first_step, self.seed, self.shape = episode, first_step, seed, shape
-        self.timestamps: list[float] = []
-        self.actions: list = []
-        self.rewards: list[float] = []
-        self.terminated: list[bool] = []
-        self.truncated: list[bool] = []
+    def __init__(self, first: StepData):
+        self.episode, self.first_step, self.seed = first.episode, first.step, first.seed
+        self.shape = list(first.frame.shape)
+        self.count = 0
+        self.values: dict[str, list] = {v.batch_name: [] for v in STEP_VALUES}
         self.slots: list[int] = []
         self.pixels: list[bytes] = []
         self.started_at = time.monotonic()
 
-    def follows(self, episode: int, step: int) -> bool:
-        return episode == self.episode and step == self.first_step + len(self.timestamps)
+    def follows(self, step: StepData) -> bool:
+        return step.episode == self.episode and step.step == self.first_step + self.count
+
+    def add(self, step: StepData) -> None:
+        for v in STEP_VALUES:
+            self.values[v.batch_name].append(getattr(step, v.name))
+        self.count += 1
 
 
 class WriterLink:
@@ -63,6 +68,8 @@ class WriterLink:
         self.endpoint = endpoint
         self.batch_steps = batch_steps
         self.refused: str | None = None
+        # Asked between waits for the writer (room, drain): True stops waiting (a 2nd Ctrl-C).
+        self.give_up: Callable[[], bool] = lambda: False
         self.ring = None
         if start.shm_slots:
             try:
@@ -103,27 +110,24 @@ class WriterLink:
 
     # -- adding messages ----------------------------------------------------------------------
 
-    def send_step(self, episode: int, step: int, seed: int, timestamp: float, action,
-                  reward: float, terminated: bool, truncated: bool, frame: np.ndarray) -> bool:
+    def send_step(self, step: StepData) -> bool:
         """Queue one step; False when the buffer was full and the step became part of a gap."""
+        frame = step.frame
         if not self.has_room(frame.nbytes):
             self._flush_batch()
-            finished = self.outbox.drop_step(episode, step)
+            finished = self.outbox.drop_step(step.episode, step.step)
             if finished is not None:
                 self._add_gap(finished)
             return False
         if self.ring is not None or self.batch_steps > 1:
-            self._batch_step(episode, step, seed, timestamp, action, reward, terminated,
-                             truncated, frame)
+            self._batch_step(step)
             return True
         self._flush_gap()
-        nbytes = frame.nbytes + 256
-        seq = self.outbox.next_seq
-        msg = p.Step(session=self.session, seq=seq, episode=episode, step=step, seed=seed,
-                     timestamp=timestamp, action=action, reward=float(reward),
-                     terminated=bool(terminated), truncated=bool(truncated),
-                     shape=list(frame.shape), pixels=frame.tobytes())
-        self.outbox.add(p.to_frames(msg), nbytes, steps=1)
+        values = {v.name: getattr(step, v.name) for v in STEP_VALUES}
+        msg = p.Step(session=self.session, seq=self.outbox.next_seq, episode=step.episode,
+                     step=step.step, seed=step.seed, shape=list(frame.shape),
+                     pixels=frame.tobytes(), **values)
+        self.outbox.add(p.to_frames(msg), frame.nbytes + 256, steps=1)
         self.stats.steps_sent += 1
         return True
 
@@ -132,51 +136,43 @@ class WriterLink:
             return self.ring.free > 0
         return self.outbox.has_room(frame_bytes + 256)
 
-    def _batch_step(self, episode, step, seed, timestamp, action, reward, terminated, truncated,
-                    frame: np.ndarray) -> None:
+    def _batch_step(self, step: StepData) -> None:
         batch = self._batch
-        if batch is not None and not batch.follows(episode, step):
+        if batch is not None and not batch.follows(step):
             self._flush_batch()
             batch = None
         if batch is None:
             self._flush_gap()
-            batch = self._batch = _Batch(episode, step, seed, list(frame.shape))
-        batch.timestamps.append(timestamp)
-        batch.actions.append(action)
-        batch.rewards.append(float(reward))
-        batch.terminated.append(bool(terminated))
-        batch.truncated.append(bool(truncated))
+            batch = self._batch = _Batch(step)
+        batch.add(step)
         if self.ring is not None:
-            batch.slots.append(self.ring.put(memoryview(frame).cast("B")))
+            batch.slots.append(self.ring.put(memoryview(step.frame).cast("B")))
         else:
-            batch.pixels.append(frame.tobytes())
+            batch.pixels.append(step.frame.tobytes())
         self.stats.steps_sent += 1
-        if len(batch.timestamps) >= self.batch_steps:
+        if batch.count >= self.batch_steps:
             self._flush_batch()
 
     def _flush_batch(self) -> None:
         batch, self._batch = self._batch, None
         if batch is None:
             return
-        n = len(batch.timestamps)
+        n = batch.count
         msg = p.StepBatch(session=self.session, seq=self.outbox.next_seq, episode=batch.episode,
                           first_step=batch.first_step, seed=batch.seed, shape=batch.shape,
-                          timestamps=batch.timestamps, actions=batch.actions,
-                          rewards=batch.rewards, terminated=batch.terminated,
-                          truncated=batch.truncated, slots=batch.slots, pixels=batch.pixels)
+                          slots=batch.slots, pixels=batch.pixels, **batch.values)
         nbytes = 256 * n + sum(len(px) for px in batch.pixels)
         self.outbox.add(p.to_frames(msg), nbytes, steps=n, count=n, slots=tuple(batch.slots))
 
-    def send_episode_end(self, episode: int, step: int, seed: int, timestamp: float,
-                         outcome: str, terminated: bool, truncated: bool,
-                         frame: np.ndarray) -> None:
+    def send_episode_end(self, end: EpisodeEndData) -> None:
         self._flush_batch()
         self._flush_gap()
-        msg = p.EpisodeEnd(session=self.session, seq=self.outbox.next_seq, episode=episode,
-                           step=step, seed=seed, timestamp=timestamp, outcome=outcome,
-                           terminated=bool(terminated), truncated=bool(truncated),
-                           shape=list(frame.shape), pixels=frame.tobytes())
-        self.outbox.add(p.to_frames(msg), frame.nbytes + 256)
+        msg = p.EpisodeEnd(session=self.session, seq=self.outbox.next_seq, episode=end.episode,
+                           step=end.step, seed=end.seed, timestamp=end.timestamp,
+                           outcome=end.outcome, terminated=bool(end.terminated),
+                           truncated=bool(end.truncated), shape=list(end.frame.shape),
+                           pixels=end.frame.tobytes())
+        self.outbox.add(p.to_frames(msg), end.frame.nbytes + 256)
 
     def send_session_end(self, reason: str) -> None:
         self._flush_batch()
@@ -229,6 +225,7 @@ class WriterLink:
             self._hello_at = now
             self._start_pending = True
         if self._start_pending:
+            self._restore_ring()
             # A writer that does not know us (restarted) must see the SessionStart before
             # anything else: until the socket takes it, send nothing else.
             if not self._send_raw(self.start_frames):
@@ -240,6 +237,18 @@ class WriterLink:
                 break
             self.outbox.mark_sent()
             self.stats.sent_messages += 1
+
+    def _restore_ring(self) -> None:
+        """A writer removes the ring of a session it gave up on (silent past its session
+        timeout: this process was stopped, say). Our mapping still holds every unconfirmed
+        frame: make the file again from it, so that the writer can take the session up again."""
+        if self.ring is None:
+            return
+        try:
+            if self.ring.restore():
+                self.stats.revived += 1
+        except OSError:
+            pass  # no room in /dev/shm: the writer refuses the session, and says why
 
     def _send_raw(self, frames: list) -> bool:
         try:
@@ -273,7 +282,10 @@ class WriterLink:
                         self.ring.release(freed)
                 self.stats.last_ack_at = time.monotonic()
             elif isinstance(msg, p.Refused):
-                self.refused = msg.reason
+                if self.ring is not None and not self.ring.path.exists():
+                    self._start_pending = True  # it gave up on us just now: see _restore_ring
+                else:
+                    self.refused = msg.reason
             elif isinstance(msg, p.Resend):
                 self.stats.resends += 1
                 self.stats.last_ack_at = time.monotonic()
@@ -287,7 +299,7 @@ class WriterLink:
         if self.has_room(nbytes):
             return
         self._flush_batch()  # its slots must be on their way before we wait for them
-        while not self.has_room(nbytes) and self.refused is None:
+        while not self.has_room(nbytes) and self.refused is None and not self.give_up():
             if time.monotonic() - self.stats.last_ack_at > stall_timeout:
                 return
             self.pump(max_messages=256)
@@ -297,7 +309,8 @@ class WriterLink:
         """Pump until everything is acknowledged or `timeout` seconds pass."""
         self._flush_batch()
         deadline = time.monotonic() + timeout
-        while self.outbox.unacked and time.monotonic() < deadline and self.refused is None:
+        while (self.outbox.unacked and time.monotonic() < deadline and self.refused is None
+               and not self.give_up()):
             self.pump(max_messages=256)
             if on_wait is not None:
                 on_wait()

@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import gc
 import resource
-import signal
-import threading
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from recorder.agents import AGENTS
 from recorder.delivery.link import WriterLink
 from recorder.envs import EnvChoice, frame_of, make_env
+from recorder.episode import Episode
+from recorder.headless.stop import StopRequest
 from recorder.pacing import FramePacer
 from recorder.seeds import episode_seed
 from recorder.session_start import new_session_id, session_start
@@ -25,7 +27,6 @@ from recorder.ticks import TickStats
 from shared.errors import WriterUnavailable
 from shared.security import ClientKeys, is_loopback
 from shared.shm import shm_available
-from shared.spaces import action_to_wire
 
 
 @dataclass(frozen=True)
@@ -85,8 +86,13 @@ def episodes_for(worker: int, settings: RecordSettings) -> int:
 
 
 def record_worker(settings: RecordSettings, worker: int,
-                  report: Callable[[WorkerProgress], None]) -> WorkerProgress:
-    """Play this worker's episodes into one session; returns the final counts."""
+                  report: Callable[[WorkerProgress], None], *, stop: StopRequest | None = None,
+                  notify: Callable[[str], None] | None = None) -> WorkerProgress:
+    """Play this worker's episodes into one session; returns the final counts. `stop` (by
+    default one taking this process's SIGINT/SIGTERM) ends it early, in order; `notify` gets
+    the lines worth telling the person running it."""
+    own_stop = stop is None
+    stop = StopRequest() if stop is None else stop
     env = make_env(settings.choice)
     agent = AGENTS[settings.agent](env.action_space)
     progress = WorkerProgress(worker, session=new_session_id())
@@ -100,13 +106,20 @@ def record_worker(settings: RecordSettings, worker: int,
                           settings.collector, settings.max_steps, shm_slots=slots)
     link = WriterLink(settings.endpoint, start, settings.buffer_bytes, curve=settings.curve,
                       batch_steps=1 if settings.realtime else settings.batch_steps)
+    link.give_up = lambda: stop.hurry  # a second Ctrl-C: stop waiting for the writer
     last_report = 0.0
+    revived = 0
 
     def publish(force: bool = False) -> None:
-        nonlocal last_report
+        nonlocal last_report, revived
         now = time.monotonic()
         if force or now - last_report > 0.2:
             last_report = now
+            if link.stats.revived > revived:
+                revived = link.stats.revived
+                (notify or _print)(
+                    f"the writer had closed session {progress.session} as aborted while this "
+                    "recorder was silent (stopped?); the session continues, nothing lost")
             progress.steps_durable = link.outbox.steps_durable
             progress.steps_dropped = link.outbox.steps_dropped
             progress.backlog = link.outbox.unacked
@@ -125,23 +138,25 @@ def record_worker(settings: RecordSettings, worker: int,
     gc.freeze()
     began = time.perf_counter()
     pacer = FramePacer(settings.fps, keep=1) if settings.realtime else None
-    stop = StopRequest()
     reason = "completed"
+    player = _Player(agent=agent, link=link, settings=settings, progress=progress,
+                     publish=publish, ticks=ticks, pacer=pacer, stop=stop)
     try:
         for episode in range(episodes_for(worker, settings)):
             seed = episode_seed(settings.base_seed, worker, episode)
             if episode > 0:
                 observation, _ = env.reset(seed=seed)
             agent.reset(seed)
-            _play_episode(env, agent, link, settings, episode, seed, observation, progress,
-                          publish, ticks, pacer, stop)
+            _play_episode(Episode(sink=link, env=env, index=episode, seed=seed,
+                                  observation=observation, action_space=link.action_space,
+                                  max_steps=settings.max_steps),
+                          player)
             if stop.requested:
                 break
             progress.episodes += 1
-    except KeyboardInterrupt:
-        stop.requested = True
+    except KeyboardInterrupt:  # only if SIGINT came before `stop` could take it
+        stop.raise_to(1)
     finally:
-        stop.restore()
         if stop.requested:
             reason = "interrupted"
             progress.interrupted = True
@@ -153,28 +168,11 @@ def record_worker(settings: RecordSettings, worker: int,
         progress.done = True
         publish(force=True)
         link.close()
+        if own_stop:
+            stop.restore()
     if link.refused:
         raise WriterUnavailable(link.refused)
     return progress
-
-
-class StopRequest:
-    """Ctrl-C (SIGINT) as a flag the loop reads between steps, so a step is never cut between
-    `env.step` and its message: the episode then ends as aborted, everything sent is kept."""
-
-    def __init__(self):
-        self.requested = False
-        self._previous = None
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-
-    def _handle(self, signum, frame) -> None:
-        self.requested = True
-
-    def restore(self) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-            self._previous = None
 
 
 def ring_slots(endpoint: str, buffer_bytes: int, frame_bytes: int, enabled: bool = True) -> int:
@@ -185,42 +183,48 @@ def ring_slots(endpoint: str, buffer_bytes: int, frame_bytes: int, enabled: bool
     return max(2, buffer_bytes // frame_bytes)
 
 
-def _play_episode(env, agent, link: WriterLink, settings: RecordSettings, episode: int,
-                  seed: int, observation, progress: WorkerProgress, publish, ticks: TickStats,
-                  pacer: FramePacer | None, stop: StopRequest) -> None:
-    desc_space = link.action_space
-    step = 0
-    seen_at = time.time()
-    terminated = truncated = False
+@dataclass(frozen=True, kw_only=True)
+class _Player:
+    """What plays a worker's episodes, one after the other."""
+
+    agent: Any
+    link: WriterLink
+    settings: RecordSettings
+    progress: WorkerProgress
+    publish: Callable[[], None]  # reports progress (at most every 0.2 s)
+    ticks: TickStats
+    pacer: FramePacer | None  # paces steps at fps (realtime), or None: as fast as it goes
+    stop: StopRequest
+
+
+def _play_episode(episode: Episode, player: _Player) -> None:
+    """Play until the episode ends, is cut or a stop is requested; its end is always sent."""
+    link, progress, pacer = player.link, player.progress, player.pacer
     outcome = "aborted"
     try:
-        while not stop.requested:
+        while not player.stop.requested:
             if pacer is not None:
                 pacer.wait()
                 progress.late_frames = pacer.late
             started = time.perf_counter()
-            frame = frame_of(observation, env)
-            action = agent.act(observation)
-            observation, reward, terminated, truncated, _ = env.step(action)
-            if settings.max_steps is not None and step + 1 >= settings.max_steps:
-                truncated = True
+            action = player.agent.act(episode.observation)
+            result = episode.env.step(action)
             if pacer is None:
-                link.wait_for_room(frame.nbytes, settings.stall_timeout)
-            link.send_step(episode, step, seed, seen_at, action_to_wire(action, desc_space),
-                           float(reward), terminated, truncated, frame)
-            seen_at = time.time()
-            step += 1
+                link.wait_for_room(episode.frame.nbytes, player.settings.stall_timeout)
+            episode.record(action, result)
             progress.steps += 1
             link.pump()
-            ticks.add(time.perf_counter() - started)
-            publish()
+            player.ticks.add(time.perf_counter() - started)
+            player.publish()
             if link.refused:
                 raise WriterUnavailable(link.refused)
-            if terminated or truncated:
-                outcome = "terminated" if terminated else "truncated"
+            if episode.over:
+                outcome = None  # terminated or truncated, as the last step says
                 break
     finally:
-        link.send_episode_end(episode, step, seed, seen_at, outcome, terminated, truncated,
-                              frame_of(observation, env))
+        episode.end(outcome)
         link.pump()
 
+
+def _print(line: str) -> None:
+    print(f"gymrec-record: {line}", file=sys.stderr)

@@ -22,6 +22,7 @@ import pygame
 from recorder.agents import AGENTS
 from recorder.delivery.link import LinkStats, WriterLink
 from recorder.envs import EnvChoice, action_labels, frame_of, make_env
+from recorder.episode import Episode
 from recorder.headless.loop import WorkerProgress, ring_slots
 from recorder.pacing import FramePacer
 from recorder.play.actions import describe_action, resolver_for
@@ -41,8 +42,8 @@ from recorder.play.keymaps import CONTROLS, Keymap
 from recorder.seeds import episode_seed
 from recorder.session_start import new_session_id, session_start
 from shared.errors import UsageError
+from shared.schema import EpisodeEndData, StepData
 from shared.security import ClientKeys
-from shared.spaces import action_to_wire
 
 CONNECTED_WITHIN = 3.0  # seconds since the writer's last ack for the HUD to say "connected"
 NOTICE_SECONDS = 2.0
@@ -118,13 +119,10 @@ class OfflineLink:
         self.stats = LinkStats()  # no ack ever: the HUD says the writer is not answering
         self.keepalive = 0.0
 
-    def send_step(self, episode: int, step: int, seed: int, timestamp: float, action,
-                  reward: float, terminated: bool, truncated: bool, frame: np.ndarray) -> bool:
+    def send_step(self, step: StepData) -> bool:
         return True
 
-    def send_episode_end(self, episode: int, step: int, seed: int, timestamp: float,
-                         outcome: str, terminated: bool, truncated: bool,
-                         frame: np.ndarray) -> None:
+    def send_episode_end(self, end: EpisodeEndData) -> None:
         pass
 
     def send_session_end(self, reason: str) -> None:
@@ -166,25 +164,25 @@ class _Game:
     def __init__(self, settings: PlaySettings, env: Any, events: EventSource,
                  link: OfflineLink | None = None):
         self.settings, self.env, self.events = settings, env, events
-        self.episode, self.step, self.tick = 0, 0, 0
-        self.episode_open = True  # False once the current episode's end was sent
-        self.seed = episode_seed(settings.base_seed, 0, 0)
-        self.observation, _ = env.reset(seed=self.seed)
-        self.frame = frame_of(self.observation, env)
+        self.tick = 0
+        seed = episode_seed(settings.base_seed, 0, 0)
+        observation, _ = env.reset(seed=seed)
+        frame = frame_of(observation, env)
         self.progress = WorkerProgress(0, session=new_session_id())
-        start = session_start(self.progress.session, settings.choice, env, self.observation,
+        start = session_start(self.progress.session, settings.choice, env, observation,
                               settings.fps, settings.codec, settings.quality,
                               settings.base_seed, settings.collector, settings.max_steps,
                               shm_slots=ring_slots(settings.endpoint, settings.buffer_bytes,
-                                                   self.frame.nbytes, settings.shared_memory))
+                                                   frame.nbytes, settings.shared_memory))
         self.action_space = start.action_space
         self.link = link if link is not None else \
             WriterLink(settings.endpoint, start, settings.buffer_bytes, curve=settings.curve,
                        batch_steps=settings.batch_steps)
         self.link.keepalive = settings.keepalive
+        self.ep = self._episode(0, seed, observation)
         self.agent = AGENTS[settings.agent](env.action_space) if settings.agent else None
         if self.agent:
-            self.agent.reset(self.seed)
+            self.agent.reset(seed)
         self.resolve = resolver_for(env, settings.choice.platform)
         self.input = InputState()
         self.pacer = FramePacer(settings.fps)
@@ -194,14 +192,14 @@ class _Game:
         self.notice, self.notice_until = "", 0.0
         self.interrupted = self.completed = False
         self.fresh = False
-        height, width = self.frame.shape[:2]
+        height, width = frame.shape[:2]
         self.window = pygame.display.set_mode((width * settings.scale, height * settings.scale))
         pygame.display.set_caption(f"gymrec \u2014 {settings.choice.env_id}")
         self.canvas = pygame.Surface((width, height))
         self.overlay = Overlay()
         self.controls_help = _control_help(settings.keymap, self.resolve,
                                            action_labels(env, settings.choice.platform))
-        self.seen_at = self._show()
+        self.ep.shown_at = self._show()
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -216,7 +214,7 @@ class _Game:
     def _tick(self) -> bool:
         """One frame; False once the session is over."""
         self.pacer.wait()
-        status = PlayStatus(self.phase, self.episode, self.step, self.tick)
+        status = PlayStatus(self.phase, self.ep.index, self.ep.steps, self.tick)
         for event in self.events(status):
             self.input.process_event(event)
         self.tick += 1
@@ -229,7 +227,7 @@ class _Game:
         # a new episode after a discard) is shown for a whole frame before it is played.
         if self.phase == REC and not self.fresh and not self._play_step(keys):
             return False
-        self.seen_at = self._show()
+        self.ep.shown_at = self._show()
         self.link.pump()  # also keeps the session open while paused (the link's keepalive)
         return True
 
@@ -249,25 +247,15 @@ class _Game:
     def _play_step(self, keys: frozenset[int]) -> bool:
         """Step the env with the action of `keys` (or the agent's); False when all is done."""
         if self.agent is not None:
-            action = self.agent.act(self.observation)
+            action = self.agent.act(self.ep.observation)
         else:
             action = self.resolve(self.settings.keymap.controls(keys))
-        observation, reward, terminated, truncated, _ = self.env.step(action)
-        max_steps = self.settings.max_steps
-        if max_steps is not None and self.step + 1 >= max_steps:
-            truncated = True
-        sent = self.link.send_step(self.episode, self.step, self.seed, self.seen_at,
-                                   action_to_wire(action, self.action_space),
-                                   float(reward), terminated, truncated, self.frame)
+        sent = self.ep.record(action, self.env.step(action))
         self.progress.steps += int(sent)
-        self.step += 1
-        self.observation = observation
-        self.frame = frame_of(observation, self.env)
-        if terminated or truncated:
+        if self.ep.over:
             # The final observation is never shown (the next episode follows at once): it is
             # stamped with the time it came out of the env.
-            self._end_episode("terminated" if terminated else "truncated", terminated,
-                              truncated, at=time.time())
+            self._end_episode(at=time.time())
             self.progress.episodes += 1
             if self.settings.episodes is not None and self.progress.episodes >= \
                     self.settings.episodes:
@@ -275,31 +263,33 @@ class _Game:
             self._next_episode()
         return True
 
-    def _end_episode(self, outcome: str, terminated: bool = False, truncated: bool = False,
-                     at: float | None = None) -> None:
-        """Send the episode's final observation (by default the frame on screen)."""
-        self.episode_open = False
-        self.link.send_episode_end(self.episode, self.step, self.seed, at or self.seen_at,
-                                   outcome, terminated, truncated, self.frame)
+    def _end_episode(self, outcome: str | None = None, at: float | None = None) -> None:
+        """Send the episode's final observation (by default the frame on screen, and the
+        outcome its last step says)."""
+        self.ep.end(outcome, at)
         self.link.pump()
 
+    def _episode(self, index: int, seed: int, observation: Any) -> Episode:
+        return Episode(sink=self.link, env=self.env, index=index, seed=seed,
+                       observation=observation, action_space=self.action_space,
+                       max_steps=self.settings.max_steps)
+
     def _next_episode(self) -> None:
-        self.episode += 1
-        self.step, self.episode_open = 0, True
-        self.seed = episode_seed(self.settings.base_seed, 0, self.episode)
-        self.observation, _ = self.env.reset(seed=self.seed)
-        self.frame = frame_of(self.observation, self.env)
+        index = self.ep.index + 1
+        seed = episode_seed(self.settings.base_seed, 0, index)
+        observation, _ = self.env.reset(seed=seed)
+        self.ep = self._episode(index, seed, observation)
         if self.agent:
-            self.agent.reset(self.seed)
+            self.agent.reset(seed)
 
     def _discard(self) -> bool:
         """Throw the episode in progress away and start the next; False if nothing to discard."""
-        if self.step == 0:
+        if self.ep.steps == 0:
             self._notify("nothing to discard yet")
             return False
         self._end_episode("discarded")
         self.discarded += 1
-        self._notify(f"episode {self.episode} discarded")
+        self._notify(f"episode {self.ep.index} discarded")
         self._next_episode()
         return True
 
@@ -307,7 +297,7 @@ class _Game:
 
     def finish(self) -> None:
         """Save everything: the episode in progress ends as aborted, then wait for the writer."""
-        if self.episode_open and self.step > 0:
+        if not self.ep.ended and self.ep.steps > 0:
             self._end_episode("aborted")
         # Anything but a normal end (Ctrl-C, an error in the env) is an interrupted session.
         self.link.send_session_end("completed" if self.completed else "interrupted")
@@ -345,7 +335,9 @@ class _Game:
 
     def _show(self) -> float:
         """Draw the current frame and overlays, flip; returns the wall-clock time of the flip."""
-        frame = self.frame if self.frame.shape[2] == 3 else np.repeat(self.frame[:, :, :1], 3, 2)
+        frame = self.ep.frame
+        if frame.shape[2] != 3:
+            frame = np.repeat(frame[:, :, :1], 3, 2)
         pygame.surfarray.blit_array(self.canvas, frame.swapaxes(0, 1))
         pygame.transform.scale(self.canvas, self.window.get_size(), self.window)
         if self.hud_visible:
@@ -371,7 +363,7 @@ class _Game:
         if now > self.notice_until:
             self.notice = ""
         return HudInfo(
-            phase=self.phase, episode=self.episode, step=self.step,
+            phase=self.phase, episode=self.ep.index, step=self.ep.steps,
             fps=self.pacer.achieved_fps, target_fps=self.settings.fps, late=self.pacer.late,
             connected=now - self.link.stats.last_ack_at < CONNECTED_WITHIN,
             backlog=outbox.unacked, durable=outbox.steps_durable, gaps=outbox.steps_dropped,

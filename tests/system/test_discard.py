@@ -9,6 +9,7 @@ import pyarrow as pa
 
 from recorder.delivery.link import WriterLink
 from shared import protocol as p
+from shared.schema import EpisodeEndData, StepData
 from tests.support.datasets_check import assert_exact_episodes, load
 from tests.support.messages import make_start
 
@@ -29,12 +30,16 @@ def test_discarded_episode_is_left_out(writer_factory, endpoint, data_dir):
                                                  ("truncated", 3)]):
         for step in range(steps):
             frame[:] = step
-            link.send_step(episode, step, 100 + episode, time.time(), step % 3, 1.0,
-                           outcome == "terminated" and step == steps - 1,
-                           outcome == "truncated" and step == steps - 1, frame)
+            link.send_step(StepData(
+                episode=episode, step=step, seed=100 + episode, frame=frame,
+                timestamp=time.time(), action=step % 3, reward=1.0,
+                terminated=outcome == "terminated" and step == steps - 1,
+                truncated=outcome == "truncated" and step == steps - 1))
             link.pump()
-        link.send_episode_end(episode, steps, 100 + episode, time.time(), outcome,
-                              outcome == "terminated", outcome == "truncated", frame)
+        link.send_episode_end(EpisodeEndData(
+            episode=episode, step=steps, seed=100 + episode, frame=frame,
+            timestamp=time.time(), outcome=outcome, terminated=outcome == "terminated",
+            truncated=outcome == "truncated"))
     link.send_session_end("completed")
     assert link.drain(timeout=30)
     link.close()

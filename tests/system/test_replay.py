@@ -28,7 +28,7 @@ from recorder.replay.replayer import env_action, plan_sessions, version_warnings
 from recorder.session_start import session_start
 from shared.codec import decode_frame, encode_frame
 from shared.errors import UsageError
-from shared.schema import episode_id
+from shared.schema import EpisodeEndData, StepData, episode_id
 from tests.support.processes import ROOT, free_endpoint, run_record
 from tests.support.replay_rows import edit_rows, failures, one_error_line, read_rows
 
@@ -247,14 +247,18 @@ def test_aborted_discarded_and_gap_episodes_are_not_failures(writer_factory, end
             if episode == 2 and 5 <= step <= 7:
                 link.outbox.drop_step(episode, step)  # what a full resend buffer does
             else:
-                link.send_step(episode, step, seeds[episode], time.time(), int(action),
-                               float(reward), terminated, truncated or cut, frame)
+                link.send_step(StepData(
+                    episode=episode, step=step, seed=seeds[episode], frame=frame,
+                    timestamp=time.time(), action=int(action), reward=float(reward),
+                    terminated=terminated, truncated=truncated or cut))
             link.pump()
             assert not terminated
         if outcome == "aborted":
             observation, *_ = env.step(env.action_space.sample())  # stepped, never sent
-        link.send_episode_end(episode, steps, seeds[episode], time.time(), outcome, False,
-                              outcome == "truncated", frame_of(observation, env))
+        link.send_episode_end(EpisodeEndData(
+            episode=episode, step=steps, seed=seeds[episode], frame=frame_of(observation, env),
+            timestamp=time.time(), outcome=outcome, terminated=False,
+            truncated=outcome == "truncated"))
     env.close()
     link.send_session_end("completed")
     assert link.drain(timeout=60)

@@ -10,6 +10,7 @@ import pytest
 
 from recorder.delivery.link import WriterLink, probe_writer
 from shared.errors import UsageError
+from shared.schema import EpisodeEndData, StepData
 from shared.security import (
     ClientKeys,
     ServerKeys,
@@ -71,9 +72,13 @@ def test_an_allowed_recorder_records_over_curve(keys, curve_writer, endpoint, da
                       curve=_client(keys[0] / "recorders", "alice", server_public))
     frame = np.zeros((4, 4, 3), np.uint8)
     for step in range(20):
-        link.send_step(0, step, 1, time.time(), step % 2, 0.0, False, step == 19, frame)
+        link.send_step(StepData(episode=0, step=step, seed=1, frame=frame, timestamp=time.time(),
+                                action=step % 2, reward=0.0, terminated=False,
+                                truncated=step == 19))
         link.pump()
-    link.send_episode_end(0, 20, 1, time.time(), "truncated", False, True, frame)
+    link.send_episode_end(EpisodeEndData(episode=0, step=20, seed=1, frame=frame,
+                                         timestamp=time.time(), outcome="truncated",
+                                         terminated=False, truncated=True))
     link.send_session_end("completed")
     assert link.drain(20)
     assert link.outbox.steps_durable == 20
