@@ -1,19 +1,27 @@
-"""`gymrec-record`: parse flags, find or start a writer, record, print a summary."""
+"""`gymrec-record`: parse flags into `CliSettings`, find or start a writer, record, print a
+summary.
+
+Exit codes: 0 done; 2 bad usage; 3 ROM missing; 4 endpoint busy; 5 the writer did not confirm
+everything; 6 storage; 130 stopped by SIGINT (Ctrl-C), 143 by SIGTERM. Either signal, to the
+recorder's pid or to its whole process group, stops it in order: the episode in progress ends
+as aborted and everything sent is confirmed by the writer; a second one stops that wait.
+"""
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import os
-import queue
+import signal
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
 
-from recorder.delivery.local_writer import ensure_writer
-from recorder.envs import fps_defaults, resolve_env
-from recorder.headless.loop import RecordSettings, WorkerProgress, record_worker
-from recorder.headless.progress import ProgressView
+from recorder.delivery.local_writer import WriterHandle, ensure_writer
+from recorder.envs import EnvChoice, resolve_env
+from recorder.headless.loop import RecordSettings, WorkerProgress
+from recorder.headless.stop import EXIT_CODES
+from recorder.headless.workers import run_workers
 from recorder.play.keymaps import load_keymap
 from recorder.seeds import fresh_base_seed
 from recorder.session_start import collector_name
@@ -26,6 +34,33 @@ from shared.config import (
 )
 from shared.errors import GymrecError, UsageError, WriterUnavailable
 from shared.security import ClientKeys, load_public, load_secret
+
+
+@dataclass(frozen=True, kw_only=True)
+class CliSettings:
+    """What `gymrec-record` was asked to do: one field per flag (None: the default applies)."""
+
+    env_id: str | None
+    agent: str | None = None
+    headless: bool = False
+    episodes: int | None = None
+    max_steps: int | None = None
+    seed: int | None = None
+    workers: int = 1
+    state: str | None = None
+    fps: float | None = None
+    codec: str = "jpeg"
+    quality: int = DEFAULT_QUALITY
+    data_dir: Path | None = None
+    endpoint: str | None = None
+    buffer_mb: int = 256
+    stall_timeout: float = 30.0
+    drain_timeout: float = 60.0
+    scale: int = 2
+    keymap: Path | None = None
+    realtime: bool = False
+    curve_key: Path | None = None
+    server_key: Path | None = None
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -43,7 +78,7 @@ from shared.security import ClientKeys, load_public, load_secret
               help="Recorder processes playing at once, all into one writer.")
 @click.option("--state", default=None, help="Stable-Retro save state to start from.")
 @click.option("--fps", type=click.FloatRange(1, 1000), default=None,
-              help=f"Frames per second (default per platform: {fps_defaults()}).")
+              help="Frames per second (default per platform: Atari 15, VizDoom 35, Retro 60).")
 @click.option("--codec", type=click.Choice(CODECS), default="jpeg", show_default=True)
 @click.option("--quality", type=click.IntRange(1, 100), default=DEFAULT_QUALITY,
               show_default=True, help="JPEG quality.")
@@ -69,9 +104,7 @@ from shared.security import ClientKeys, load_public, load_secret
                    "remote writer.")
 @click.option("--server-key", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="The writer's public key file (with --curve-key).")
-def main(env_id, agent, headless, episodes, max_steps, seed, workers, state, fps, codec, quality,
-         data_dir, endpoint, buffer_mb, stall_timeout, drain_timeout, scale, keymap, list_ids,
-         realtime, curve_key, server_key):
+def main(*, list_ids: bool, **flags) -> None:
     """Record ENV_ID (e.g. BreakoutNoFrameskip-v4, Airstriker-Genesis, VizdoomBasic-v1).
 
     Without --headless a window opens: a person plays (or, with --agent, watches the agent)."""
@@ -80,12 +113,9 @@ def main(env_id, agent, headless, episodes, max_steps, seed, workers, state, fps
         if list_ids:
             from recorder.listing import gather, listing_lines
 
-            click.echo("\n".join(listing_lines(gather(), env_id)))
+            click.echo("\n".join(listing_lines(gather(), flags["env_id"])))
             sys.exit(0)
-        curve = _client_keys(curve_key, server_key)
-        sys.exit(run(env_id, agent, headless, episodes, max_steps, seed, workers, state, fps,
-                     codec, quality, data_dir, endpoint, buffer_mb, stall_timeout,
-                     drain_timeout, scale, keymap, realtime=realtime, curve=curve))
+        sys.exit(run(CliSettings(**flags)))
     except GymrecError as exc:
         click.echo(f"gymrec-record: {exc}", err=True)
         sys.exit(exc.exit_code)
@@ -94,58 +124,78 @@ def main(env_id, agent, headless, episodes, max_steps, seed, workers, state, fps
         sys.exit(130)
 
 
-def run(env_id, agent, headless, episodes, max_steps, seed, workers, state, fps, codec, quality,
-        data_dir, endpoint, buffer_mb, stall_timeout, drain_timeout, scale=2,
-        keymap=None, realtime=False, curve: ClientKeys | None = None) -> int:
-    if env_id is None:
+def run(settings: CliSettings) -> int:
+    """Record as `settings` say; returns the exit code."""
+    curve = _client_keys(settings.curve_key, settings.server_key)
+    if settings.env_id is None:
         raise UsageError("missing ENV_ID (try BreakoutNoFrameskip-v4, or --list)")
-    if headless and not agent:
+    if settings.headless and not settings.agent:
         raise UsageError("--headless needs --agent (a person plays in the window)")
-    if not headless and workers > 1:
+    if not settings.headless and settings.workers > 1:
         raise UsageError("--workers needs --headless (the window has one player)")
-    choice = resolve_env(env_id, state)
-    keys = None if headless else load_keymap(keymap, choice.platform)
-    data_dir = Path(data_dir or default_data_dir()).expanduser().resolve()
-    endpoint = endpoint or default_endpoint()
+    choice = resolve_env(settings.env_id, settings.state)
+    keys = None if settings.headless else load_keymap(settings.keymap, choice.platform)
+    data_dir = Path(settings.data_dir or default_data_dir()).expanduser().resolve()
+    endpoint = settings.endpoint or default_endpoint()
     dataset_dir(data_dir, choice.env_id)  # refuses unsafe names before anything starts
     writer = ensure_writer(endpoint, data_dir, data_dir / ".writer.log", curve)
-    base_seed = fresh_base_seed() if seed is None else seed
+    base_seed = fresh_base_seed() if settings.seed is None else settings.seed
     if keys is not None:
-        return _play_in_window(choice, keys, writer, endpoint, episodes, max_steps, base_seed,
-                               agent, fps, scale, codec, quality, buffer_mb, drain_timeout,
-                               curve)
-    settings = RecordSettings(
-        choice=choice, endpoint=endpoint, data_dir=writer.data_dir, episodes=episodes or 1,
-        max_steps=max_steps, base_seed=base_seed,
-        agent=agent, codec=codec, quality=quality, fps=fps or choice.default_fps,
-        buffer_bytes=buffer_mb * 1024 * 1024, drain_timeout=drain_timeout,
-        collector=collector_name(), workers=workers, stall_timeout=stall_timeout,
-        realtime=realtime, curve=curve,
+        return _play_in_window(settings, choice, keys, writer, endpoint, base_seed, curve)
+    record = RecordSettings(
+        choice=choice, endpoint=endpoint, data_dir=writer.data_dir,
+        episodes=settings.episodes or 1, max_steps=settings.max_steps, base_seed=base_seed,
+        agent=settings.agent, codec=settings.codec, quality=settings.quality,
+        fps=settings.fps or choice.default_fps, buffer_bytes=settings.buffer_mb * 1024 * 1024,
+        drain_timeout=settings.drain_timeout, collector=collector_name(),
+        workers=settings.workers, stall_timeout=settings.stall_timeout,
+        realtime=settings.realtime, curve=curve,
     )
-    results = run_workers(settings)
-    writer.wait_for_exit(timeout=30)
-    return _summarise(settings.data_dir, choice.env_id, results)
+    with writer.kept_alive(_notify):
+        pool = run_workers(record, notify=_notify)
+    if not pool.cut_short:  # after a second Ctrl-C the writer finishes on its own
+        writer.wait_for_exit(timeout=30)
+    return _summarise(record.data_dir, choice.env_id, pool.workers,
+                      interrupted=pool.interrupted_code, cut_short=pool.cut_short)
 
 
-def _play_in_window(choice, keys, writer, endpoint, episodes, max_steps, base_seed, agent, fps,
-                    scale, codec, quality, buffer_mb, drain_timeout, curve=None) -> int:
+def _play_in_window(settings: CliSettings, choice: EnvChoice, keys, writer: WriterHandle,
+                    endpoint: str, base_seed: int, curve: ClientKeys | None) -> int:
     from recorder.play.window import PlaySettings, play  # pygame and its window only when needed
 
-    settings = PlaySettings(
+    play_settings = PlaySettings(
         choice=choice, endpoint=endpoint, data_dir=writer.data_dir,
-        fps=fps or choice.default_fps, keymap=keys, base_seed=base_seed, codec=codec,
-        quality=quality, buffer_bytes=buffer_mb * 1024 * 1024, drain_timeout=drain_timeout,
-        collector=collector_name(), scale=scale, max_steps=max_steps,
-        episodes=episodes or (1 if agent else None), agent=agent, curve=curve,
+        fps=settings.fps or choice.default_fps, keymap=keys, base_seed=base_seed,
+        codec=settings.codec, quality=settings.quality,
+        buffer_bytes=settings.buffer_mb * 1024 * 1024, drain_timeout=settings.drain_timeout,
+        collector=collector_name(), scale=settings.scale, max_steps=settings.max_steps,
+        episodes=settings.episodes or (1 if settings.agent else None), agent=settings.agent,
+        curve=curve,
     )
-    result = play(settings)
+    # The window stops on KeyboardInterrupt (Ctrl-C); SIGTERM gets the same orderly end.
+    received: list[int] = []
+
+    def interrupt(signum, frame) -> None:
+        received.append(signum)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        with writer.kept_alive(_notify):
+            result = play(play_settings)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     writer.wait_for_exit(timeout=30)
     ms = result.frame_ms
-    click.echo(f"pacing: {settings.fps:g} fps target, {result.frames} frames, frame time "
+    click.echo(f"pacing: {play_settings.fps:g} fps target, {result.frames} frames, frame time "
                f"p50 {ms['p50']:.1f} ms p99 {ms['p99']:.1f} ms, late frames {result.late}")
     if result.discarded:
         click.echo(f"discarded episodes: {result.discarded} (kept aside, not in the dataset)")
-    return _summarise(settings.data_dir, choice.env_id, [result.progress])
+    interrupted = None
+    if result.progress.interrupted:
+        interrupted = EXIT_CODES[received[0]] if received else 130
+    return _summarise(play_settings.data_dir, choice.env_id, [result.progress],
+                      interrupted=interrupted)
 
 
 def _client_keys(curve_key: Path | None, server_key: Path | None) -> ClientKeys | None:
@@ -157,48 +207,13 @@ def _client_keys(curve_key: Path | None, server_key: Path | None) -> ClientKeys 
     return ClientKeys(server_public=load_public(server_key), public=public, secret=secret)
 
 
-def run_workers(settings: RecordSettings) -> list[WorkerProgress]:
-    ctx = mp.get_context("spawn")
-    reports = ctx.Queue()
-    procs = [ctx.Process(target=_worker_main, args=(settings, w, reports), daemon=True)
-             for w in range(settings.workers)]
-    for proc in procs:
-        proc.start()
-    latest = {w: WorkerProgress(w) for w in range(settings.workers)}
-    view = ProgressView(settings)
-    with view:
-        while True:
-            try:
-                item = reports.get(timeout=0.2)
-                if isinstance(item, str):
-                    raise WriterUnavailable(item) if item.startswith("writer") else UsageError(item)
-                latest[item.worker] = item
-                view.update(list(latest.values()))
-            except queue.Empty:
-                pass
-            except KeyboardInterrupt:
-                continue  # the workers got it too; they end their episodes and drain
-            if all(p.done for p in latest.values()) or not any(p.is_alive() for p in procs):
-                break
-    for proc in procs:
-        proc.join(timeout=10)
-    for w, proc in enumerate(procs):
-        if not latest[w].done:
-            raise GymrecError(f"recorder worker {w} died (exit code {proc.exitcode})")
-    return list(latest.values())
+def _notify(line: str) -> None:
+    click.echo(line, err=True)
 
 
-def _worker_main(settings: RecordSettings, worker: int, reports) -> None:
-    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
-    try:
-        record_worker(settings, worker, reports.put)
-    except GymrecError as exc:
-        reports.put(str(exc))
-    except KeyboardInterrupt:
-        pass
-
-
-def _summarise(data_dir: Path, env_id: str, results: list[WorkerProgress]) -> int:
+def _summarise(data_dir: Path, env_id: str, results: list[WorkerProgress], *,
+               interrupted: int | None, cut_short: bool = False) -> int:
+    """Print the counts; returns the exit code (`interrupted`: the code of the stop signal)."""
     episodes = sum(r.episodes for r in results)
     sent = sum(r.steps for r in results)
     durable = sum(r.steps_durable for r in results)
@@ -214,10 +229,9 @@ def _summarise(data_dir: Path, env_id: str, results: list[WorkerProgress]) -> in
     if unconfirmed:
         click.echo(f"gymrec-record: the writer did not confirm {unconfirmed} messages "
                    f"(frames of those are not on disk)", err=True)
-        return WriterUnavailable.exit_code
-    if any(r.interrupted for r in results):
-        return 130
-    return 0
+        if not cut_short:  # a second Ctrl-C chose not to wait: that is the user's stop
+            return WriterUnavailable.exit_code
+    return interrupted or 0
 
 
 if __name__ == "__main__":

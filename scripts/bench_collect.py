@@ -29,10 +29,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from recorder.agents import RandomAgent  # noqa: E402
-from recorder.cli import run_workers  # noqa: E402
 from recorder.delivery.link import probe_writer  # noqa: E402
 from recorder.envs import frame_of, make_env, resolve_env  # noqa: E402
 from recorder.headless.loop import RecordSettings, record_worker  # noqa: E402
+from recorder.headless.workers import run_workers  # noqa: E402
 from recorder.seeds import episode_seed  # noqa: E402
 from shared.codec import encode_frame  # noqa: E402
 
@@ -110,7 +110,7 @@ def gymrec_fps(env_id: str, episodes: int, max_steps: int, workdir: Path,
         if workers == 1:
             results = [record_worker(settings, 0, lambda p: None)]
         else:  # worker processes, as `gymrec-record --workers N` runs them
-            results = run_workers(settings)
+            results = run_workers(settings).workers
     finally:
         writer.terminate()
         writer.wait(30)

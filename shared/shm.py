@@ -60,6 +60,27 @@ class PixelRing:
     def release(self, slots) -> None:
         self._free.extend(slots)
 
+    def restore(self) -> bool:
+        """Make the file again, filled from this mapping, if it is gone (a writer removes the
+        ring of a session it gave up on). True when it did; OSError when /dev/shm is full."""
+        if self.path.exists():
+            return False
+        size = len(self._map)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.posix_fallocate(fd, 0, size)
+            fresh = mmap.mmap(fd, size, flags=_SHARED_POPULATED)
+        except OSError:
+            self.path.unlink(missing_ok=True)
+            raise
+        finally:
+            os.close(fd)
+        fresh[:] = self._view
+        self._view.release()
+        self._map.close()
+        self._map, self._view = fresh, memoryview(fresh)
+        return True
+
     def close(self) -> None:
         """Unmap and remove the file (the writer keeps its own mapping while it needs one)."""
         self._view.release()

@@ -1,16 +1,28 @@
-"""Finding a writer, or starting a local one when none answers."""
+"""Finding a writer, or starting a local one when none answers, and keeping it running.
+
+A writer started here lives in its own session (process group), so a terminal's Ctrl-C, which
+goes to the recorder's whole group, does not reach it: it confirms everything the recorder still
+sends, then exits by itself once no session has been open for a few seconds. While a recording
+runs, `kept_alive` starts it again if it dies (its crash recovery and the recorder's resend
+buffer make the restart exact).
+"""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from recorder.delivery.link import probe_writer
-from shared.errors import EndpointBusy, StorageError, WriterUnavailable
+from shared.errors import EndpointBusy, GymrecError, StorageError, WriterUnavailable
 from shared.security import ClientKeys
+
+IDLE_EXIT_SECONDS = 2  # an auto-started writer exits once no session was open this long
 
 
 @dataclass
@@ -20,6 +32,8 @@ class WriterHandle:
     endpoint: str
     data_dir: Path
     process: subprocess.Popen | None = None
+    log_path: Path | None = None
+    restarts: int = 0
 
     def wait_for_exit(self, timeout: float) -> None:
         """An auto-started writer exits by itself once idle; make sure it did."""
@@ -30,6 +44,39 @@ class WriterHandle:
         except subprocess.TimeoutExpired:
             self.process.terminate()
             self.process.wait(10)
+
+    @contextmanager
+    def kept_alive(self, notify: Callable[[str], None]) -> Iterator[None]:
+        """Inside: a writer this recorder started that exits is started again (`notify` gets
+        one line each time). A writer found running is someone else's to look after."""
+        if self.process is None:
+            yield
+            return
+        done = threading.Event()
+        watcher = threading.Thread(target=self._watch, args=(done, notify), daemon=True,
+                                   name="writer-watch")
+        watcher.start()
+        try:
+            yield
+        finally:
+            done.set()
+            watcher.join()
+
+    def _watch(self, done: threading.Event, notify: Callable[[str], None]) -> None:
+        while not done.wait(0.2):
+            code = self.process.poll()
+            if code is None:
+                continue
+            try:
+                self.process = _start(self.endpoint, self.data_dir, self.log_path)
+            except GymrecError as exc:
+                notify(f"gymrec-record: the writer exited (code {code}) and could not be "
+                       f"started again: {exc}; trying again")
+                done.wait(1.0)
+                continue
+            self.restarts += 1
+            notify(f"gymrec-record: the writer this recorder started exited (code {code}); "
+                   "started a new one")
 
 
 def ensure_writer(endpoint: str, data_dir: Path, log_path: Path,
@@ -42,18 +89,24 @@ def ensure_writer(endpoint: str, data_dir: Path, log_path: Path,
     if curve is not None:
         raise WriterUnavailable(f"no writer at {endpoint} accepted our CURVE key (is its public "
                                 "key in the writer's allow-list, and the server key right?)")
+    return WriterHandle(endpoint, data_dir, _start(endpoint, data_dir, log_path), log_path)
+
+
+def _start(endpoint: str, data_dir: Path, log_path: Path) -> subprocess.Popen:
+    """Start a writer and wait until it answers (up to 60 s)."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    log = open(log_path, "ab")
     cmd = [sys.executable, "-m", "writer.cli", "--endpoint", endpoint, "--data-dir",
-           str(data_dir), "--exit-when-idle", "2"]
-    process = subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
-    log.close()
+           str(data_dir), "--exit-when-idle", str(IDLE_EXIT_SECONDS)]
+    with open(log_path, "ab") as log:
+        # Its own session: out of reach of the terminal's Ctrl-C (and hang-up), see above.
+        process = subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+                                   start_new_session=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise _startup_failure(endpoint, log_path, process.returncode)
         if probe_writer(endpoint, timeout=0.3) is not None:
-            return WriterHandle(endpoint, data_dir, process)
+            return process
     process.kill()
     raise WriterUnavailable(f"a local writer did not start within 60 s (log: {log_path})")
 

@@ -1,0 +1,244 @@
+"""The recorder's worker processes (headless, `--workers N`) and how a recording stops.
+
+One scheme, whichever process is signalled:
+- Each worker is a spawned process joined to its parent by two pipes: reports (progress,
+  notices, failures) go up, stop levels (see stop.py) come down.
+- SIGINT or SIGTERM to the parent's pid, or to the whole process group (a terminal's Ctrl-C),
+  raises the parent's level, which it sends to every worker. A worker also counts the signals it
+  gets itself and goes by the larger level, so a group's signal counts once.
+- A worker dies with its parent: PR_SET_PDEATHSIG turns the parent's death into a SIGTERM, and
+  end-of-file on the stop pipe says the same. The worker then stops as at level 1 (its episode
+  ends as aborted, what it sent is drained, its shared-memory ring removed) and exits.
+- Pipes, not multiprocessing queues: no named semaphores in /dev/shm to leak, and a report to a
+  parent that is gone fails at once instead of blocking the worker's exit.
+- Workers start with SIGINT/SIGTERM blocked, so a signal during their start-up (imports, env
+  creation) waits for their handlers instead of killing them half-made.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import multiprocessing as mp
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+
+from recorder.headless.loop import RecordSettings, WorkerProgress, record_worker
+from recorder.headless.progress import ProgressView
+from recorder.headless.stop import EXIT_CODES, STOP_SIGNALS, StopRequest
+from shared.errors import GymrecError
+
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkerFailure:
+    """A GymrecError raised in a worker, as it crosses to the parent: its class, exit code and
+    line (the parent raises it again, so the CLI reports it as if it happened there)."""
+
+    worker: int
+    error: str
+    exit_code: int
+    message: str
+
+    @classmethod
+    def of(cls, worker: int, exc: GymrecError) -> WorkerFailure:
+        return cls(worker=worker, error=type(exc).__name__, exit_code=exc.exit_code,
+                   message=str(exc))
+
+    def to_error(self) -> GymrecError:
+        err = _error_classes().get(self.error, GymrecError)(self.message)
+        err.exit_code = self.exit_code
+        return err
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkerNotice:
+    """A line a worker has for the person running it (printed on stderr)."""
+
+    worker: int
+    message: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class PoolResult:
+    workers: list[WorkerProgress]
+    stopped_by: int | None  # the first SIGINT/SIGTERM the recorder got
+    cut_short: bool  # a second signal ended the wait for the writer
+
+    @property
+    def interrupted_code(self) -> int | None:
+        """130 (SIGINT) or 143 (SIGTERM) when the recording was stopped early, else None."""
+        if self.stopped_by is not None:
+            return EXIT_CODES[self.stopped_by]
+        return 130 if any(w.interrupted for w in self.workers) else None
+
+
+def run_workers(settings: RecordSettings,
+                notify: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
+                ) -> PoolResult:
+    """Record with `settings.workers` processes, showing their progress; returns when all have
+    ended. Raises the first worker's error, or GymrecError if a worker died."""
+    stop = StopRequest()  # before the workers exist: no signal finds the parent unprepared
+    try:
+        ctx = mp.get_context("spawn")
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)  # inherited by the workers
+        try:
+            pool = [_Worker(ctx, settings, w) for w in range(settings.workers)]
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+        latest = {w.index: WorkerProgress(w.index) for w in pool}
+        failures: list[WorkerFailure] = []
+        with ProgressView(settings) as view:
+            while any(w.open for w in pool):
+                _forward(stop, pool)
+                for worker in _readable(pool):
+                    item = worker.receive()
+                    if isinstance(item, WorkerProgress):
+                        latest[worker.index] = item
+                        view.update(list(latest.values()))
+                    elif isinstance(item, WorkerNotice):
+                        notify(f"gymrec-record: worker {item.worker}: {item.message}")
+                    elif isinstance(item, WorkerFailure):
+                        failures.append(item)
+                    if isinstance(item, WorkerFailure) or (
+                            item is None and not latest[worker.index].done):
+                        stop.raise_to(1)  # one worker is out: the others stop in order
+        for worker in pool:
+            worker.join()
+    finally:
+        stop.restore()
+    if failures:
+        raise failures[0].to_error()
+    for worker in pool:
+        if not latest[worker.index].done:
+            raise GymrecError(f"recorder worker {worker.index} died "
+                              f"(exit code {worker.process.exitcode})")
+    return PoolResult(workers=list(latest.values()), stopped_by=stop.first_signal,
+                      cut_short=stop.hurry)
+
+
+def _forward(stop: StopRequest, pool: list[_Worker]) -> None:
+    for worker in pool:
+        if stop.level > worker.sent_level:
+            worker.ask_to_stop(stop.level)
+
+
+def _readable(pool: list[_Worker]) -> list[_Worker]:
+    by_conn = {w.reports: w for w in pool if w.open}
+    return [by_conn[c] for c in wait(list(by_conn), timeout=0.2)]
+
+
+class _Worker:
+    """The parent's side of one worker process."""
+
+    def __init__(self, ctx, settings: RecordSettings, index: int):
+        self.index = index
+        reports, their_reports = ctx.Pipe(duplex=False)
+        their_control, control = ctx.Pipe(duplex=False)
+        self.process = ctx.Process(target=_worker_main, name=f"gymrec-worker-{index}",
+                                   args=(settings, index, their_reports, their_control,
+                                         os.getpid()), daemon=True)
+        self.process.start()
+        their_reports.close()  # the worker holds its own copies: EOF once it is gone
+        their_control.close()
+        self.reports: Connection = reports
+        self.control: Connection = control
+        self.open = True
+        self.sent_level = 0
+
+    def receive(self):
+        """The next report, or None once the worker is gone (end of file)."""
+        try:
+            return self.reports.recv()
+        except (EOFError, OSError):
+            self.open = False
+            self.reports.close()
+            return None
+
+    def ask_to_stop(self, level: int) -> None:
+        self.sent_level = level
+        try:
+            self.control.send_bytes(bytes([level]))
+        except OSError:
+            pass  # already gone
+
+    def join(self) -> None:
+        self.process.join(timeout=10)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join()
+        self.control.close()
+
+
+# -- inside a worker process ------------------------------------------------------------------
+
+def _worker_main(settings: RecordSettings, index: int, reports: Connection,
+                 control: Connection, parent: int) -> None:
+    _die_with_parent()
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    stop = StopRequest()  # unblocks SIGINT/SIGTERM: what came during start-up counts now
+    if os.getppid() != parent:
+        stop.raise_to(1)  # the parent died before PR_SET_PDEATHSIG was in place
+    threading.Thread(target=_follow_parent, args=(control, stop), daemon=True,
+                     name="stop-levels").start()
+    send = _Sender(reports)
+    try:
+        record_worker(settings, index, send, stop=stop,
+                      notify=lambda line: send(WorkerNotice(worker=index, message=line)))
+    except GymrecError as exc:
+        send(WorkerFailure.of(index, exc))
+    finally:
+        stop.restore()
+        reports.close()
+
+
+def _die_with_parent() -> None:
+    """Ask Linux for a SIGTERM when the parent dies (elsewhere: the stop pipe's EOF only)."""
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
+
+
+def _follow_parent(control: Connection, stop: StopRequest) -> None:
+    """Stop levels from the parent; end of file means the parent is gone: stop (level 1)."""
+    while True:
+        try:
+            data = control.recv_bytes()
+        except (EOFError, OSError):
+            stop.raise_to(1)
+            return
+        stop.raise_to(max(data))
+
+
+class _Sender:
+    """Reports to the parent; once it is gone they are dropped (the recording still ends in
+    order: the writer keeps what it confirmed)."""
+
+    def __init__(self, conn: Connection):
+        self.conn = conn
+        self.open = True
+
+    def __call__(self, item) -> None:
+        if self.open:
+            try:
+                self.conn.send(item)
+            except OSError:
+                self.open = False
+
+
+def _error_classes() -> dict[str, type[GymrecError]]:
+    found: dict[str, type[GymrecError]] = {}
+    todo = [GymrecError]
+    while todo:
+        cls = todo.pop()
+        found[cls.__name__] = cls
+        todo.extend(cls.__subclasses__())
+    return found

@@ -1,0 +1,179 @@
+"""The recorder's processes and signals (issue 11, items 4, 5, 7, 8, 9): Ctrl-C, SIGTERM and
+SIGKILL to the recorder's pid or group, a frozen recorder, a writer it started that dies.
+Whatever happens, every frame sent is durable (or the user cut the wait short), the last
+episode has its final row, and no process or /dev/shm file is left behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from recorder.delivery.link import probe_writer
+from tests.support.datasets_check import assert_exact_episodes, load
+from tests.support.process_tree import alive, arrow_bytes, holds, wait_for
+from tests.support.processes import ROOT
+from tests.support.recorder_cli import RecorderCli, writer_pids
+from tests.support.recorders import session_state
+
+ENV = "BreakoutNoFrameskip-v4"
+MANY = ("--episodes", "1000", "--seed", "3")  # runs far longer than any test waits
+
+
+@pytest.fixture
+def recorders():
+    started: list[RecorderCli] = []
+
+    def make(*args) -> RecorderCli:
+        rec = RecorderCli(*args)
+        started.append(rec)
+        return rec
+
+    yield make
+    for rec in started:
+        rec.kill_all()
+
+
+def _assert_complete(data_dir, sent: int, durable: int) -> dict:
+    """Everything sent is on disk, each episode from step 0 to its final row."""
+    assert sent == durable and sent > 0
+    episodes = assert_exact_episodes(load(data_dir, ENV))
+    assert sum(len(rows) - 1 for rows in episodes.values()) == sent
+    return episodes
+
+
+def test_ctrl_c_to_the_group_keeps_every_frame_with_an_auto_started_writer(
+        recorders, endpoint, data_dir):
+    rec = recorders(ENV, endpoint, data_dir, *MANY)
+    rec.wait_recording()
+    (writer,) = writer_pids(data_dir)
+    rec.signal_group(signal.SIGINT)  # a terminal's Ctrl-C: the whole foreground group
+    code, out, err = rec.communicate()
+    assert code == 130, (out, err)
+    sent, durable = rec.counts()
+    rec.leftovers()
+    wait_for(lambda: not alive(writer), 30, "the auto-started writer to exit when idle")
+    _assert_complete(data_dir, sent, durable)
+    state = session_state(data_dir, ENV)
+    assert state["status"] == "ended" and state["end"]["reason"] == "interrupted"
+    assert state["episodes"][-1]["outcome"] == "aborted"
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_to_the_pid_alone_stops_the_recording_in_order(
+        recorders, writer_factory, endpoint, data_dir, sig, code):
+    writer_factory().start()
+    rec = recorders(ENV, endpoint, data_dir, *MANY, "--workers", "2")
+    rec.wait_recording()
+    assert len(rec.workers) == 2
+    rec.signal_pid(sig)  # as `kill`, `timeout` or a scheduler would
+    got, out, err = rec.communicate(timeout=60)
+    assert got == code, (out, err)
+    sent, durable = rec.counts()
+    rec.leftovers(timeout=5)
+    _assert_complete(data_dir, sent, durable)
+
+
+def test_sigkill_of_the_recorder_takes_its_workers_along(recorders, writer_factory, endpoint,
+                                                         data_dir):
+    writer_factory().start()
+    rec = recorders(ENV, endpoint, data_dir, *MANY)
+    rec.wait_recording()
+    rec.signal_pid(signal.SIGKILL)
+    rec.communicate()
+    rec.leftovers(timeout=30)  # the worker noticed, ended its session and removed its ring
+    state = session_state(data_dir, ENV)
+    assert state["status"] == "ended" and state["end"]["reason"] == "interrupted"
+    episodes = assert_exact_episodes(load(data_dir, ENV))
+    assert sum(len(rows) - 1 for rows in episodes.values()) == state["end"]["steps_sent"]
+
+
+def test_a_second_ctrl_c_cuts_the_wait_for_an_absent_writer(recorders, writer_factory,
+                                                            endpoint, data_dir):
+    writer = writer_factory().start()
+    rec = recorders(ENV, endpoint, data_dir, *MANY)
+    rec.wait_recording()
+    writer.proc.send_signal(signal.SIGSTOP)  # the writer is away: nothing is confirmed
+    try:
+        time.sleep(0.5)
+        rec.signal_group(signal.SIGINT)
+        time.sleep(1.0)  # the recorder now waits for confirmations that do not come
+        assert rec.proc.poll() is None
+        began = time.monotonic()
+        rec.signal_group(signal.SIGINT)
+        code, out, err = rec.communicate(timeout=60)
+        waited = time.monotonic() - began
+    finally:
+        writer.proc.send_signal(signal.SIGCONT)
+    assert code == 130, (out, err)
+    assert waited < 10, waited  # not the 60 s drain timeout, nor the 30 s stall timeout
+    assert "did not confirm" in err and "worker" not in err, err
+    rec.leftovers(timeout=5)
+
+
+def test_sigkilled_auto_started_writer_is_replaced_and_nothing_is_lost(recorders, endpoint,
+                                                                       data_dir):
+    rec = recorders(ENV, endpoint, data_dir, "--episodes", "6", "--max-steps", "400",
+                    "--seed", "5", "--realtime", "--fps", "300")
+    rec.wait_recording(nbytes=100_000)
+    for kill in range(2):
+        (writer,) = writer_pids(data_dir)
+        on_disk = arrow_bytes(rec.env_root)
+        os.kill(writer, signal.SIGKILL)
+        wait_for(lambda writer=writer: [w for w in writer_pids(data_dir) if w != writer], 30,
+                 f"a new writer after kill {kill + 1}")
+        wait_for(lambda on_disk=on_disk: arrow_bytes(rec.env_root) > on_disk + 100_000, 60,
+                 "rows written by the new writer")
+    code, out, err = rec.communicate()
+    assert code == 0, (out, err)
+    assert err.count("started a new one") == 2, err
+    sent, durable = rec.counts()
+    assert len(_assert_complete(data_dir, sent, durable)) == 6
+    rec.leftovers()
+
+
+def test_a_frozen_recorder_continues_after_the_writer_gave_up_on_it(recorders, writer_factory,
+                                                                    endpoint, data_dir):
+    writer_factory("--session-timeout", "2").start()
+    rec = recorders(ENV, endpoint, data_dir, "--episodes", "2", "--max-steps", "600",
+                    "--seed", "6", "--realtime", "--fps", "200")
+    rec.wait_recording(nbytes=100_000)
+    rec.signal_group(signal.SIGSTOP)  # Ctrl-Z, a laptop lid
+    try:
+        wait_for(lambda: session_state(data_dir, ENV)["status"] == "aborted", 30,
+                 "the writer to seal the silent session as aborted")
+    finally:
+        rec.signal_group(signal.SIGCONT)
+    code, out, err = rec.communicate()
+    assert code == 0, (out, err)
+    assert "continues" in err, err
+    sent, durable = rec.counts()
+    assert len(_assert_complete(data_dir, sent, durable)) == 2
+    assert session_state(data_dir, ENV)["status"] == "ended"
+    rec.leftovers()
+
+
+def test_writer_started_with_sigint_ignored_stops_on_a_sigint_during_its_start_up(tmp_path,
+                                                                                   endpoint):
+    """A script's `gymrec-writer &` starts with SIGINT ignored (POSIX, no job control). A SIGINT
+    while the writer starts (it holds its lock, then imports `datasets` and recovers: seconds)
+    must still stop it."""
+    data_dir = tmp_path / "data"
+    cmd = [sys.executable, "-m", "writer.cli", "--endpoint", endpoint, "--data-dir",
+           str(data_dir)]
+    with open(tmp_path / "writer.log", "wb") as log:
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=log,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    try:
+        wait_for(lambda: holds(proc.pid, data_dir / ".writer.lock"), 30, "the writer's lock")
+        assert probe_writer(endpoint, 0.01) is None  # still starting
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
