@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 from pathlib import Path
 
 import click
@@ -21,7 +22,6 @@ from shared.config import (
 from shared.errors import GymrecError, UsageError
 from shared.layout import DatasetLayout
 from shared.security import ServerKeys, load_secret
-from writer.daemon import Writer, WriterSettings
 from writer.hub.card import DEFAULT_REPO_TEMPLATE, repo_id_for
 from writer.hub.client import HubClient, PublishError, Transient
 
@@ -83,6 +83,9 @@ def main(ctx, data_dir, endpoint, encoders, shard_rows, session_timeout, exit_wh
     ctx.obj = {"data_dir": data_dir, "repo": repo, "private": private, "verbose": verbose}
     if ctx.invoked_subcommand is not None:
         return
+    stop = _stop_on_signals()
+    from writer.daemon import Writer, WriterSettings  # after the handlers: see _stop_on_signals
+
     _logging(verbose)
     data_dir = data_dir or default_data_dir()
     worker = None
@@ -99,10 +102,9 @@ def main(ctx, data_dir, endpoint, encoders, shard_rows, session_timeout, exit_wh
             exit_when_idle=exit_when_idle, on_sealed=worker.notify if worker else None,
             curve=curve,
         )
-        writer = Writer.create(settings)
+        writer = Writer.create(settings, stop)
     except GymrecError as exc:
         _fail(exc)
-    writer.install_signal_handlers()
     logging.getLogger("gymrec.writer").info("listening on %s, data in %s", settings.endpoint,
                                             settings.data_dir)
     if worker is not None:
@@ -110,6 +112,17 @@ def main(ctx, data_dir, endpoint, encoders, shard_rows, session_timeout, exit_wh
     writer.run()
     if worker is not None:
         _drain(worker)
+
+
+def _stop_on_signals() -> threading.Event:
+    """SIGINT and SIGTERM set the returned event; the writer then stops in order, at once if
+    it has not started serving yet. Installed before the slow start-up (imports, `datasets`,
+    crash recovery: seconds): a writer started in a script's background inherits SIGINT
+    ignored (POSIX), and a SIGINT that came during those seconds used to be lost for good."""
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
 
 
 def _server_keys(curve_key: Path | None, allow_keys: Path | None) -> ServerKeys | None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
-import signal
 import threading
 import time
 from collections.abc import Callable
@@ -65,7 +64,7 @@ class WriterStats:
 
 class Writer:
     def __init__(self, settings: WriterSettings, socket: zmq.Socket, lock_fd: int,
-                 authenticator=None):
+                 authenticator=None, stop: threading.Event | None = None):
         self.settings = settings
         self.socket = socket
         self._lock_fd = lock_fd
@@ -73,14 +72,15 @@ class Writer:
         self.sessions: dict[str, WriterSession] = {}
         self.stats = WriterStats()
         self.pool = ThreadPoolExecutor(settings.encoders, thread_name_prefix="encode")
-        self._stop = threading.Event()
+        self._stop = stop if stop is not None else threading.Event()
         self._last_activity = time.monotonic()
         self._last_reject_log = 0.0
         self._served = False
         self._asked_to_start: dict[str, float] = {}  # session → when we last asked
 
     @classmethod
-    def create(cls, settings: WriterSettings) -> Writer:
+    def create(cls, settings: WriterSettings, stop: threading.Event | None = None) -> Writer:
+        """`stop`: set (e.g. by a signal handler) to end `run()`, even before it starts."""
         data_dir = Path(settings.data_dir)
         if settings.curve is None and not is_loopback(settings.endpoint):
             raise UsageError(f"listening on {settings.endpoint} (beyond loopback) needs CURVE "
@@ -126,14 +126,10 @@ class Writer:
             if exc.errno == zmq.EADDRINUSE:
                 raise EndpointBusy(f"endpoint {settings.endpoint} is already in use") from exc
             raise UsageError(f"cannot listen on {settings.endpoint}: {exc}") from exc
-        return cls(settings, socket, lock_fd, authenticator)
+        return cls(settings, socket, lock_fd, authenticator, stop)
 
     def stop(self) -> None:
         self._stop.set()
-
-    def install_signal_handlers(self) -> None:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: self.stop())
 
     def run(self) -> None:
         poller = zmq.Poller()
