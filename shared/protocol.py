@@ -107,6 +107,11 @@ def _field(check: Check, **kwargs: Any) -> Any:
     return field(metadata={"check": check}, **kwargs)
 
 
+def _per_step(item: Check) -> Any:
+    """A StepBatch field holding one value per step, each passing `item`."""
+    return field(metadata={"check": _list_of(item), "per_step": True})
+
+
 def _pixels() -> Any:
     """Not a header field: the frame(s) after the header (bytes, or a list of them)."""
     return field(default=None, compare=False, repr=False)
@@ -192,9 +197,8 @@ class StepBatch:
     TYPE: ClassVar[str] = "steps"
     RULES: ClassVar[tuple[Rule, ...]] = (
         (lambda h: len(h["timestamps"]) > 0, "a batch holds 1 to 256 steps"),
-        (lambda h: all(len(h[k]) == len(h["timestamps"])
-                       for k in ("actions", "rewards", "terminated", "truncated")),
-         "one action, reward and end flag per step"),
+        (lambda h: all(len(h[k]) == len(h["timestamps"]) for k in _per_step_fields()),
+         "not one value per step in every list"),
         (lambda h: len(h["slots"]) in (0, len(h["timestamps"])), "bad slots"),
     )
     session: str = _field(_session_id)
@@ -203,11 +207,11 @@ class StepBatch:
     first_step: int = _field(_int32)
     seed: int = _field(_int64)
     shape: list = _field(_frame_shape)
-    timestamps: list = _field(_list_of(_num))
-    actions: list = _field(_list_of(_any))
-    rewards: list = _field(_list_of(_num))
-    terminated: list = _field(_list_of(_bool))
-    truncated: list = _field(_list_of(_bool))
+    timestamps: list = _per_step(_num)
+    actions: list = _per_step(_any)
+    rewards: list = _per_step(_num)
+    terminated: list = _per_step(_bool)
+    truncated: list = _per_step(_bool)
     # The shared-memory slot of each step, or [] when the pixels follow as frames.
     slots: list = _field(_list_of(_int(0, 1 << 20)))
     pixels: Any = _pixels()
@@ -321,6 +325,12 @@ def _header_fields(cls: type) -> tuple[tuple[str, Check], ...]:
     """(name, check) of each header field of a message class, in declaration order."""
     return tuple((f.name, f.metadata["check"]) for f in dataclasses.fields(cls)
                  if "check" in f.metadata)
+
+
+@functools.cache
+def _per_step_fields() -> tuple[str, ...]:
+    """The StepBatch fields that hold one value per step."""
+    return tuple(f.name for f in dataclasses.fields(StepBatch) if f.metadata.get("per_step"))
 
 
 def from_frames(frames: list) -> Message:
