@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
-from recorder.envs.base import Platform, gym_ids, heading, wrapped
+from recorder.envs.base import GymPlatform, heading, wrapped
 from recorder.envs.controls import cancel_opposites, nearest
 from shared.errors import UsageError
 
@@ -41,15 +41,7 @@ def atari_action(controls: Iterable[str], meanings: Sequence[str]) -> int:
     return nearest(cancel_opposites(controls), options, PRIORITY)
 
 
-def register() -> None:
-    """Put ale-py's ids into gymnasium's registry (idempotent)."""
-    import ale_py
-    import gymnasium as gym
-
-    gym.register_envs(ale_py)
-
-
-class Atari(Platform):
+class Atari(GymPlatform):
     name = "atari"
     title = "Atari"
     module = "ale_py"
@@ -57,15 +49,11 @@ class Atari(Platform):
     controls = CONTROLS
     default_keys = DEFAULT_KEYS
 
-    def ids(self) -> list[str]:
-        register()
-        return gym_ids(self.module)
-
-    def make(self, env_id: str, kwargs: Mapping[str, Any]) -> Any:
+    def register_ids(self) -> None:
+        import ale_py
         import gymnasium as gym
 
-        register()
-        return gym.make(env_id, **kwargs)
+        gym.register_envs(ale_py)
 
     def action_labels(self, env: Any) -> list[str]:
         return list(env.unwrapped.get_action_meanings())

@@ -92,6 +92,25 @@ class Platform(ABC):
         return PLATFORM_PACKAGES.get(self.name, ())
 
 
+class GymPlatform(Platform):
+    """A platform whose envs are in gymnasium's registry once `register_ids()` has run, with entry
+    points in `module`."""
+
+    @abstractmethod
+    def register_ids(self) -> None:
+        """Put this platform's ids into gymnasium's registry (idempotent)."""
+
+    def ids(self) -> list[str]:
+        self.register_ids()
+        return gym_ids(self.module)
+
+    def make(self, env_id: str, kwargs: Mapping[str, Any]) -> Any:
+        import gymnasium as gym
+
+        self.register_ids()
+        return gym.make(env_id, **kwargs)
+
+
 def is_image(observation: Any) -> bool:
     return isinstance(observation, np.ndarray) and observation.ndim == 3
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from recorder.envs.base import Platform, as_frame, count_ids, gym_ids, heading, wrapped
+from recorder.envs.base import GymPlatform, as_frame, count_ids, heading, wrapped
 from recorder.envs.controls import cancel_opposites, nearest
 from shared.errors import EnvNotFound, RomMissing, UsageError
 
@@ -153,11 +153,6 @@ def _combos_of(env: Any, binary: Sequence[str]) -> list[frozenset[str]] | None:
 
 # -- ids and WADs -----------------------------------------------------------------------------
 
-def register() -> None:
-    """Put the Vizdoom* ids into gymnasium's registry (importing the wrapper does it)."""
-    import vizdoom.gymnasium_wrapper  # noqa: F401
-
-
 def _family(env_id: str) -> str | None:
     m = re.match(r"Vizdoom(Doom2|Doom|Freedoom1|Freedoom2)(E\dM\d|MAP\d\d)-S\d-v\d$", env_id)
     return m.group(1) if m else None
@@ -172,7 +167,7 @@ def _missing_wads() -> set[str]:
             if not os.path.exists(os.path.join(vizdoom.scenarios_path, w))}
 
 
-class VizDoom(Platform):
+class VizDoom(GymPlatform):
     name = "vizdoom"
     title = "VizDoom"
     module = "vizdoom"
@@ -180,9 +175,8 @@ class VizDoom(Platform):
     controls = CONTROLS
     default_keys = DEFAULT_KEYS
 
-    def ids(self) -> list[str]:
-        register()
-        return gym_ids(self.module)
+    def register_ids(self) -> None:
+        import vizdoom.gymnasium_wrapper  # noqa: F401  (importing it registers the Vizdoom* ids)
 
     def canonical_id(self, env_id: str, ids: list[str]) -> str | None:
         if env_id in ids:
@@ -200,18 +194,12 @@ class VizDoom(Platform):
         import gymnasium as gym
         import vizdoom
 
-        register()
+        self.register_ids()
         config = gym.registry[env_id].kwargs.get("scenario_config_file", "")
         wad = _WADS.get(_CONFIG_FAMILY.get(config, ""))
         if wad in _missing_wads():
             raise RomMissing(f"{env_id} needs {wad} (not shipped with vizdoom): copy yours to "
                              f"{vizdoom.scenarios_path}, or play a Freedoom map")
-
-    def make(self, env_id: str, kwargs: Mapping[str, Any]) -> Any:
-        import gymnasium as gym
-
-        register()
-        return gym.make(env_id, **kwargs)
 
     def frame(self, observation: Any, env: Any) -> np.ndarray:
         if isinstance(observation, dict) and "screen" in observation:

@@ -39,7 +39,7 @@ def _keys(keymap, *codes):
 
 @pytest.fixture(scope="module")
 def atari_meanings():
-    atari.register()
+    atari.PLATFORM.register_ids()
     meanings = {}
     for name, kwargs in [("full", {"full_action_space": True}), ("breakout", {}),
                          ("pong", {"id": "ALE/Pong-v5"})]:
@@ -108,7 +108,7 @@ def test_doom_vocabulary_is_vizdooms_binary_buttons():
 
 
 def _doom(env_id):
-    doom.register()
+    doom.PLATFORM.register_ids()
     env = gym.make(env_id)
     inner = env.unwrapped
     available = [b.name for b in inner.game.get_available_buttons()]
