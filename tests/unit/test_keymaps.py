@@ -291,3 +291,5 @@ def test_listing_groups_and_filters():
     assert found == ["Stable-Retro (default 60 fps): 1 id",
                      "  SuperMarioBros-Nes-v0  (ROM missing)"]
     assert listing_lines(cat, "zelda") == ["no env id contains 'zelda'"]
+    assert listing_lines(cat, "doome1") == ["VizDoom (default 35 fps): 1 id",
+                                            "  VizdoomDoomE1M1-S1-v0  (needs doom.wad)"]
