@@ -27,8 +27,9 @@ from shared.security import ServerKeys, is_loopback
 from shared.spaces import validate_action
 from shared.version import VERSION
 from writer.encode import encode_frame, encode_frames
-from writer.store.session import WriterSession, discarded_episodes
-from writer.store.shards import ShardInfo, recover
+from writer.store.repair import repair_dataset
+from writer.store.session import WriterSession
+from writer.store.shards import ShardInfo
 
 log = logging.getLogger("gymrec.writer")
 
@@ -100,7 +101,7 @@ class Writer:
         for root in sorted(data_dir.iterdir()):
             if (root / ".incoming").is_dir():
                 layout = DatasetLayout(root)
-                recover(layout, lambda sid, layout=layout: discarded_episodes(layout, sid))
+                repair_dataset(layout)
         context = zmq.Context.instance()
         authenticator = _start_authenticator(context, settings.curve) if settings.curve else None
         socket = context.socket(zmq.ROUTER)

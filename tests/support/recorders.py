@@ -44,6 +44,15 @@ class PacedRecorder:
             assert time.monotonic() < deadline and self.proc.poll() is None, self.stderr()
             time.sleep(0.02)
 
+    def wait_acked(self, seq: int, timeout: float = 120) -> None:
+        """Wait until the writer has acknowledged `seq` (the writer's progress, not the game's:
+        a writer that is still starting has acknowledged nothing yet)."""
+        deadline = time.monotonic() + timeout
+        while self.latest.get("acked_seq", -1) < seq:
+            assert time.monotonic() < deadline, f"acked {self.latest.get('acked_seq')} < {seq}"
+            assert self.proc.poll() is None or self.latest.get("done"), self.stderr()
+            time.sleep(0.02)
+
     def finish(self, timeout: float = 120) -> dict:
         self.proc.wait(timeout)
         self._reader.join(10)

@@ -8,6 +8,7 @@ import time
 from shared.layout import DatasetLayout
 from tests.support.datasets_check import assert_exact_episodes, load
 from tests.support.processes import ROOT, record_cmd
+from writer.store.shards import read_complete_batches
 from writer.store.verify import verify_dataset
 
 
@@ -35,8 +36,10 @@ def test_writer_sigkilled_and_restarted_loses_and_duplicates_nothing(writer_fact
                                 text=True)
     incoming = data_dir / "BreakoutNoFrameskip-v4" / ".incoming"
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not any(
-            p.stat().st_size > 100_000 for p in incoming.glob("*.arrow")):
+    # Kill once the open shard holds a complete batch (a big file alone may end in the middle
+    # of its first batch: then nothing was durable yet and the test proved nothing).
+    while not any(read_complete_batches(p)[1] for p in incoming.glob("*.arrow")):
+        assert time.monotonic() < deadline and recorder.poll() is None
         time.sleep(0.01)
     writer.kill()  # mid-session: an open shard with rows in it, frames in flight
     time.sleep(0.5)

@@ -12,7 +12,8 @@ import json
 
 from shared.layout import DatasetLayout
 from shared.schema import COLUMNS
-from writer.store.durable import read_json, write_json_atomic
+from writer.store.durable import write_json_atomic
+from writer.store.metadata import read_json_or_quarantine
 from writer.store.shards import load_manifest
 
 _FRONT_MATTER = """---
@@ -30,12 +31,13 @@ def dataset_summary(layout: DatasetLayout) -> dict:
     shards = load_manifest(layout)["shards"]
     sessions = []
     for path in sorted(layout.sessions.glob("*.json")):
-        state = read_json(path)
+        state = read_json_or_quarantine(layout, path)
         if state is not None:
-            sessions.append(state)
+            sessions.append({"episodes": [], "gaps": [], **state})
     episodes = [e for s in sessions for e in s["episodes"]]
+    starts = [s["start"] for s in sessions if isinstance(s.get("start"), dict)]
     return {
-        "env_id": sessions[0]["start"]["env_id"] if sessions else None,
+        "env_id": starts[0].get("env_id") if starts else None,
         "sessions": len(sessions),
         "episodes": len(episodes),
         "rows": sum(s["rows"] for s in shards),

@@ -8,6 +8,7 @@ before them, so the session file never claims more than the shards hold.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections import deque
@@ -23,8 +24,17 @@ from shared.layout import DatasetLayout, ShardName
 from shared.schema import arrow_schema, batch_row, episode_id, final_row, step_row
 from shared.shm import RingReader
 from writer.store.card import write_card
-from writer.store.durable import read_json, write_json_atomic
+from writer.store.durable import write_json_atomic
+from writer.store.metadata import (
+    add_missing_episodes,
+    episode_entry,
+    new_state,
+    read_json_or_quarantine,
+    session_rows,
+)
 from writer.store.shards import ShardInfo, ShardWriter, load_manifest, recover
+
+log = logging.getLogger("gymrec.writer")
 
 
 class WriterSession:
@@ -58,6 +68,7 @@ class WriterSession:
             self.ring = RingReader(start.session, start.shm_slots, math.prod(start.frame_shape))
         self.needs_repair = False  # a seal failed half-way: finish it before writing more
         self.retry_at = 0.0  # after a failed write, when to try again (monotonic seconds)
+        self._ending: dict[int, dict] = {}  # seq of a buffered final row → its episode entry
         self.state = self._load_or_create_state()
         self.durable_seq = max(self.state["last_control_seq"], self._last_row_seq())
         self.next_seq = self.durable_seq + 1
@@ -66,21 +77,40 @@ class WriterSession:
     # -- state on disk ------------------------------------------------------------------------
 
     def _load_or_create_state(self) -> dict:
+        """The session file, checked against the shards: episodes whose final row is on disk
+        but missing from the file (a kill between the two writes) are added; a damaged file is
+        moved aside and rebuilt from the shards."""
         path = self.layout.session_file(self.id)
-        state = read_json(path)
-        if state is None:
-            state = {
-                "start": asdict(self.start), "status": "recording", "episodes": [], "gaps": [],
-                "discarded": [], "last_control_seq": 0, "steps_written": 0, "end": None,
-            }
+        loaded = read_json_or_quarantine(self.layout, path)
+        state = {**new_state(asdict(self.start)), **(loaded or {})}
+        if state["start"] is None:
+            state["start"] = asdict(self.start)
+        final, _ = session_rows(self.layout, self.id)
+        added = add_missing_episodes(state, final)
+        if loaded is None or added:
+            state["steps_written"] = sum(s["rows"] for s in load_manifest(self.layout)["shards"]
+                                         if s["session_id"] == self.id)
+        if state["status"] != "ended":
+            state["status"] = "recording"
+        if loaded is None or added or loaded.get("status") != state["status"]:
             write_json_atomic(path, state)
             write_card(self.layout, state["start"])
-        elif state["status"] != "ended":
-            state["status"] = "recording"
         return state
 
     def _save_state(self) -> None:
         write_json_atomic(self.layout.session_file(self.id), self.state)
+
+    def _save_episodes(self, rows: list[tuple[int, dict]]) -> None:
+        """Record the episodes whose final rows just became durable (their shards vouch for
+        them: a failed save here is repaired from the rows at the next start)."""
+        ended = [self._ending.pop(seq) for seq, row in rows if row["is_last"]]
+        if not ended:
+            return
+        self.state["episodes"].extend(ended)
+        try:
+            self._save_state()
+        except OSError as exc:
+            log.warning("session %s: episode list not saved yet: %s", self.id, exc)
 
     def _last_row_seq(self) -> int:
         seqs = [s["last_seq"] for s in load_manifest(self.layout)["shards"]
@@ -149,12 +179,8 @@ class WriterSession:
         last = isinstance(msg, p.EpisodeEnd)
         row = (final_row if last else step_row)(self.id, seq, msg, image)
         self._append_row(seq, row)
-        if last:
-            self.state["episodes"].append({
-                "episode_id": episode_id(self.id, msg.episode), "episode_index": msg.episode,
-                "seed": msg.seed, "steps": msg.step, "outcome": msg.outcome,
-                "terminated": msg.terminated, "truncated": msg.truncated,
-            })
+        if last:  # saved in the session file once the row is durable
+            self._ending[seq] = episode_entry(row, msg.outcome)
 
     def _discard_episode(self, seq: int, msg: p.EpisodeEnd) -> None:
         """The player threw this episode away: its rows leave the dataset when its shard is
@@ -193,6 +219,7 @@ class WriterSession:
         self.durable_seq = self.rows[-1][0]
         self.state["steps_written"] += len(self.rows)
         at_boundary = self.rows[-1][1]["is_last"]
+        self._save_episodes(self.rows)
         self.rows.clear()
         self._maybe_rotate(at_boundary)
 
@@ -274,7 +301,7 @@ class WriterSession:
 
 def discarded_episodes(layout: DatasetLayout, session_id: str) -> frozenset[str]:
     """The episode ids a session's file marks as discarded (for crash recovery)."""
-    state = read_json(layout.session_file(session_id)) or {}
+    state = read_json_or_quarantine(layout, layout.session_file(session_id)) or {}
     return frozenset(state.get("discarded", []))
 
 

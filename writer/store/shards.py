@@ -20,7 +20,8 @@ import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 
 from shared.layout import DatasetLayout, ShardName
-from writer.store.durable import fsync_dir, read_json, sha256_file, write_json_atomic
+from writer.store.durable import fsync_dir, sha256_file, write_json_atomic
+from writer.store.metadata import quarantine_file, read_json_or_quarantine
 
 log = logging.getLogger("gymrec.writer")
 
@@ -136,7 +137,13 @@ def _write_stream(path: Path, table: pa.Table) -> None:
 
 
 def load_manifest(layout: DatasetLayout) -> dict:
-    return read_json(layout.manifest, {"version": 1, "shards": []})
+    """The manifest; an empty one when it is missing, or damaged (then moved aside: `recover`
+    lists the shards in `data/` again)."""
+    manifest = read_json_or_quarantine(layout, layout.manifest)
+    if manifest is not None and not isinstance(manifest.get("shards"), list):
+        quarantine_file(layout, layout.manifest, "no list of shards")
+        manifest = None
+    return manifest if manifest is not None else {"version": 1, "shards": []}
 
 
 def add_to_manifest(layout: DatasetLayout, info: ShardInfo) -> None:
@@ -172,8 +179,12 @@ def recover(layout: DatasetLayout,
     recovered = []
     if layout.incoming.is_dir():
         for tmp in layout.incoming.glob(f"{session or ''}*.tmp"):
-            tmp.unlink()
+            if tmp.is_file():
+                tmp.unlink()  # half-written rewrites: their source is still there
         for path in layout.shards_of(layout.incoming, session):
+            if not path.is_file():
+                quarantine_file(layout, path, "not a file", "left out")
+                continue
             discarded = discarded_of(ShardName.parse(path.name).session)
             info = publish(layout, path, discarded, rewrite=True)
             log.warning("recovery: %s: %s", path.name,
@@ -185,10 +196,14 @@ def recover(layout: DatasetLayout,
         for path in layout.shards_of(layout.data, session):
             if f"data/{path.name}" in listed:
                 continue
+            if not path.is_file():
+                quarantine_file(layout, path, "not a file", "left out")
+                continue
             _, batches = read_complete_batches(path)
             table = pa.Table.from_batches(batches) if batches else None
             if table is None or table.num_rows == 0:
-                path.unlink()
+                # A sealed shard is never empty: this one is damaged.
+                quarantine_file(layout, path, "no readable rows", "left out")
                 continue
             info = _shard_info(path, table)
             add_to_manifest(layout, info)
