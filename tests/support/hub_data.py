@@ -14,7 +14,7 @@ from shared import protocol as p
 from shared.config import dataset_dir
 from shared.layout import DatasetLayout
 from shared.version import VERSION, package_versions
-from tests.support.messages import make_start
+from tests.support.messages import make_end, make_start, make_step
 from writer.encode import encode_frame
 from writer.store.session import WriterSession
 
@@ -54,13 +54,13 @@ def record_session(data_dir: Path, episodes: int = 2, steps: int = 30, shard_row
         for step in range(steps):
             seq += 1
             pixels, encoded = frame()
-            session.accept(seq, p.Step(
+            session.accept(seq, make_step(
                 session=sid, seq=seq, episode=episode, step=step, seed=seed + episode,
                 timestamp=time.time(), action=int(rng.integers(4)), reward=float(step % 3 == 0),
                 terminated=False, truncated=step == steps - 1, shape=SHAPE, pixels=pixels), encoded)
         seq += 1
         pixels, encoded = frame()
-        session.accept(seq, p.EpisodeEnd(
+        session.accept(seq, make_end(
             session=sid, seq=seq, episode=episode, step=steps, seed=seed + episode,
             timestamp=time.time(), outcome="truncated", terminated=False, truncated=True,
             shape=SHAPE, pixels=pixels), encoded)

@@ -17,7 +17,7 @@ import numpy as np
 import zmq
 
 from shared import protocol as p
-from tests.support.messages import make_start
+from tests.support.messages import make_start, make_step
 
 
 def _start(session: str, env_id: str) -> p.SessionStart:
@@ -77,9 +77,8 @@ def main() -> None:
     pixels = np.zeros((8, 8, 3), np.uint8).tobytes()
     valid = [p.to_frames(_start(session, "Rogue-v0"))]
     for seq in range(1, 50):
-        valid.append(p.to_frames(p.Step(
-            session=session, seq=seq, episode=0, step=seq - 1, seed=1, timestamp=1.0, action=1,
-            reward=0.0, terminated=False, truncated=False, shape=[8, 8, 3], pixels=pixels)))
+        valid.append(p.to_frames(make_step(session=session, seq=seq, step=seq - 1,
+                                           shape=[8, 8, 3], pixels=pixels)))
     invalid = sent = 0
     for i in range(args.messages):
         frames, surely_invalid = _pick(i % 10, rng, valid, session, pixels)

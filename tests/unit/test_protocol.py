@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import msgpack
-import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shared import protocol as p
 from shared.errors import ProtocolError
-from tests.support.messages import make_start
+from tests.support.messages import make_batch, make_end, make_start, make_step
 
 SID = "0123456789abcdef0123456789abcdef"
 
@@ -21,20 +20,15 @@ def _start(**overrides) -> p.SessionStart:
 
 
 def _step(**overrides) -> p.Step:
-    pixels = np.arange(60, dtype=np.uint8).tobytes()
-    fields = dict(session=SID, seq=1, episode=0, step=0, seed=3, timestamp=2.0, action=2,
-                  reward=1.0, terminated=False, truncated=False, shape=[4, 5, 3], pixels=pixels)
-    fields.update(overrides)
-    return p.Step(**fields)
+    return make_step(session=SID, **overrides)
 
 
 def _batch(**overrides) -> p.StepBatch:
-    fields = dict(session=SID, seq=2, episode=0, first_step=1, seed=3, shape=[4, 5, 3],
-                  timestamps=[2.0, 2.1, 2.2], actions=[1, 2, 3], rewards=[0.0, 1.0, 0.0],
-                  terminated=[False, False, True], truncated=[False] * 3, slots=[],
-                  pixels=[bytes(60)] * 3)
-    fields.update(overrides)
-    return p.StepBatch(**fields)
+    return make_batch(session=SID, **overrides)
+
+
+def _end(**overrides) -> p.EpisodeEnd:
+    return make_end(session=SID, **overrides)
 
 
 def _wire(frames: list) -> list[bytes]:
@@ -43,9 +37,7 @@ def _wire(frames: list) -> list[bytes]:
 
 @pytest.mark.parametrize("msg", [
     _start(), _step(), _step(action=[1, 0, 1]),
-    p.EpisodeEnd(session=SID, seq=5, episode=0, step=4, seed=3, timestamp=2.5,
-                 outcome="terminated", terminated=True, truncated=False, shape=[4, 5, 3],
-                 pixels=bytes(60)),
+    _end(),
     p.Gap(session=SID, seq=6, episode=1, first_step=10, last_step=19, count=10),
     p.SessionEnd(session=SID, seq=7, reason="completed", steps_sent=100, steps_dropped=10),
     p.Ack(session=SID, seq=7), p.Resend(session=SID, seq=0), p.Hello(nonce=1, version="x"),
@@ -201,10 +193,7 @@ WIRE_KEYS = {
 
 
 @pytest.mark.parametrize("msg", [
-    _start(), _step(), _batch(),
-    p.EpisodeEnd(session=SID, seq=5, episode=0, step=4, seed=3, timestamp=2.5,
-                 outcome="aborted", terminated=False, truncated=False, shape=[4, 5, 3],
-                 pixels=bytes(60)),
+    _start(), _step(), _batch(), _end(outcome="aborted", terminated=False),
     p.Gap(session=SID, seq=6, episode=1, first_step=10, last_step=19, count=10),
     p.SessionEnd(session=SID, seq=7, reason="completed", steps_sent=100, steps_dropped=10),
     p.Ack(session=SID, seq=7), p.Resend(session=SID, seq=0), p.Hello(nonce=1, version="x"),

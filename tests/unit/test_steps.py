@@ -9,6 +9,7 @@ import pyarrow as pa
 
 from shared import protocol as p
 from shared import schema as s
+from tests.support.messages import make_batch, make_end, make_step
 
 SID = "0123456789abcdef0123456789abcdef"
 SPACE = {"type": "Discrete", "n": 4, "start": 0}
@@ -37,27 +38,24 @@ def test_each_step_value_has_its_field_in_every_message_and_a_column():
 
 
 def _batch() -> p.StepBatch:
-    return p.StepBatch(session=SID, seq=10, episode=2, first_step=5, seed=9, shape=[4, 5, 3],
-                       timestamps=[1.0, 1.5], actions=[3, 1], rewards=[1, 0.5],
-                       terminated=[False, True], truncated=[False, False], slots=[0, 1])
+    return make_batch(2, session=SID, seq=10, episode=2, first_step=5, seed=9,
+                      timestamps=[1.0, 1.5], actions=[3, 1], rewards=[1, 0.5],
+                      terminated=[False, True], slots=[0, 1], pixels=None)
 
 
 def test_a_batched_step_and_a_single_step_make_the_same_row():
     batch = _batch()
     for i in range(batch.count):
-        single = p.Step(session=SID, seq=batch.seq + i, episode=batch.episode,
-                        step=batch.first_step + i, seed=batch.seed,
-                        timestamp=batch.timestamps[i], action=batch.actions[i],
-                        reward=batch.rewards[i], terminated=batch.terminated[i],
-                        truncated=batch.truncated[i], shape=batch.shape)
+        values = {v.name: getattr(batch, v.batch_name)[i] for v in s.STEP_VALUES}
+        single = make_step(session=SID, seq=batch.seq + i, episode=batch.episode,
+                           step=batch.first_step + i, seed=batch.seed, **values)
         assert s.batch_row(SID, batch.seq, batch, i, b"jpg") == \
             s.step_row(SID, batch.seq + i, single, b"jpg")
 
 
 def test_rows_fit_the_schema_and_the_final_row_has_no_action_or_reward():
     batch = _batch()
-    end = p.EpisodeEnd(session=SID, seq=12, episode=2, step=7, seed=9, timestamp=2.0,
-                       outcome="terminated", terminated=True, truncated=False, shape=[4, 5, 3])
+    end = make_end(session=SID, seq=12, episode=2, step=7, seed=9, timestamp=2.0)
     rows = [s.batch_row(SID, batch.seq, batch, i, b"jpg") for i in range(2)]
     rows.append(s.final_row(SID, end.seq, end, b"end"))
     table = pa.Table.from_pylist(rows, schema=s.arrow_schema(SPACE))
