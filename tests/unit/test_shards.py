@@ -9,7 +9,8 @@ import shutil
 import pyarrow as pa
 
 from shared.layout import DatasetLayout
-from shared.schema import arrow_schema
+from shared.schema import arrow_schema, batch_row
+from tests.support.messages import make_batch
 from writer.store.durable import sha256_file
 from writer.store.shards import ShardWriter, load_manifest, read_complete_batches, recover
 
@@ -17,15 +18,10 @@ SPACE = {"type": "Discrete", "n": 4, "start": 0}
 
 
 def _batch(schema: pa.Schema, first_seq: int, rows: int) -> pa.RecordBatch:
-    cols = {
-        "session_id": ["s"] * rows, "episode_id": ["s-00000"] * rows, "episode_index": [0] * rows,
-        "seed": [1] * rows, "step": list(range(first_seq, first_seq + rows)),
-        "timestamp": [0.5] * rows, "image": [{"bytes": b"\xff" * 50, "path": None}] * rows,
-        "action": [1] * rows, "reward": [0.0] * rows, "terminated": [False] * rows,
-        "truncated": [False] * rows, "is_last": [False] * rows,
-        "seq": list(range(first_seq, first_seq + rows)),
-    }
-    return pa.RecordBatch.from_pydict(cols, schema=schema)
+    steps = make_batch(rows, session="a" * 32, seq=first_seq, first_step=first_seq, pixels=None)
+    return pa.RecordBatch.from_pylist(
+        [batch_row(steps.session, first_seq, steps, i, b"\xff" * 50) for i in range(rows)],
+        schema=schema)
 
 
 def _write_open_shard(layout: DatasetLayout, batches: int, rows: int = 8) -> ShardWriter:
