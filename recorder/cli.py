@@ -18,7 +18,7 @@ from pathlib import Path
 import click
 
 from recorder.delivery.local_writer import WriterHandle, ensure_writer
-from recorder.envs import EnvChoice, resolve_env
+from recorder.envs import EnvChoice, fps_defaults, resolve_env
 from recorder.headless.loop import RecordSettings, WorkerProgress
 from recorder.headless.stop import EXIT_CODES
 from recorder.headless.workers import run_workers
@@ -78,7 +78,7 @@ class CliSettings:
               help="Recorder processes playing at once, all into one writer.")
 @click.option("--state", default=None, help="Stable-Retro save state to start from.")
 @click.option("--fps", type=click.FloatRange(1, 1000), default=None,
-              help="Frames per second (default per platform: Atari 15, VizDoom 35, Retro 60).")
+              help=f"Frames per second (default per platform: {fps_defaults()}).")
 @click.option("--codec", type=click.Choice(CODECS), default="jpeg", show_default=True)
 @click.option("--quality", type=click.IntRange(1, 100), default=DEFAULT_QUALITY,
               show_default=True, help="JPEG quality.")
