@@ -9,6 +9,7 @@ buffer make the restart exact).
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import threading
@@ -63,6 +64,9 @@ class WriterHandle:
             watcher.join()
 
     def _watch(self, done: threading.Event, notify: Callable[[str], None]) -> None:
+        # SIGINT/SIGTERM are the main thread's (workers.py relies on no other thread of ours
+        # taking them while it holds them).
+        signal.pthread_sigmask(signal.SIG_BLOCK, (signal.SIGINT, signal.SIGTERM))
         while not done.wait(0.2):
             code = self.process.poll()
             if code is None:

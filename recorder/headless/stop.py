@@ -31,8 +31,7 @@ class StopRequest:
         if threading.current_thread() is threading.main_thread():
             for sig in STOP_SIGNALS:
                 self._previous[sig] = signal.signal(sig, self._handle)
-            # A worker starts with these blocked (see workers.py): what came meanwhile is
-            # delivered now, to the handlers above.
+            # Deliverable from now on, even if whoever started us had them blocked.
             signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
 
     def _handle(self, signum, frame) -> None:

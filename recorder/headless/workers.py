@@ -11,8 +11,9 @@ One scheme, whichever process is signalled:
   ends as aborted, what it sent is drained, its shared-memory ring removed) and exits.
 - Pipes, not multiprocessing queues: no named semaphores in /dev/shm to leak, and a report to a
   parent that is gone fails at once instead of blocking the worker's exit.
-- Workers start with SIGINT/SIGTERM blocked, so a signal during their start-up (imports, env
-  creation) waits for their handlers instead of killing them half-made.
+- Workers start with SIGINT/SIGTERM ignored (an exec keeps SIG_IGN), so a signal during their
+  start-up (imports, env creation) cannot kill them half-made; they learn of it from the stop
+  pipe. The parent holds (blocks) those signals meanwhile, so they wait for its handlers.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 
@@ -86,11 +88,8 @@ def run_workers(settings: RecordSettings,
     stop = StopRequest()  # before the workers exist: no signal finds the parent unprepared
     try:
         ctx = mp.get_context("spawn")
-        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)  # inherited by the workers
-        try:
+        with _signals_held():
             pool = [_Worker(ctx, settings, w) for w in range(settings.workers)]
-        finally:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
         latest = {w.index: WorkerProgress(w.index) for w in pool}
         failures: list[WorkerFailure] = []
         with ProgressView(settings) as view:
@@ -120,6 +119,21 @@ def run_workers(settings: RecordSettings,
                               f"(exit code {worker.process.exitcode})")
     return PoolResult(workers=list(latest.values()), stopped_by=stop.first_signal,
                       cut_short=stop.hurry)
+
+
+@contextmanager
+def _signals_held() -> Iterator[None]:
+    """Start workers with SIGINT/SIGTERM ignored (see the module's docstring). Blocked here
+    meanwhile, a signal stays pending (Linux never drops a blocked signal as ignored, and no
+    other thread of ours takes them: see local_writer) until our handlers are back."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
 
 
 def _forward(stop: StopRequest, pool: list[_Worker]) -> None:
@@ -181,7 +195,7 @@ def _worker_main(settings: RecordSettings, index: int, reports: Connection,
                  control: Connection, parent: int) -> None:
     _die_with_parent()
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
-    stop = StopRequest()  # unblocks SIGINT/SIGTERM: what came during start-up counts now
+    stop = StopRequest()  # replaces the SIG_IGN we started with
     if os.getppid() != parent:
         stop.raise_to(1)  # the parent died before PR_SET_PDEATHSIG was in place
     threading.Thread(target=_follow_parent, args=(control, stop), daemon=True,

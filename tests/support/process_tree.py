@@ -57,6 +57,15 @@ def pids_with(*needles: str) -> list[int]:
     return found
 
 
+def blocked_signals(pid: int) -> set[int]:
+    """The signals `pid` blocks (its SigBlk mask)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigBlk:"):
+            mask = int(line.split()[1], 16)
+            return {n + 1 for n in range(64) if mask >> n & 1}
+    return set()
+
+
 def holds(pid: int, path: Path) -> bool:
     """True when `pid` has `path` open."""
     try:

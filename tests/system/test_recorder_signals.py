@@ -15,7 +15,7 @@ import pytest
 
 from recorder.delivery.link import probe_writer
 from tests.support.datasets_check import assert_exact_episodes, load
-from tests.support.process_tree import alive, arrow_bytes, holds, wait_for
+from tests.support.process_tree import alive, arrow_bytes, blocked_signals, holds, wait_for
 from tests.support.processes import ROOT
 from tests.support.recorder_cli import RecorderCli, writer_pids
 from tests.support.recorders import session_state
@@ -128,6 +128,8 @@ def test_sigkilled_auto_started_writer_is_replaced_and_nothing_is_lost(recorders
                  f"a new writer after kill {kill + 1}")
         wait_for(lambda on_disk=on_disk: arrow_bytes(rec.env_root) > on_disk + 100_000, 60,
                  "rows written by the new writer")
+        (new,) = writer_pids(data_dir)
+        assert not blocked_signals(new) & {signal.SIGINT, signal.SIGTERM}  # stoppable
     code, out, err = rec.communicate()
     assert code == 0, (out, err)
     assert err.count("started a new one") == 2, err
