@@ -137,12 +137,16 @@ def _write_stream(path: Path, table: pa.Table) -> None:
 
 
 def load_manifest(layout: DatasetLayout) -> dict:
-    """The manifest; an empty one when it is missing, or damaged (then moved aside: `recover`
-    lists the shards in `data/` again)."""
+    """The manifest; an empty one when it is missing. A damaged one is moved aside and made
+    again from the shards in `data/` (their checksums as they are now)."""
+    exists = layout.manifest.exists()
     manifest = read_json_or_quarantine(layout, layout.manifest)
     if manifest is not None and not isinstance(manifest.get("shards"), list):
         quarantine_file(layout, layout.manifest, "no list of shards")
         manifest = None
+    if manifest is None and exists:
+        relist(layout)
+        manifest = read_json_or_quarantine(layout, layout.manifest)
     return manifest if manifest is not None else {"version": 1, "shards": []}
 
 
@@ -191,6 +195,13 @@ def recover(layout: DatasetLayout,
                         f"sealed {info.rows} rows" if info else "no complete batch, removed")
             if info is not None:
                 recovered.append(info)
+    return recovered + relist(layout, session)
+
+
+def relist(layout: DatasetLayout, session: str | None = None) -> list[ShardInfo]:
+    """Add the shards in `data/` that the manifest does not list (renamed there by a seal that
+    was cut short, or all of them when the manifest was damaged)."""
+    recovered = []
     listed = {s["file"] for s in load_manifest(layout)["shards"]}
     if layout.data.is_dir():
         for path in layout.shards_of(layout.data, session):
