@@ -140,12 +140,19 @@ class HelloReply:
 
 
 @dataclass(frozen=True, kw_only=True)
-class SessionStart:
+class _AboutSession:
+    """The first fields of every message about a session (a base: never sent as itself)."""
+
+    RULES: ClassVar[tuple[Rule, ...]] = ()
+    session: str = _field(_session_id)
+    seq: int = _field(_int64)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SessionStart(_AboutSession):
     """Everything the writer needs to store a session, and everything worth keeping about it."""
 
     TYPE: ClassVar[str] = "session_start"
-    RULES: ClassVar[tuple[Rule, ...]] = ()
-    session: str = _field(_session_id)
     seq: int = _field(_int(0, 0))  # a session starts at seq 0
     env_id: str = _field(_str(4096))
     platform: str = _field(_str(4096))
@@ -170,17 +177,21 @@ class SessionStart:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Step:
-    """One env step: the frame the player saw (pixels) and what they did about it."""
+class _AtStep(_AboutSession):
+    """The first fields of Step and EpisodeEnd: which step of which episode, and when."""
 
-    TYPE: ClassVar[str] = "step"
-    RULES: ClassVar[tuple[Rule, ...]] = ()
-    session: str = _field(_session_id)
     seq: int = _field(_later_seq)
     episode: int = _field(_int32)
     step: int = _field(_int32)
-    seed: int = _field(_int64)
+    seed: int = _field(_int64)  # the episode's reset seed
     timestamp: float = _field(_num)  # Unix time the frame was shown, seconds
+
+
+@dataclass(frozen=True, kw_only=True)
+class Step(_AtStep):
+    """One env step: the frame the player saw (pixels) and what they did about it."""
+
+    TYPE: ClassVar[str] = "step"
     action: Any = _field(_any)
     reward: float = _field(_num)
     terminated: bool = _field(_bool)
@@ -190,7 +201,7 @@ class Step:
 
 
 @dataclass(frozen=True, kw_only=True)
-class StepBatch:
+class StepBatch(_AboutSession):
     """Consecutive steps of one episode (seq, seq+1, ...): one message instead of N, so the
     per-message costs (send, decode, acknowledge) are paid once."""
 
@@ -201,7 +212,6 @@ class StepBatch:
          "not one value per step in every list"),
         (lambda h: len(h["slots"]) in (0, len(h["timestamps"])), "bad slots"),
     )
-    session: str = _field(_session_id)
     seq: int = _field(_later_seq)
     episode: int = _field(_int32)
     first_step: int = _field(_int32)
@@ -222,17 +232,10 @@ class StepBatch:
 
 
 @dataclass(frozen=True, kw_only=True)
-class EpisodeEnd:
+class EpisodeEnd(_AtStep):
     """The end of an episode: how it ended, and its final observation (pixels)."""
 
     TYPE: ClassVar[str] = "episode_end"
-    RULES: ClassVar[tuple[Rule, ...]] = ()
-    session: str = _field(_session_id)
-    seq: int = _field(_later_seq)
-    episode: int = _field(_int32)
-    step: int = _field(_int32)
-    seed: int = _field(_int64)
-    timestamp: float = _field(_num)
     outcome: str = _field(_one_of(OUTCOMES))
     terminated: bool = _field(_bool)
     truncated: bool = _field(_bool)
@@ -241,15 +244,13 @@ class EpisodeEnd:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Gap:
+class Gap(_AboutSession):
     """Steps the recorder had to drop (its resend buffer was full): an explicit hole in the data."""
 
     TYPE: ClassVar[str] = "gap"
     RULES: ClassVar[tuple[Rule, ...]] = (
         (lambda h: h["first_step"] <= h["last_step"], "first_step after last_step"),
     )
-    session: str = _field(_session_id)
-    seq: int = _field(_int64)
     episode: int = _field(_int32)
     first_step: int = _field(_int32)
     last_step: int = _field(_int32)
@@ -257,34 +258,25 @@ class Gap:
 
 
 @dataclass(frozen=True, kw_only=True)
-class SessionEnd:
+class SessionEnd(_AboutSession):
     TYPE: ClassVar[str] = "session_end"
-    RULES: ClassVar[tuple[Rule, ...]] = ()
-    session: str = _field(_session_id)
-    seq: int = _field(_int64)
     reason: str = _field(_str())
     steps_sent: int = _field(_int64)
     steps_dropped: int = _field(_int64)
 
 
 @dataclass(frozen=True, kw_only=True)
-class Ack:
+class Ack(_AboutSession):
     """Writer → recorder: every message of `session` up to `seq` is durable."""
 
     TYPE: ClassVar[str] = "ack"
-    RULES: ClassVar[tuple[Rule, ...]] = ()
-    session: str = _field(_session_id)
-    seq: int = _field(_int64)
 
 
 @dataclass(frozen=True, kw_only=True)
-class Resend:
+class Resend(_AboutSession):
     """Writer → recorder: send again from `seq` (0 means: start with the SessionStart)."""
 
     TYPE: ClassVar[str] = "resend"
-    RULES: ClassVar[tuple[Rule, ...]] = ()
-    session: str = _field(_session_id)
-    seq: int = _field(_int64)
 
 
 @dataclass(frozen=True, kw_only=True)
