@@ -25,9 +25,11 @@ def collector_name() -> str:
         return f"unknown@{socket.gethostname()}"
 
 
-def session_start(session_id: str, choice: EnvChoice, env: Any, first_observation: Any,
-                  fps: float, codec: str, quality: int, base_seed: int,
-                  collector: str, max_steps: int | None, shm_slots: int = 0) -> p.SessionStart:
+def session_start(session_id: str, choice: EnvChoice, env: Any, first_observation: Any, *,
+                  fps: float, codec: str, quality: int, base_seed: int, collector: str,
+                  max_steps: int | None, shm_slots: int = 0) -> p.SessionStart:
+    """The SessionStart of a session about to play `env` (reset to `first_observation`);
+    `max_steps` None: episodes are never cut; `shm_slots` > 0: pixels go through a ring."""
     frame = frame_of(first_observation, env)
     return p.SessionStart(
         session=session_id, seq=0, env_id=choice.env_id, platform=choice.platform,

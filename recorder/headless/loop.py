@@ -101,9 +101,10 @@ def record_worker(settings: RecordSettings, worker: int,
     frame_bytes = frame_of(observation, env).nbytes
     slots = ring_slots(settings.endpoint, settings.buffer_bytes, frame_bytes,
                        settings.shared_memory)
-    start = session_start(progress.session, settings.choice, env, observation, settings.fps,
-                          settings.codec, settings.quality, settings.base_seed,
-                          settings.collector, settings.max_steps, shm_slots=slots)
+    start = session_start(progress.session, settings.choice, env, observation,
+                          fps=settings.fps, codec=settings.codec, quality=settings.quality,
+                          base_seed=settings.base_seed, collector=settings.collector,
+                          max_steps=settings.max_steps, shm_slots=slots)
     link = WriterLink(settings.endpoint, start, settings.buffer_bytes, curve=settings.curve,
                       batch_steps=1 if settings.realtime else settings.batch_steps)
     link.give_up = lambda: stop.hurry  # a second Ctrl-C: stop waiting for the writer

@@ -170,8 +170,9 @@ class _Game:
         frame = frame_of(observation, env)
         self.progress = WorkerProgress(0, session=new_session_id())
         start = session_start(self.progress.session, settings.choice, env, observation,
-                              settings.fps, settings.codec, settings.quality,
-                              settings.base_seed, settings.collector, settings.max_steps,
+                              fps=settings.fps, codec=settings.codec, quality=settings.quality,
+                              base_seed=settings.base_seed, collector=settings.collector,
+                              max_steps=settings.max_steps,
                               shm_slots=ring_slots(settings.endpoint, settings.buffer_bytes,
                                                    frame.nbytes, settings.shared_memory))
         self.action_space = start.action_space

@@ -233,7 +233,8 @@ def test_aborted_discarded_and_gap_episodes_are_not_failures(writer_factory, end
     env = make_env(choice)
     seeds = [101, 102, 103, 104]
     observation, _ = env.reset(seed=seeds[0])
-    start = session_start("ab" * 16, choice, env, observation, 15.0, "jpeg", 95, 0, "test", 20)
+    start = session_start("ab" * 16, choice, env, observation, fps=15.0, codec="jpeg",
+                          quality=95, base_seed=0, collector="test", max_steps=20)
     link = WriterLink(endpoint, start, 1 << 26)
     env.action_space.seed(0)
     for episode, (outcome, steps) in enumerate([("truncated", 20), ("discarded", 20),
