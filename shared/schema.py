@@ -141,14 +141,15 @@ def episode_id(session_id: str, episode: int) -> str:
 def step_row(session_id: str, seq: int, msg: Any, image: bytes) -> dict:
     """The row of a protocol.Step (seq `seq`) whose frame encoded to `image`."""
     values = {v.name: v.to_row(getattr(msg, v.name)) for v in STEP_VALUES}
-    return _row(session_id, seq, msg.episode, msg.seed, msg.step, image, values, is_last=False)
+    return _row(session_id, seq, episode=msg.episode, seed=msg.seed, step=msg.step, image=image,
+                values=values, is_last=False)
 
 
 def batch_row(session_id: str, seq: int, batch: Any, i: int, image: bytes) -> dict:
     """The row of step `i` of a protocol.StepBatch that starts at seq `seq`."""
     values = {v.name: v.to_row(getattr(batch, v.batch_name)[i]) for v in STEP_VALUES}
-    return _row(session_id, seq + i, batch.episode, batch.seed, batch.first_step + i, image,
-                values, is_last=False)
+    return _row(session_id, seq + i, episode=batch.episode, seed=batch.seed,
+                step=batch.first_step + i, image=image, values=values, is_last=False)
 
 
 def final_row(session_id: str, seq: int, msg: Any, image: bytes) -> dict:
@@ -156,10 +157,11 @@ def final_row(session_id: str, seq: int, msg: Any, image: bytes) -> dict:
     produced (action, reward) are null."""
     values = {v.name: v.to_row(getattr(msg, v.name)) if v.in_final_row else None
               for v in STEP_VALUES}
-    return _row(session_id, seq, msg.episode, msg.seed, msg.step, image, values, is_last=True)
+    return _row(session_id, seq, episode=msg.episode, seed=msg.seed, step=msg.step, image=image,
+                values=values, is_last=True)
 
 
-def _row(session_id: str, seq: int, episode: int, seed: int, step: int, image: bytes,
+def _row(session_id: str, seq: int, *, episode: int, seed: int, step: int, image: bytes,
          values: dict, is_last: bool) -> dict:
     return {
         "session_id": session_id, "episode_id": episode_id(session_id, episode),
