@@ -250,6 +250,9 @@ def _verdict(results: list[EpisodeResult], interrupted: bool) -> tuple[str, int]
                 f"({summary})"), 1
     if not replayed:
         return f"verdict: NOTHING TO REPLAY ({summary or 'no episodes'})", 1
+    if not counts[PASS]:  # aborted or cut short by a gap: reproduced as far as they went
+        return (f"verdict: NOT VERIFIED: no episode was replayed to a recorded end "
+                f"({summary})"), 1
     return f"verdict: PASS: every replayed episode reproduces bit-exactly ({summary})", 0
 
 

@@ -423,9 +423,14 @@ def replay_session(plan: SessionPlan, source: DatasetSource, envs: EnvCache, che
         if result.status == INTERRUPTED:
             return
     yield from discarded_results(plan)
+    note = "listed in the session file, no rows in data/"
+    damaged = source.damaged_shards(plan.session_id)
+    if damaged:
+        note += (f"; damaged shard{'s' if len(damaged) > 1 else ''} of this session: "
+                 f"{', '.join(damaged)} (check with `gymrec-writer verify`)")
     for info in plan.episodes:
         if info.outcome == DISCARDED or info.episode_id in found or (
                 plan.wanted is not None and info.episode_id not in plan.wanted):
             continue
         yield EpisodeResult(info.episode_id, plan.session_id, info.seed, info.outcome, FAIL,
-                            info.steps, 0, note="listed in the session file, no rows in data/")
+                            info.steps, 0, note=note)

@@ -113,6 +113,9 @@ class HubSource:
         # Row counts sit in each Parquet footer: unknown until the shard is downloaded.
         return [ShardRef(path, session_id, None) for path in self._shards.get(session_id, [])]
 
+    def damaged_shards(self, session_id: str) -> list[str]:
+        return []  # the Hub checks what it was sent; a shard it cannot serve raises
+
     def batches(self, shard: ShardRef) -> Iterator[pa.RecordBatch]:
         path = self._fetch(shard.file)
         following = self._shards.get(shard.session_id, [])

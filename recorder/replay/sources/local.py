@@ -21,6 +21,8 @@ from shared.config import hub_endpoint, hub_token
 from shared.errors import GymrecError, UsageError
 from shared.layout import DatasetLayout, ShardName
 
+VERIFY_HINT = " (check the dataset with `gymrec-writer verify ENV_ID`)"
+
 
 class DatasetNotFound(UsageError):
     """No recorded dataset where one was expected."""
@@ -57,6 +59,10 @@ class DatasetSource(Protocol):
         """The rows of one shard, one Arrow batch at a time."""
         ...
 
+    def damaged_shards(self, session_id: str) -> list[str]:
+        """The session's shards known to be missing or damaged, each as "<file> (<why>)"."""
+        ...
+
 
 @dataclass(frozen=True)
 class LocalSource:
@@ -82,6 +88,22 @@ class LocalSource:
                 if s["session_id"] == session_id]
         return sorted(refs, key=lambda r: _shard_index(r.file))
 
+    def damaged_shards(self, session_id: str) -> list[str]:
+        manifest = _read_json(DatasetLayout(self.root).manifest, {"shards": []})
+        found = [f"{file} (failed its checksum; moved to .corrupt/)"
+                 for file in manifest.get("quarantined", [])
+                 if (name := ShardName.parse(file)) is not None and name.session == session_id]
+        for entry in manifest["shards"]:
+            if entry["session_id"] != session_id:
+                continue
+            path = self.root / entry["file"]
+            if not path.is_file():
+                found.append(f"{entry['file']} (missing)")
+            elif path.stat().st_size != entry["bytes"]:
+                found.append(f"{entry['file']} ({path.stat().st_size} bytes, "
+                             f"{entry['bytes']} when sealed)")
+        return found
+
     def batches(self, shard: ShardRef) -> Iterator[pa.RecordBatch]:
         path = self.root / shard.file
         # Plain reads, not a memory map: only the batch at hand is in memory, however big the
@@ -89,19 +111,19 @@ class LocalSource:
         try:
             source = pa.OSFile(str(path))
         except OSError as exc:
-            raise DatasetDamaged(f"cannot read shard {path}: {exc}") from exc
+            raise DatasetDamaged(f"cannot read shard {path}: {exc}{VERIFY_HINT}") from exc
         with source:
             try:
                 reader = ipc.open_stream(source)
             except (OSError, pa.ArrowException) as exc:
-                raise DatasetDamaged(f"cannot read shard {path}: {exc}") from exc
+                raise DatasetDamaged(f"cannot read shard {path}: {exc}{VERIFY_HINT}") from exc
             while True:
                 try:
                     batch = reader.read_next_batch()
                 except StopIteration:
                     return
                 except (OSError, pa.ArrowException) as exc:
-                    raise DatasetDamaged(f"shard {path} is damaged: {exc}") from exc
+                    raise DatasetDamaged(f"shard {path} is damaged: {exc}{VERIFY_HINT}") from exc
                 yield batch
 
 
