@@ -18,7 +18,7 @@ from tests.support.datasets_check import assert_exact_episodes, load
 from tests.support.process_tree import alive, arrow_bytes, blocked_signals, holds, wait_for
 from tests.support.processes import ROOT
 from tests.support.recorder_cli import RecorderCli, writer_pids
-from tests.support.recorders import session_state
+from tests.support.recorders import report, session_state
 
 ENV = "BreakoutNoFrameskip-v4"
 MANY = ("--episodes", "1000", "--seed", "3")  # runs far longer than any test waits
@@ -61,21 +61,30 @@ def test_ctrl_c_to_the_group_keeps_every_frame_with_an_auto_started_writer(
     state = session_state(data_dir, ENV)
     assert state["status"] == "ended" and state["end"]["reason"] == "interrupted"
     assert state["episodes"][-1]["outcome"] == "aborted"
+    report("Ctrl-C to the recorder's group, auto-started writer", sent=sent, durable=durable,
+           exit_code=code, processes_left=0, shm_files_left=0)
 
 
-@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_a_signal_to_the_pid_alone_stops_the_recording_in_order(
-        recorders, writer_factory, endpoint, data_dir, sig, code):
+@pytest.mark.parametrize("sig, to, code", [(signal.SIGINT, "pid", 130),
+                                            (signal.SIGTERM, "pid", 143),
+                                            (signal.SIGTERM, "group", 143)])
+def test_a_signal_to_the_pid_or_the_group_stops_the_recording_in_order(
+        recorders, writer_factory, endpoint, data_dir, sig, to, code):
     writer_factory().start()
     rec = recorders(ENV, endpoint, data_dir, *MANY, "--workers", "2")
     rec.wait_recording()
     assert len(rec.workers) == 2
-    rec.signal_pid(sig)  # as `kill`, `timeout` or a scheduler would
+    if to == "pid":
+        rec.signal_pid(sig)  # as `kill`, `timeout` or a scheduler would
+    else:
+        rec.signal_group(sig)
     got, out, err = rec.communicate(timeout=60)
     assert got == code, (out, err)
     sent, durable = rec.counts()
     rec.leftovers(timeout=5)
     _assert_complete(data_dir, sent, durable)
+    report(f"{signal.Signals(sig).name} to the recorder's {to}, 2 workers", sent=sent,
+           durable=durable, exit_code=got, processes_left=0, shm_files_left=0)
 
 
 def test_sigkill_of_the_recorder_takes_its_workers_along(recorders, writer_factory, endpoint,
@@ -90,6 +99,8 @@ def test_sigkill_of_the_recorder_takes_its_workers_along(recorders, writer_facto
     assert state["status"] == "ended" and state["end"]["reason"] == "interrupted"
     episodes = assert_exact_episodes(load(data_dir, ENV))
     assert sum(len(rows) - 1 for rows in episodes.values()) == state["end"]["steps_sent"]
+    report("recorder SIGKILLed (its worker ends the session)", sent=state["end"]["steps_sent"],
+           durable=state["end"]["steps_sent"], processes_left=0, shm_files_left=0)
 
 
 def test_a_second_ctrl_c_cuts_the_wait_for_an_absent_writer(recorders, writer_factory,
@@ -113,6 +124,8 @@ def test_a_second_ctrl_c_cuts_the_wait_for_an_absent_writer(recorders, writer_fa
     assert waited < 10, waited  # not the 60 s drain timeout, nor the 30 s stall timeout
     assert "did not confirm" in err and "worker" not in err, err
     rec.leftovers(timeout=5)
+    report("two Ctrl-C while the writer is frozen", exit_code=code,
+           seconds_after_second_ctrl_c=round(waited, 1), processes_left=0, shm_files_left=0)
 
 
 def test_sigkilled_auto_started_writer_is_replaced_and_nothing_is_lost(recorders, endpoint,
@@ -136,6 +149,8 @@ def test_sigkilled_auto_started_writer_is_replaced_and_nothing_is_lost(recorders
     sent, durable = rec.counts()
     assert len(_assert_complete(data_dir, sent, durable)) == 6
     rec.leftovers()
+    report("auto-started writer SIGKILLed 2x, restarted by the recorder", sent=sent,
+           durable=durable, exit_code=code)
 
 
 def test_a_frozen_recorder_continues_after_the_writer_gave_up_on_it(recorders, writer_factory,
@@ -157,6 +172,8 @@ def test_a_frozen_recorder_continues_after_the_writer_gave_up_on_it(recorders, w
     assert len(_assert_complete(data_dir, sent, durable)) == 2
     assert session_state(data_dir, ENV)["status"] == "ended"
     rec.leftovers()
+    report("recorder SIGSTOPped past --session-timeout, then continued", sent=sent,
+           durable=durable, exit_code=code, sessions=1)
 
 
 def test_writer_started_with_sigint_ignored_stops_on_a_sigint_during_its_start_up(tmp_path,
