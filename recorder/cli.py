@@ -20,7 +20,7 @@ import click
 from recorder.delivery.local_writer import WriterHandle, ensure_writer
 from recorder.envs import EnvChoice, fps_defaults, resolve_env
 from recorder.headless.loop import RecordSettings, WorkerProgress
-from recorder.headless.stop import EXIT_CODES
+from recorder.headless.stop import EXIT_CODES, StopRequest
 from recorder.headless.workers import run_workers
 from recorder.play.keymaps import load_keymap
 from recorder.seeds import fresh_base_seed
@@ -151,12 +151,16 @@ def run(settings: CliSettings) -> int:
         workers=settings.workers, stall_timeout=settings.stall_timeout,
         realtime=settings.realtime, curve=curve,
     )
-    with writer.kept_alive(_notify):
-        pool = run_workers(record, notify=_notify)
-    if not pool.cut_short:  # after a second Ctrl-C the writer finishes on its own
-        writer.wait_for_exit(timeout=30)
-    return _summarise(record.data_dir, choice.env_id, pool.workers,
-                      interrupted=pool.interrupted_code, cut_short=pool.cut_short)
+    stop = StopRequest()  # SIGINT/SIGTERM stop the recording in order (see workers.py)
+    try:
+        with writer.kept_alive(_notify):
+            pool = run_workers(record, notify=_notify, stop=stop)
+        # After a second Ctrl-C the writer finishes on its own.
+        writer.wait_for_exit(timeout=30, give_up=lambda: stop.hurry)
+        return _summarise(record.data_dir, choice.env_id, pool.workers,
+                          interrupted=pool.interrupted_code, cut_short=pool.cut_short)
+    finally:
+        stop.restore()
 
 
 def _play_in_window(settings: CliSettings, choice: EnvChoice, keys, writer: WriterHandle,
@@ -183,9 +187,12 @@ def _play_in_window(settings: CliSettings, choice: EnvChoice, keys, writer: Writ
     try:
         with writer.kept_alive(_notify):
             result = play(play_settings)
+        try:
+            writer.wait_for_exit(timeout=30)
+        except KeyboardInterrupt:
+            pass  # a late Ctrl-C: the writer finishes on its own
     finally:
         signal.signal(signal.SIGTERM, previous)
-    writer.wait_for_exit(timeout=30)
     ms = result.frame_ms
     click.echo(f"pacing: {play_settings.fps:g} fps target, {result.frames} frames, frame time "
                f"p50 {ms['p50']:.1f} ms p99 {ms['p99']:.1f} ms, late frames {result.late}")

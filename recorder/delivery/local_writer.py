@@ -36,15 +36,20 @@ class WriterHandle:
     log_path: Path | None = None
     restarts: int = 0
 
-    def wait_for_exit(self, timeout: float) -> None:
-        """An auto-started writer exits by itself once idle; make sure it did."""
+    def wait_for_exit(self, timeout: float, give_up: Callable[[], bool] = lambda: False) -> None:
+        """An auto-started writer exits by itself once idle; make sure it did (after `timeout`
+        seconds it is terminated). `give_up()` true: leave it to finish on its own."""
         if self.process is None:
             return
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.terminate()
-            self.process.wait(10)
+        deadline = time.monotonic() + timeout
+        while self.process.poll() is None:
+            if give_up():
+                return
+            if time.monotonic() > deadline:
+                self.process.terminate()
+                self.process.wait(10)
+                return
+            time.sleep(0.05)
 
     @contextmanager
     def kept_alive(self, notify: Callable[[str], None]) -> Iterator[None]:

@@ -82,10 +82,12 @@ class PoolResult:
 
 def run_workers(settings: RecordSettings,
                 notify: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
-                ) -> PoolResult:
+                stop: StopRequest | None = None) -> PoolResult:
     """Record with `settings.workers` processes, showing their progress; returns when all have
-    ended. Raises the first worker's error, or GymrecError if a worker died."""
-    stop = StopRequest()  # before the workers exist: no signal finds the parent unprepared
+    ended. Raises the first worker's error, or GymrecError if a worker died. `stop`: the
+    caller's (it then keeps SIGINT/SIGTERM handled after this returns)."""
+    own_stop = stop is None
+    stop = StopRequest() if stop is None else stop  # before the workers exist
     try:
         ctx = mp.get_context("spawn")
         with _signals_held():
@@ -110,7 +112,8 @@ def run_workers(settings: RecordSettings,
         for worker in pool:
             worker.join()
     finally:
-        stop.restore()
+        if own_stop:
+            stop.restore()
     if failures:
         raise failures[0].to_error()
     for worker in pool:
