@@ -206,8 +206,6 @@ def wait_resumed(root: Path, recorder: subprocess.Popen, timeout: float = 60) ->
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
-    from recorder.delivery.link import probe_writer  # noqa: F401  (fail early if missing)
-
     rng = random.Random(args.rng)
     work = Path(args.data_dir or tempfile.mkdtemp(prefix="gymrec-stress-"))
     data_dir, logs = work / "data", work / "logs"
@@ -230,54 +228,60 @@ def run(args: argparse.Namespace, console: Console) -> int:
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
                         MofNCompleteColumn(), TextColumn("{task.fields[detail]}"),
                         console=console, transient=False)
-    with progress:
-        task = progress.add_task("writer kills", total=args.kills, detail="")
-        while seeds:
-            seed = seeds.pop(0)
-            out_path = logs / f"recorder-seed{seed}.log"
-            with open(out_path, "wb") as out:
-                recorder = subprocess.Popen(
-                    [sys.executable, "-m", "recorder.cli", ENV, "--agent", "random",
-                     "--headless", "--episodes", str(args.episodes), "--max-steps",
-                     str(args.max_steps), "--seed", str(seed), "--endpoint", endpoint,
-                     "--data-dir", str(data_dir), "--buffer-mb", str(args.buffer_mb),
-                     "--stall-timeout", "120", "--drain-timeout", "300"],
-                    cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-            mine = 0
-            wait_resumed(root, recorder)  # the recording is under way
-            early = False
-            while mine < per_seed and len(kills) < args.kills and recorder.poll() is None:
-                time.sleep(rng.uniform(0.0, 0.5) if early else rng.uniform(0.1, 1.5))
-                if recorder.poll() is not None:
-                    break
-                writer.kill()
-                killed_at = time.monotonic()
-                mine += 1
-                writer = new_writer()
-                writer.wait_answering(endpoint)
-                down = time.monotonic() - killed_at
-                # 1 in 5: do not wait for the resume, kill again within 0.5 s (recovery, resend)
-                resume = None if rng.random() < 0.2 else wait_resumed(root, recorder)
-                kills.append(Kill(seed, down, resume, early=early))
-                early = resume is None
-                progress.update(task, advance=1, detail=(
-                    f"seed {seed}  down {down:.2f} s  "
-                    f"resumed {'-' if resume is None else f'{resume:.2f} s'}"))
-            left = args.kills - len(kills)
-            if left > 0 and not seeds and seed < 4 * args.seeds:
-                seeds.append(seed + 1)  # the recordings ended before the kills did
-            progress.update(task, detail=f"seed {seed}: recording ends")
-            try:
-                recorder.wait(600)
-            except subprocess.TimeoutExpired:
-                recorder.kill()
-                recorder.wait()
-            output = out_path.read_text(errors="replace")
-            sent, durable, dropped = parse_summary(output)
-            session = _session_of(root, seed, recordings)
-            recordings[session] = Recording(seed, recorder.returncode, sent, durable, dropped,
-                                            output)
-    writer.stop()
+    recorder: subprocess.Popen | None = None
+    try:
+        with progress:
+            task = progress.add_task("writer kills", total=args.kills, detail="")
+            while seeds:
+                seed = seeds.pop(0)
+                out_path = logs / f"recorder-seed{seed}.log"
+                with open(out_path, "wb") as out:
+                    recorder = subprocess.Popen(
+                        [sys.executable, "-m", "recorder.cli", ENV, "--agent", "random",
+                         "--headless", "--episodes", str(args.episodes), "--max-steps",
+                         str(args.max_steps), "--seed", str(seed), "--endpoint", endpoint,
+                         "--data-dir", str(data_dir), "--buffer-mb", str(args.buffer_mb),
+                         "--stall-timeout", "120", "--drain-timeout", "300"],
+                        cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+                mine = 0
+                wait_resumed(root, recorder)  # the recording is under way
+                early = False
+                while mine < per_seed and len(kills) < args.kills and recorder.poll() is None:
+                    time.sleep(rng.uniform(0.0, 0.5) if early else rng.uniform(0.1, 1.5))
+                    if recorder.poll() is not None:
+                        break
+                    writer.kill()
+                    killed_at = time.monotonic()
+                    mine += 1
+                    writer = new_writer()
+                    writer.wait_answering(endpoint)
+                    down = time.monotonic() - killed_at
+                    # 1 in 5: do not wait for the resume, kill again within 0.5 s (recovery, resend)
+                    resume = None if rng.random() < 0.2 else wait_resumed(root, recorder)
+                    kills.append(Kill(seed, down, resume, early=early))
+                    early = resume is None
+                    progress.update(task, advance=1, detail=(
+                        f"seed {seed}  down {down:.2f} s  "
+                        f"resumed {'-' if resume is None else f'{resume:.2f} s'}"))
+                left = args.kills - len(kills)
+                if left > 0 and not seeds and seed < 4 * args.seeds:
+                    seeds.append(seed + 1)  # the recordings ended before the kills did
+                progress.update(task, detail=f"seed {seed}: recording ends")
+                try:
+                    recorder.wait(600)
+                except subprocess.TimeoutExpired:
+                    recorder.kill()
+                    recorder.wait()
+                output = out_path.read_text(errors="replace")
+                sent, durable, dropped = parse_summary(output)
+                session = _session_of(root, seed, recordings)
+                recordings[session] = Recording(seed, recorder.returncode, sent, durable, dropped,
+                                                output)
+    finally:  # nothing of ours outlives the run, also after an error
+        if recorder is not None and recorder.poll() is None:
+            recorder.kill()
+            recorder.wait()
+        writer.stop()
     return _report(args, console, root, work, kills, recordings)
 
 

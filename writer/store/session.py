@@ -83,8 +83,8 @@ class WriterSession:
         path = self.layout.session_file(self.id)
         loaded = read_json_or_quarantine(self.layout, path)
         state = {**new_state(asdict(self.start)), **(loaded or {})}
-        if state["start"] is None:
-            state["start"] = asdict(self.start)
+        if state.pop("rebuilt_from_shards", False) or state["start"] is None:
+            state["start"] = asdict(self.start)  # the real one, not the start-up's guess
         final, _ = session_rows(self.layout, self.id)
         added = add_missing_episodes(state, final)
         if loaded is None or added:
@@ -92,7 +92,7 @@ class WriterSession:
                                          if s["session_id"] == self.id)
         if state["status"] != "ended":
             state["status"] = "recording"
-        if loaded is None or added or loaded.get("status") != state["status"]:
+        if loaded is None or added or loaded != state:
             write_json_atomic(path, state)
             write_card(self.layout, state["start"])
         return state
