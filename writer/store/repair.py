@@ -18,6 +18,8 @@ from writer.store.shards import load_manifest, recover
 
 
 def repair_dataset(layout: DatasetLayout) -> None:
+    """Run before serving: afterwards the manifest lists every sealed shard and each session
+    file every episode whose final row is in them."""
     recover(layout, lambda sid: discarded_episodes(layout, sid))
     manifest = load_manifest(layout)
     session_ids = {s["session_id"] for s in manifest["shards"]}
@@ -31,23 +33,21 @@ def repair_dataset(layout: DatasetLayout) -> None:
         if state is not None and state.get("status") == "ended":
             starts.append(state.get("start"))
             continue  # a session's end is saved after all its rows: nothing can be missing
-        if state is None:
+        rebuilt = state is None
+        if rebuilt:  # damaged, or lost: what the shards say (its recorder may still resume)
             state = new_state(_start_guess(layout, sid))
             state["status"] = "interrupted"
             state["rebuilt_from_shards"] = True
             state["steps_written"] = sum(s["rows"] for s in manifest["shards"]
                                          if s["session_id"] == sid)
-            added = -1
         else:
             state = {**new_state(None), **state}
-            added = 0
         final, _ = session_rows(layout, sid)
-        added += add_missing_episodes(state, final)
-        starts.append(state["start"])
-        if added:
+        if add_missing_episodes(state, final) or rebuilt:
             layout.sessions.mkdir(parents=True, exist_ok=True)
             write_json_atomic(path, state)
             changed = True
+        starts.append(state["start"])
     start = next((s for s in starts if s is not None), None)
     if changed and start is not None:
         write_card(layout, start)

@@ -92,7 +92,7 @@ class WriterSession:
                                          if s["session_id"] == self.id)
         if state["status"] != "ended":
             state["status"] = "recording"
-        if loaded is None or added or loaded != state:
+        if state != loaded:
             write_json_atomic(path, state)
             write_card(self.layout, state["start"])
         return state
