@@ -155,8 +155,8 @@ def run(settings: CliSettings) -> int:
     try:
         with writer.kept_alive(_notify):
             pool = run_workers(record, notify=_notify, stop=stop)
-        # After a second Ctrl-C the writer finishes on its own.
-        writer.wait_for_exit(timeout=30, give_up=lambda: stop.hurry)
+        # Stopped by a signal: the writer (in its own process group) finishes on its own.
+        writer.wait_for_exit(timeout=30, give_up=lambda: stop.requested)
         return _summarise(record.data_dir, choice.env_id, pool.workers,
                           interrupted=pool.interrupted_code, cut_short=pool.cut_short)
     finally:

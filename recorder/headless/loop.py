@@ -98,6 +98,13 @@ def record_worker(settings: RecordSettings, worker: int,
     progress = WorkerProgress(worker, session=new_session_id())
     first_seed = episode_seed(settings.base_seed, worker, 0)
     observation, _ = env.reset(seed=first_seed)
+    if stop.requested:  # stopped while starting (making an env takes seconds): no session
+        env.close()
+        progress.done = progress.interrupted = True
+        report(progress)
+        if own_stop:
+            stop.restore()
+        return progress
     frame_bytes = frame_of(observation, env).nbytes
     slots = ring_slots(settings.endpoint, settings.buffer_bytes, frame_bytes,
                        settings.shared_memory)

@@ -6,9 +6,10 @@ One scheme, whichever process is signalled:
 - SIGINT or SIGTERM to the parent's pid, or to the whole process group (a terminal's Ctrl-C),
   raises the parent's level, which it sends to every worker. A worker also counts the signals it
   gets itself and goes by the larger level, so a group's signal counts once.
-- A worker dies with its parent: PR_SET_PDEATHSIG turns the parent's death into a SIGTERM, and
+- A worker dies with its parent: PR_SET_PDEATHSIG turns the parent's death into a SIGUSR1, and
   end-of-file on the stop pipe says the same. The worker then stops as at level 1 (its episode
-  ends as aborted, what it sent is drained, its shared-memory ring removed) and exits.
+  ends as aborted, what it sent is drained, its shared-memory ring removed) and exits. (Not
+  SIGTERM: Linux sends it once per thread of the dying parent, and two would mean "hurry".)
 - Pipes, not multiprocessing queues: no named semaphores in /dev/shm to leak, and a report to a
   parent that is gone fails at once instead of blocking the worker's exit.
 - Workers start with SIGINT/SIGTERM ignored (an exec keeps SIG_IGN), so a signal during their
@@ -35,6 +36,7 @@ from recorder.headless.stop import EXIT_CODES, STOP_SIGNALS, StopRequest
 from shared.errors import GymrecError
 
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+_PARENT_GONE = signal.SIGUSR1  # what PR_SET_PDEATHSIG sends a worker
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -128,7 +130,8 @@ def run_workers(settings: RecordSettings,
 def _signals_held() -> Iterator[None]:
     """Start workers with SIGINT/SIGTERM ignored (see the module's docstring). Blocked here
     meanwhile, a signal stays pending (Linux never drops a blocked signal as ignored, and no
-    other thread of ours takes them: see local_writer) until our handlers are back."""
+    other thread of ours takes them: see local_writer) until our handlers are back; only one
+    landing between the two calls below (microseconds) would be dropped."""
     signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in STOP_SIGNALS}
     try:
@@ -196,9 +199,10 @@ class _Worker:
 
 def _worker_main(settings: RecordSettings, index: int, reports: Connection,
                  control: Connection, parent: int) -> None:
-    _die_with_parent()
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     stop = StopRequest()  # replaces the SIG_IGN we started with
+    signal.signal(_PARENT_GONE, lambda *_: stop.raise_to(1))
+    _die_with_parent()
     if os.getppid() != parent:
         stop.raise_to(1)  # the parent died before PR_SET_PDEATHSIG was in place
     threading.Thread(target=_follow_parent, args=(control, stop), daemon=True,
@@ -215,11 +219,11 @@ def _worker_main(settings: RecordSettings, index: int, reports: Connection,
 
 
 def _die_with_parent() -> None:
-    """Ask Linux for a SIGTERM when the parent dies (elsewhere: the stop pipe's EOF only)."""
+    """Ask Linux for a signal when the parent dies (elsewhere: the stop pipe's EOF only)."""
     if sys.platform.startswith("linux"):
         try:
             libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+            libc.prctl(_PR_SET_PDEATHSIG, _PARENT_GONE, 0, 0, 0)
         except (OSError, AttributeError):
             pass
 
