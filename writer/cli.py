@@ -229,7 +229,7 @@ def verify(env_id, data_dir, repair):
 
     try:
         root = dataset_dir(data_dir or default_data_dir(), env_id)
-        if not (root / ".meta" / "manifest.json").is_file():
+        if not DatasetLayout(root).manifest.is_file():
             raise UsageError(f"no dataset for {env_id} in {root.parent}")
         layout = DatasetLayout(root)
         report = verify_dataset(layout)
