@@ -130,15 +130,16 @@ def test_a_second_ctrl_c_cuts_the_wait_for_an_absent_writer(recorders, writer_fa
 
 def test_sigkilled_auto_started_writer_is_replaced_and_nothing_is_lost(recorders, endpoint,
                                                                        data_dir):
-    rec = recorders(ENV, endpoint, data_dir, "--episodes", "6", "--max-steps", "400",
+    rec = recorders(ENV, endpoint, data_dir, "--episodes", "6", "--max-steps", "600",
                     "--seed", "5", "--realtime", "--fps", "300")
     rec.wait_recording(nbytes=100_000)
     for kill in range(2):
         (writer,) = writer_pids(data_dir)
-        on_disk = arrow_bytes(rec.env_root)
         os.kill(writer, signal.SIGKILL)
         wait_for(lambda writer=writer: [w for w in writer_pids(data_dir) if w != writer], 30,
                  f"a new writer after kill {kill + 1}")
+        wait_for(lambda: probe_writer(endpoint, 0.3), 60, "the new writer to answer")
+        on_disk = arrow_bytes(rec.env_root)  # after its recovery: rows it writes from now on
         wait_for(lambda on_disk=on_disk: arrow_bytes(rec.env_root) > on_disk + 100_000, 60,
                  "rows written by the new writer")
         (new,) = writer_pids(data_dir)
