@@ -27,7 +27,8 @@ def collector_name() -> str:
 
 def session_start(session_id: str, choice: EnvChoice, env: Any, first_observation: Any, *,
                   fps: float, codec: str, quality: int, base_seed: int, collector: str,
-                  max_steps: int | None, shm_slots: int = 0) -> p.SessionStart:
+                  max_steps: int | None, shm_slots: int = 0, player: str = "human",
+                  key_bindings: dict[str, str] | None = None) -> p.SessionStart:
     """The SessionStart of a session about to play `env` (reset to `first_observation`);
     `max_steps` None: episodes are never cut; `shm_slots` > 0: pixels go through a ring."""
     frame = frame_of(first_observation, env)
@@ -39,4 +40,5 @@ def session_start(session_id: str, choice: EnvChoice, env: Any, first_observatio
         quality=quality, versions=package_versions(), recorder_version=VERSION,
         collector=collector, frame_shape=list(frame.shape), base_seed=base_seed,
         started_at=time.time(), max_steps=max_steps or 0, shm_slots=shm_slots,
+        player=player, key_bindings=dict(key_bindings or {}),
     )

@@ -33,8 +33,9 @@ import msgpack
 from shared.errors import ProtocolError
 from shared.spaces import validate_space_description
 
-MAGIC = b"GYMREC\x01"
-PROTOCOL_VERSION = 1
+# v2: SessionStart names who played (`player`) and the keys they played with.
+MAGIC = b"GYMREC\x02"
+PROTOCOL_VERSION = 2
 MAX_HEADER_BYTES = 256 * 1024
 MAX_SIDE = 8192
 MAX_BATCH = 256
@@ -174,6 +175,10 @@ class SessionStart(_AboutSession):
     # > 0: StepBatch pixels live in the file /dev/shm/gymrec-<session>, this many slots of
     # H*W*C bytes; a slot is not reused before the writer acknowledges the step in it.
     shm_slots: int = _field(_int(0, 1 << 20), default=0)
+    # Who played: "human", or "agent:<name>" for an agent.
+    player: str = _field(_str(4096), default="human")
+    # The key map of human play, key name → control ("left ctrl" → "FIRE"); {} for agents.
+    key_bindings: dict = _field(_str_map, default_factory=dict)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -330,7 +335,7 @@ def from_frames(frames: list) -> Message:
     if len(frames) < 2 or len(frames) > 2 + MAX_BATCH:
         raise ProtocolError(f"unexpected number of frames: {len(frames)}")
     if bytes(_buf(frames[0])) != MAGIC:
-        raise ProtocolError("not a gymrec v1 message (bad magic or version)")
+        raise ProtocolError(f"not a gymrec v{PROTOCOL_VERSION} message (bad magic or version)")
     header = _unpack_header(_buf(frames[1]))
     kind = header.pop("type", None)
     cls = _TYPES.get(kind) if type(kind) is str else None

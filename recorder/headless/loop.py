@@ -111,7 +111,8 @@ def record_worker(settings: RecordSettings, worker: int,
     start = session_start(progress.session, settings.choice, env, observation,
                           fps=settings.fps, codec=settings.codec, quality=settings.quality,
                           base_seed=settings.base_seed, collector=settings.collector,
-                          max_steps=settings.max_steps, shm_slots=slots)
+                          max_steps=settings.max_steps, shm_slots=slots,
+                          player=f"agent:{settings.agent}")
     link = WriterLink(settings.endpoint, start, settings.buffer_bytes, curve=settings.curve,
                       batch_steps=1 if settings.realtime else settings.batch_steps)
     link.give_up = lambda: stop.hurry  # a second Ctrl-C: stop waiting for the writer

@@ -66,6 +66,10 @@ class Keymap:
         """The controls the held `keys` stand for (keys bound to nothing are ignored)."""
         return frozenset(self.bindings[k] for k in keys if k in self.bindings)
 
+    def by_name(self) -> dict[str, str]:
+        """Key name → control, as stored with a session ("left ctrl" → "FIRE")."""
+        return {self.names[code]: control for code, control in sorted(self.bindings.items())}
+
     def keys_for(self, control: str) -> list[str]:
         return sorted({self.names[k] for k, c in self.bindings.items() if c == control})
 

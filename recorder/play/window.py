@@ -173,6 +173,8 @@ class _Game:
                               fps=settings.fps, codec=settings.codec, quality=settings.quality,
                               base_seed=settings.base_seed, collector=settings.collector,
                               max_steps=settings.max_steps,
+                              player=f"agent:{settings.agent}" if settings.agent else "human",
+                              key_bindings={} if settings.agent else settings.keymap.by_name(),
                               shm_slots=ring_slots(settings.endpoint, settings.buffer_bytes,
                                                    frame.nbytes, settings.shared_memory))
         self.action_space = start.action_space

@@ -136,6 +136,9 @@ def test_atari_keys_pause_discard_and_quit(writer):
     state = _session_file(data_dir, "BreakoutNoFrameskip-v4")
     assert [(e["episode_index"], e["outcome"]) for e in state["episodes"]] == [
         (0, "truncated"), (1, "discarded"), (2, "aborted")]
+    assert state["start"]["player"] == "human"  # and the keys it played with, by name
+    assert state["start"]["key_bindings"]["space"] == "FIRE"
+    assert state["start"]["key_bindings"]["left"] == "LEFT"
     assert (data_dir / "BreakoutNoFrameskip-v4" / ".discarded").is_dir()
 
     # Exact frames: replaying the recorded actions from the stored seed gives the recorded

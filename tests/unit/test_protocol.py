@@ -94,7 +94,8 @@ def test_pixel_size_must_match_shape():
 
 def test_missing_or_extra_frames_and_bad_magic():
     frames = _wire(p.to_frames(_step()))
-    for bad in (frames[:2], frames + [b"x"], [b"GYMREC\x02", *frames[1:]], frames[:1]):
+    old, newer = [b"GYMREC\x01", *frames[1:]], [b"GYMREC\x03", *frames[1:]]
+    for bad in (frames[:2], frames + [b"x"], old, newer, frames[:1]):
         with pytest.raises(ProtocolError):
             p.from_frames(bad)
 
@@ -179,7 +180,7 @@ WIRE_KEYS = {
         "session", "seq", "env_id", "platform", "env_kwargs", "observation_space",
         "action_space", "action_labels", "fps", "codec", "quality", "versions",
         "recorder_version", "collector", "frame_shape", "base_seed", "started_at", "max_steps",
-        "shm_slots"],
+        "shm_slots", "player", "key_bindings"],
     "step": ["session", "seq", "episode", "step", "seed", "timestamp", "action", "reward",
              "terminated", "truncated", "shape"],
     "steps": ["session", "seq", "episode", "first_step", "seed", "shape", "timestamps",
@@ -201,5 +202,5 @@ WIRE_KEYS = {
 ])
 def test_wire_header_keys_and_order_are_unchanged(msg):
     frames = p.to_frames(msg)
-    assert frames[0] == b"GYMREC\x01"
+    assert frames[0] == b"GYMREC\x02"
     assert list(_header(msg)) == ["type", *WIRE_KEYS[msg.TYPE]]

@@ -88,14 +88,30 @@ def _action_lines(start: dict) -> list[str]:
     return lines
 
 
-def _key_lines(start: dict) -> list[str]:
-    keys = start.get("key_bindings") or start.get("keymap")
-    if not keys:
-        return ["Key bindings: not recorded with these sessions (agent play, or a recorder "
-                "that did not send them)."]
-    lines = ["| key | action |", "|---|---|"]
-    lines += [f"| `{k}` | {v} |" for k, v in sorted(keys.items(), key=lambda kv: str(kv[1]))]
+def _player_lines(sessions: list[dict]) -> list[str]:
+    """Who played each session, and the key bindings of human play (one table per key map)."""
+    players: dict[str, int] = {}
+    keymaps: list[dict] = []
+    for s in sessions:
+        start = s["start"]
+        player = start.get("player") or "not recorded (recorded before gymrec sent it)"
+        players[player] = players.get(player, 0) + 1
+        keys = start.get("key_bindings") or {}
+        if keys and keys not in keymaps:
+            keymaps.append(keys)
+    lines = ["Played by: " + ", ".join(f"{who} ({n} session{'s' * (n != 1)})"
+                                       for who, n in sorted(players.items())) + "."]
+    for keys in keymaps:
+        lines += ["", "Key bindings" + (" (they differ between sessions)" if len(keymaps) > 1
+                                        else "") + ":", "", "| key | control |", "|---|---|"]
+        lines += [f"| `{_cell(k)}` | {_cell(v)} |"
+                  for k, v in sorted(keys.items(), key=lambda kv: (kv[1], kv[0]))]
     return lines
+
+
+def _cell(text: str) -> str:
+    """A value from a peer, safe inside a Markdown table cell."""
+    return text.replace("|", "\\|").replace("`", "'").replace("\n", " ")
 
 
 def _versions(sessions: list[dict]) -> dict[str, list[str]]:
@@ -150,7 +166,7 @@ def card_text(repo_id: str, sessions: list[dict], published: Published) -> str:
     if differ:
         lines += [f"Sessions differ in: {', '.join(differ)}; each session's own settings are in "
                   "`meta/sessions/<session_id>.json`.", ""]
-    lines += ["### Actions", "", *_action_lines(start), "", *_key_lines(start), ""]
+    lines += ["### Actions", "", *_action_lines(start), "", *_player_lines(sessions), ""]
     lines += [
         "## Counts",
         "",
