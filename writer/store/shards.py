@@ -83,10 +83,10 @@ class ShardWriter:
             os.truncate(self.path, self._good_offset)  # no end-of-stream marker: still readable
         finally:
             self._sink.close()
-        return publish(self.layout, self.path, discarded, rewrite=False)
+        return move_into_data(self.layout, self.path, discarded, rewrite=False)
 
 
-def publish(layout: DatasetLayout, path: Path, discarded: frozenset[str],
+def move_into_data(layout: DatasetLayout, path: Path, discarded: frozenset[str],
             rewrite: bool) -> ShardInfo | None:
     """Move a closed shard from `.incoming/` into `data/` and the manifest. Its complete batches
     are rewritten when `rewrite` (a torn file) or when some rows belong to discarded episodes."""
@@ -190,7 +190,7 @@ def recover(layout: DatasetLayout,
                 quarantine_file(layout, path, "not a file", "left out")
                 continue
             discarded = discarded_of(ShardName.parse(path.name).session)
-            info = publish(layout, path, discarded, rewrite=True)
+            info = move_into_data(layout, path, discarded, rewrite=True)
             log.warning("recovery: %s: %s", path.name,
                         f"sealed {info.rows} rows" if info else "no complete batch, removed")
             if info is not None:
