@@ -15,6 +15,7 @@ protocol.Step and a list in protocol.StepBatch, and the code that produces it
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -91,43 +92,74 @@ COLUMNS = (
 )
 
 
-def action_feature(desc: dict):
-    """The `datasets` feature of an action space description."""
-    from datasets import Sequence, Value
+# `datasets` Value dtypes and their Arrow types.
+_ARROW_TYPES = {
+    "string": pa.string(), "int8": pa.int8(), "int32": pa.int32(), "int64": pa.int64(),
+    "float32": pa.float32(), "float64": pa.float64(), "bool": pa.bool_(),
+}
+_IMAGE_TYPE = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
 
+
+def _value(dtype: str) -> dict:
+    return {"dtype": dtype, "_type": "Value"}
+
+
+def action_feature(desc: dict) -> dict:
+    """The `datasets` feature (in its serialized form) of an action space description."""
     kind = desc["type"]
     if kind == "Discrete":
-        return Value("int64")
+        return _value("int64")
     if kind == "MultiBinary":
-        return Sequence(Value("int8"), length=desc["n"])
+        return {"feature": _value("int8"), "length": desc["n"], "_type": "List"}
     if kind == "MultiDiscrete":
-        return Sequence(Value("int64"), length=len(desc["nvec"]))
+        return {"feature": _value("int64"), "length": len(desc["nvec"]), "_type": "List"}
     if kind == "Box":
         n = 1
         for s in desc["shape"]:
             n *= s
-        return Sequence(Value("float32"), length=n)
+        return {"feature": _value("float32"), "length": n, "_type": "List"}
     if kind == "Dict":
         return {k: action_feature(sub) for k, sub in desc["spaces"].items()}
     raise ProtocolError(f"unsupported action space {kind!r}")
 
 
-def features(action_space: dict):
-    """The `datasets.Features` of a dataset whose actions follow `action_space`."""
-    from datasets import Features, Image, Value
-
+def feature_dict(action_space: dict) -> dict:
+    """The dataset's `datasets.Features`, serialized (as `Features.to_dict()` gives them)."""
     dtypes = _FIXED_DTYPES | {v.name: v.dtype for v in STEP_VALUES}
-    return Features({
-        name: Image() if name == "image"
+    return {
+        name: {"_type": "Image"} if name == "image"
         else action_feature(action_space) if dtypes[name] is None
-        else Value(dtypes[name])
+        else _value(dtypes[name])
         for name in COLUMNS
-    })
+    }
+
+
+def _arrow_type(feature: dict) -> pa.DataType:
+    if feature.get("_type") == "Image":
+        return _IMAGE_TYPE
+    if feature.get("_type") == "Value":
+        return _ARROW_TYPES[feature["dtype"]]
+    if feature.get("_type") == "List":
+        return pa.list_(_arrow_type(feature["feature"]), feature["length"])
+    return pa.struct([(k, _arrow_type(sub)) for k, sub in feature.items()])
+
+
+def features(action_space: dict):
+    """The `datasets.Features` of a dataset whose actions follow `action_space` (imports
+    `datasets`: ~2 s the first time; the writer itself only needs `arrow_schema`)."""
+    from datasets import Features
+
+    return Features.from_dict(feature_dict(action_space))
 
 
 def arrow_schema(action_space: dict) -> pa.Schema:
-    """The Arrow schema, carrying the `datasets` features metadata so `image` decodes as Image()."""
-    return features(action_space).arrow_schema
+    """The Arrow schema, carrying the `datasets` features metadata so `image` decodes as
+    Image(). Built without importing `datasets` (a writer is up at once); a unit test holds
+    it equal to `features(action_space).arrow_schema`."""
+    described = feature_dict(action_space)
+    metadata = {"huggingface": json.dumps({"info": {"features": described}})}
+    return pa.schema([(name, _arrow_type(f)) for name, f in described.items()],
+                     metadata=metadata)
 
 
 def episode_id(session_id: str, episode: int) -> str:

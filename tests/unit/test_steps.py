@@ -4,8 +4,11 @@ wire messages and the dataset columns unchanged."""
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
 
 import pyarrow as pa
+import pytest
 
 from shared import protocol as p
 from shared import schema as s
@@ -67,3 +70,28 @@ def test_rows_fit_the_schema_and_the_final_row_has_no_action_or_reward():
     assert table.column("terminated").to_pylist() == [False, True, True]
     assert table.column("timestamp").to_pylist() == [1.0, 1.5, 2.0]
     assert set(table.column("episode_id").to_pylist()) == {s.episode_id(SID, 2)}
+
+
+@pytest.mark.parametrize("space", [
+    {"type": "Discrete", "n": 4, "start": 0},
+    {"type": "MultiBinary", "n": 12},
+    {"type": "MultiDiscrete", "nvec": [3, 4]},
+    {"type": "Box", "shape": [2, 3], "low": [0.0] * 6, "high": [1.0] * 6, "dtype": "float32"},
+    {"type": "Dict", "spaces": {"a": {"type": "Discrete", "n": 2, "start": 0},
+                                "b": {"type": "MultiBinary", "n": 3}}},
+])
+def test_arrow_schema_built_without_datasets_is_what_datasets_builds(space):
+    """The writer builds its schema without importing `datasets` (2 s at start-up); it must be
+    exactly `Features.arrow_schema`, metadata included, or load_dataset would decode otherwise."""
+    ours = s.arrow_schema(space)
+    theirs = s.features(space).arrow_schema
+    assert ours.equals(theirs, check_metadata=True), (ours, theirs)
+
+
+def test_the_writer_does_not_import_datasets_to_serve():
+    code = ("import sys, writer.cli, writer.daemon, writer.store.session, shared.schema; "
+            "shared.schema.arrow_schema({'type': 'Discrete', 'n': 4, 'start': 0}); "
+            "print('datasets' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "False"
