@@ -96,8 +96,6 @@ class Writer:
         except OSError as exc:
             os.close(lock_fd)
             raise StorageError(f"another gymrec-writer is using {data_dir}") from exc
-        import datasets  # noqa: F401  (slow first import: pay it before answering anyone)
-
         for root in sorted(data_dir.iterdir()):
             if (root / ".incoming").is_dir():
                 layout = DatasetLayout(root)
@@ -275,6 +273,7 @@ class Writer:
     def _start_session(self, routing_id: bytes, msg: p.SessionStart) -> None:
         self._last_activity = time.monotonic()
         session = self.sessions.get(msg.session)
+        returning = session is not None  # a keepalive, or a recorder back after a silence
         if session is None:
             if len(self.sessions) >= self.settings.max_sessions:
                 raise ProtocolError(f"over {self.settings.max_sessions} open sessions")
@@ -282,6 +281,7 @@ class Writer:
                 layout = DatasetLayout(dataset_dir(self.settings.data_dir, msg.env_id))
             except UsageError as exc:
                 raise ProtocolError(str(exc)) from exc
+            returning = layout.session_file(msg.session).exists()  # resumed after a restart
             try:
                 layout.create()
                 session = WriterSession(
@@ -300,6 +300,12 @@ class Writer:
         session.routing_id = routing_id
         session.last_seen = time.monotonic()
         self._ack(session)
+        if returning and not session.pending:
+            # Everything this writer received is durable, yet the recorder is re-announcing
+            # itself: whatever it sent after `next_seq` never arrived (lost with a killed
+            # writer). Ask for it, or a recorder whose every message was already sent would
+            # wait forever, hearing acks of what is durable and nothing else.
+            self._send(routing_id, p.Resend(session=session.id, seq=session.next_seq))
 
     def _pump(self, session: WriterSession, now: float) -> None:
         if now < session.retry_at:

@@ -177,3 +177,30 @@ def test_episodes_survive_kills_that_land_at_episode_ends(writer_factory, endpoi
     summary = json.loads((root / ".meta" / "info.json").read_text())["summary"]
     assert (summary["episodes"], summary["frames"], summary["rows"]) == (4, 23, 27)
     assert "episodes: 4," in (root / "README.md").read_text()
+
+
+def test_a_restarted_writer_asks_for_what_it_lost_when_the_recorder_re_announces(
+        writer_factory, dealer):
+    """A writer killed before anything was durable took the recorder's messages with it. The
+    recorder has sent everything and only re-announces its session (keepalive): the new writer
+    must ask for the rest (Resend), not just acknowledge seq 0, or both wait forever (seen: a
+    recording hung for 240 s after quick kills)."""
+    writer = writer_factory("--batch-rows", "40", "--batch-seconds", "3600").start()
+    start = make_start(frame_shape=SHAPE, codec="png")
+    dealer.send_multipart(p.to_frames(start))
+    _wait_ack(dealer, start.session, 0)
+    dealer.send_multipart(p.to_frames(_batch(start.session, 1, 4)))
+    time.sleep(0.3)  # received, not durable (batch_rows 40)
+    writer.kill()
+    writer_factory().start()
+    dealer.send_multipart(p.to_frames(start))  # the keepalive: nothing else is unsent
+    replies = []
+    deadline = time.monotonic() + 20
+    while not any(isinstance(m, p.Resend) for m in replies):
+        left = deadline - time.monotonic()
+        assert left > 0 and dealer.poll(int(left * 1000) + 1), replies
+        replies.append(p.from_frames(dealer.recv_multipart()))
+    (resend,) = [m for m in replies if isinstance(m, p.Resend)]
+    assert resend.session == start.session and resend.seq == 1
+    dealer.send_multipart(p.to_frames(_batch(start.session, 1, 4)))
+    _wait_ack(dealer, start.session, 4)
