@@ -105,42 +105,11 @@ def record_worker(settings: RecordSettings, worker: int,
         if own_stop:
             stop.restore()
         return progress
-    frame_bytes = frame_of(observation, env).nbytes
-    slots = ring_slots(settings.endpoint, settings.buffer_bytes, frame_bytes,
-                       settings.shared_memory)
-    start = session_start(progress.session, settings.choice, env, observation,
-                          fps=settings.fps, codec=settings.codec, quality=settings.quality,
-                          base_seed=settings.base_seed, collector=settings.collector,
-                          max_steps=settings.max_steps, shm_slots=slots,
-                          player=f"agent:{settings.agent}")
-    link = WriterLink(settings.endpoint, start, settings.buffer_bytes, curve=settings.curve,
-                      batch_steps=1 if settings.realtime else settings.batch_steps)
+    link = _open_session(settings, progress.session, env, observation)
     link.give_up = lambda: stop.hurry  # a second Ctrl-C: stop waiting for the writer
-    last_report = 0.0
-    revived = 0
-
-    def publish(force: bool = False) -> None:
-        nonlocal last_report, revived
-        now = time.monotonic()
-        if force or now - last_report > 0.2:
-            last_report = now
-            if link.stats.revived > revived:
-                revived = link.stats.revived
-                (notify or _print)(
-                    f"the writer had closed session {progress.session} as aborted while this "
-                    "recorder was silent (stopped?); the session continues, nothing lost")
-            progress.steps_durable = link.outbox.steps_durable
-            progress.steps_dropped = link.outbox.steps_dropped
-            progress.backlog = link.outbox.unacked
-            progress.acked_seq = link.outbox.acked_seq
-            progress.socket_full = link.stats.socket_full
-            progress.resends = link.stats.resends
-            progress.rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-            if ticks.count:
-                progress.tick_p50_ms, progress.tick_p99_ms, progress.tick_max_ms = ticks.summary()
-            report(progress)
-
     ticks = TickStats()
+    report_progress = _ProgressReport(link=link, progress=progress, ticks=ticks, report=report,
+                                      notify=notify or _print)
     # Everything made so far (modules, the env) lives for the whole session: keep it out of the
     # garbage collector's full passes, which otherwise stall a tick for tens of milliseconds.
     gc.collect()
@@ -149,7 +118,7 @@ def record_worker(settings: RecordSettings, worker: int,
     pacer = FramePacer(settings.fps, keep=1) if settings.realtime else None
     reason = "completed"
     player = _Player(agent=agent, link=link, settings=settings, progress=progress,
-                     publish=publish, ticks=ticks, pacer=pacer, stop=stop)
+                     report_progress=report_progress, ticks=ticks, pacer=pacer, stop=stop)
     try:
         for episode in range(episodes_for(worker, settings)):
             seed = episode_seed(settings.base_seed, worker, episode)
@@ -171,17 +140,65 @@ def record_worker(settings: RecordSettings, worker: int,
             progress.interrupted = True
         env.close()
         link.send_session_end(reason)
-        link.drain(settings.drain_timeout, on_wait=publish)
+        link.drain(settings.drain_timeout, on_wait=report_progress)
         progress.unconfirmed = link.outbox.unacked
         progress.elapsed_s = time.perf_counter() - began
         progress.done = True
-        publish(force=True)
+        report_progress(force=True)
         link.close()
         if own_stop:
             stop.restore()
     if link.refused:
         raise WriterUnavailable(link.refused)
     return progress
+
+
+def _open_session(settings: RecordSettings, session: str, env: Any,
+                  observation: Any) -> WriterLink:
+    """The link of a new session playing `env` (reset to `observation`)."""
+    frame_bytes = frame_of(observation, env).nbytes
+    slots = ring_slots(settings.endpoint, settings.buffer_bytes, frame_bytes,
+                       settings.shared_memory)
+    start = session_start(session, settings.choice, env, observation,
+                          fps=settings.fps, codec=settings.codec, quality=settings.quality,
+                          base_seed=settings.base_seed, collector=settings.collector,
+                          max_steps=settings.max_steps, shm_slots=slots,
+                          player=f"agent:{settings.agent}")
+    return WriterLink(settings.endpoint, start, settings.buffer_bytes, curve=settings.curve,
+                      batch_steps=1 if settings.realtime else settings.batch_steps)
+
+
+class _ProgressReport:
+    """Copies the link's counts into `progress` and hands it to `report`, at most every 0.2 s
+    (`force`: now); says once, through `notify`, when the writer had given up on the session."""
+
+    def __init__(self, *, link: WriterLink, progress: WorkerProgress, ticks: TickStats,
+                 report: Callable[[WorkerProgress], None], notify: Callable[[str], None]):
+        self.link, self.progress, self.ticks = link, progress, ticks
+        self.report, self.notify = report, notify
+        self.last_report = 0.0
+        self.revived = 0
+
+    def __call__(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self.last_report <= 0.2:
+            return
+        self.last_report = now
+        link, progress = self.link, self.progress
+        if link.stats.revived > self.revived:
+            self.revived = link.stats.revived
+            self.notify(f"the writer had closed session {progress.session} as aborted while "
+                        "this recorder was silent (stopped?); the session continues, nothing lost")
+        progress.steps_durable = link.outbox.steps_durable
+        progress.steps_dropped = link.outbox.steps_dropped
+        progress.backlog = link.outbox.unacked
+        progress.acked_seq = link.outbox.acked_seq
+        progress.socket_full = link.stats.socket_full
+        progress.resends = link.stats.resends
+        progress.rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        if self.ticks.count:
+            progress.tick_p50_ms, progress.tick_p99_ms, progress.tick_max_ms = self.ticks.summary()
+        self.report(progress)
 
 
 def ring_slots(endpoint: str, buffer_bytes: int, frame_bytes: int, enabled: bool = True) -> int:
@@ -200,7 +217,7 @@ class _Player:
     link: WriterLink
     settings: RecordSettings
     progress: WorkerProgress
-    publish: Callable[[], None]  # reports progress (at most every 0.2 s)
+    report_progress: Callable[[], None]  # at most every 0.2 s
     ticks: TickStats
     pacer: FramePacer | None  # paces steps at fps (realtime), or None: as fast as it goes
     stop: StopRequest
@@ -224,7 +241,7 @@ def _play_episode(episode: Episode, player: _Player) -> None:
             progress.steps += 1
             link.pump()
             player.ticks.add(time.perf_counter() - started)
-            player.publish()
+            player.report_progress()
             if link.refused:
                 raise WriterUnavailable(link.refused)
             if episode.over:
