@@ -25,8 +25,8 @@ from recorder.headless.workers import run_workers
 from recorder.play.keymaps import load_keymap
 from recorder.seeds import fresh_base_seed
 from recorder.session_start import collector_name
+from shared.codec import CODEC_NAMES
 from shared.config import (
-    CODECS,
     DEFAULT_QUALITY,
     dataset_dir,
     default_data_dir,
@@ -79,7 +79,7 @@ class CliSettings:
 @click.option("--state", default=None, help="Stable-Retro save state to start from.")
 @click.option("--fps", type=click.FloatRange(1, 1000), default=None,
               help=f"Frames per second (default per platform: {fps_defaults()}).")
-@click.option("--codec", type=click.Choice(CODECS), default="jpeg", show_default=True)
+@click.option("--codec", type=click.Choice(CODEC_NAMES), default="jpeg", show_default=True)
 @click.option("--quality", type=click.IntRange(1, 100), default=DEFAULT_QUALITY,
               show_default=True, help="JPEG quality.")
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None,

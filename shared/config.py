@@ -10,7 +10,6 @@ from shared.errors import UsageError
 
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5557"
 DEFAULT_QUALITY = 95
-CODECS = ("jpeg", "png")
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*(/[A-Za-z0-9][A-Za-z0-9_.\-]*)?$")
 

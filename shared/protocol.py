@@ -30,6 +30,7 @@ from typing import Any, ClassVar
 
 import msgpack
 
+from shared.codec import CODEC_NAMES
 from shared.errors import ProtocolError
 from shared.spaces import validate_space_description
 
@@ -40,7 +41,6 @@ MAX_HEADER_BYTES = 256 * 1024
 MAX_SIDE = 8192
 MAX_BATCH = 256
 OUTCOMES = ("terminated", "truncated", "aborted", "discarded")
-CODECS = ("jpeg", "png")
 _SESSION_RE = re.compile(r"[0-9a-f]{32}")
 _I64 = 2**63
 _I32 = 2**31
@@ -162,7 +162,7 @@ class SessionStart(_AboutSession):
     action_space: dict = _field(_space)
     action_labels: list = _field(_list_of(_str(), 8192))
     fps: float = _field(lambda v: _num(v) and 0 < v <= 10_000)
-    codec: str = _field(_one_of(CODECS))
+    codec: str = _field(_one_of(CODEC_NAMES))
     quality: int = _field(_int(1, 100))
     versions: dict = _field(_str_map)
     recorder_version: str = _field(_str(4096))

@@ -26,7 +26,7 @@ from typing import Protocol
 import numpy as np
 
 from recorder.replay.images import pixel_difference
-from shared.codec import JPEG_SUBSAMPLING, decode_frame, encode_frame
+from shared.codec import codec_for, decode_frame, encode_frame
 from shared.errors import GymrecError
 
 RING_SLOTS = 128  # frames in flight at most (shared memory: 128 × 230 KB for Doom)
@@ -45,26 +45,27 @@ class FrameCompare:
 
     @property
     def method(self) -> str:
-        if self.codec == "jpeg":
-            chroma = ":".join(JPEG_SUBSAMPLING)
-            return (f"JPEG bytes: replayed frames re-encoded like the writer (quality "
-                    f"{self.quality}, {chroma}) and compared byte for byte")
-        return "raw pixels: recorded PNGs decoded (lossless) and compared pixel for pixel"
+        codec = codec_for(self.codec)
+        if not codec.lossless:
+            return (f"{self.codec.upper()} bytes: replayed frames re-encoded like the writer "
+                    f"({codec.settings(self.quality)}) and compared byte for byte")
+        return (f"raw pixels: recorded {self.codec.upper()}s decoded (lossless) and compared "
+                "pixel for pixel")
 
     def same(self, recorded: bytes, frame: np.ndarray) -> bool:
         if frame.shape != self.shape:
             return False
-        if self.codec == "jpeg":
-            return encode_frame(frame, list(self.shape), "jpeg", self.quality) == recorded
+        if not codec_for(self.codec).lossless:
+            return encode_frame(frame, list(self.shape), self.codec, self.quality) == recorded
         return np.array_equal(decode_frame(recorded, self.codec, self.shape[2]), frame)
 
     def views(self, recorded: bytes, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(recorded pixels, replayed pixels) as the codec sees them: for JPEG the replayed frame
         goes through the same encoder, so equal frames show no difference at all."""
         stored = decode_frame(recorded, self.codec, self.shape[2])
-        if self.codec == "jpeg" and frame.shape == self.shape:
-            frame = decode_frame(encode_frame(frame, list(self.shape), "jpeg", self.quality),
-                                 "jpeg", self.shape[2])
+        if not codec_for(self.codec).lossless and frame.shape == self.shape:
+            frame = decode_frame(encode_frame(frame, list(self.shape), self.codec, self.quality),
+                                 self.codec, self.shape[2])
         return stored, frame
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 
+from shared.codec import describe_codec
 from shared.config import dataset_dir_name
 from shared.errors import UsageError
 from shared.schema import COLUMNS, features
@@ -137,8 +138,7 @@ def card_text(repo_id: str, sessions: list[dict], published: Published) -> str:
         raise UsageError("a dataset card needs at least one session")
     start = sessions[0]["start"]
     env_id, fps = start["env_id"], start["fps"]
-    codec = start["codec"] + (f" quality {start['quality']}, 4:4:4 chroma"
-                              if start["codec"] == "jpeg" else " (lossless)")
+    codec = describe_codec(start["codec"], start["quality"])
     gaps = sum(g["count"] for s in sessions for g in s["gaps"])
     differ = _differences(sessions)
     lines = [

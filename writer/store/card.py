@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 
+from shared.codec import describe_codec
 from shared.layout import DatasetLayout
 from shared.schema import COLUMNS
 from writer.store.durable import write_json_atomic
@@ -60,8 +61,8 @@ def write_card(layout: DatasetLayout, start: dict) -> None:
         "",
         f"- sessions: {summary['sessions']}, episodes: {summary['episodes']}, "
         f"rows: {summary['rows']}, frames dropped in gaps: {summary['gaps']}",
-        f"- frames: {start['frame_shape']} stored as {start['codec']}"
-        + (f" (quality {start['quality']}, 4:4:4)" if start["codec"] == "jpeg" else ""),
+        f"- frames: {start['frame_shape']} stored as "
+        f"{describe_codec(start['codec'], start['quality'])}",
         f"- action space: `{json.dumps(start['action_space'])}`; labels: "
         f"{', '.join(start['action_labels']) or 'n/a'}",
         f"- env kwargs: `{json.dumps(start['env_kwargs'])}`; fps: {start['fps']}",
