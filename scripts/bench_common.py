@@ -51,19 +51,24 @@ class Writer:
         return memory_mb(self.proc.pid)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc)
 
     def __enter__(self) -> Writer:
         return self
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def terminate(proc: subprocess.Popen, timeout: float = 60) -> None:
+    """SIGTERM, wait up to `timeout` seconds for an orderly exit, then SIGKILL."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def memory_mb(pid: int | str = "self") -> dict[str, float]:
