@@ -146,7 +146,13 @@ def test_sigkilled_auto_started_writer_is_replaced_and_nothing_is_lost(recorders
         assert not blocked_signals(new) & {signal.SIGINT, signal.SIGTERM}  # stoppable
     code, out, err = rec.communicate()
     assert code == 0, (out, err)
-    assert err.count("started a new one") == 2, err
+    # Each kill was followed by a new writer that wrote rows (checked above). The recorder says
+    # so once per restart it saw through: a kill that lands before its watch thread has seen
+    # the new writer answer reads as "could not be started again; trying again" and is folded
+    # into the next start, so the count of these lines is 1 or 2, never 0, and the last word
+    # is always a writer started.
+    assert 1 <= err.count("started a new one") <= 2, err
+    assert err.rstrip().endswith("started a new one"), err
     sent, durable = rec.counts()
     assert len(_assert_complete(data_dir, sent, durable)) == 6
     rec.leftovers()
