@@ -35,8 +35,9 @@ from shared.errors import ProtocolError
 from shared.spaces import validate_space_description
 
 # v2: SessionStart names who played (`player`) and the keys they played with.
-MAGIC = b"GYMREC\x02"
-PROTOCOL_VERSION = 2
+# v3: fields added in the round of issues 12-18 (each one's comment says what it is).
+MAGIC = b"GYMREC\x03"
+PROTOCOL_VERSION = 3
 MAX_HEADER_BYTES = 256 * 1024
 MAX_SIDE = 8192
 MAX_BATCH = 256

@@ -45,7 +45,7 @@ def _pick(kind: int, rng: random.Random, valid: list, session: str,
             header[rng.randrange(len(header))] = rng.randrange(256)
         return [p.MAGIC, bytes(header), pixels], False
     if kind == 3:
-        return [b"GYMREC\x02", valid[1][1], pixels], True
+        return [b"GYMREC\x03", valid[1][1], pixels], True
     if kind == 4:
         return [p.MAGIC, _nested(rng.choice([50, 500, 5000]))], True
     if kind == 5:

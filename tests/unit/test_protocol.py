@@ -202,5 +202,5 @@ WIRE_KEYS = {
 ])
 def test_wire_header_keys_and_order_are_unchanged(msg):
     frames = p.to_frames(msg)
-    assert frames[0] == b"GYMREC\x02"
+    assert frames[0] == b"GYMREC\x03"
     assert list(_header(msg)) == ["type", *WIRE_KEYS[msg.TYPE]]
