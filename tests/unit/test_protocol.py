@@ -94,7 +94,7 @@ def test_pixel_size_must_match_shape():
 
 def test_missing_or_extra_frames_and_bad_magic():
     frames = _wire(p.to_frames(_step()))
-    old, newer = [b"GYMREC\x01", *frames[1:]], [b"GYMREC\x03", *frames[1:]]
+    old, newer = [b"GYMREC\x02", *frames[1:]], [b"GYMREC\x04", *frames[1:]]
     for bad in (frames[:2], frames + [b"x"], old, newer, frames[:1]):
         with pytest.raises(ProtocolError):
             p.from_frames(bad)
