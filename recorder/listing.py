@@ -2,8 +2,8 @@
 
 Without WORD the listing is each platform's summary (for the built-in ones: Atari games, Retro
 games with their ROM, VizDoom scenarios and map families); with WORD every id containing it
-(any case) is named, with what is missing to play it. `listing_lines` is pure; `gather` asks
-the installed packages, through the registry.
+(any case) is named, with what is missing to play it; none is EnvNotFound (exit code 2).
+`listing_lines` is pure; `gather` asks the installed packages, through the registry.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from collections.abc import Mapping
 
 from recorder.envs import platform_named, platforms
 from recorder.envs.base import count_ids, heading
+from shared.errors import EnvNotFound
 
 # Platform name → its catalogue: every id → what is missing to play it ("" when nothing).
 Catalogues = Mapping[str, Mapping[str, str]]
@@ -37,4 +38,6 @@ def _matching(catalogues: Catalogues, word: str) -> list[str]:
                  for i, missing in catalogue.items() if word in i.lower()]
         if found:
             lines += [heading(platform_named(name), count_ids(len(found))), *found]
-    return lines or [f"no env id contains {word!r}"]
+    if not lines:
+        raise EnvNotFound(f"no env id contains {word!r}; `gymrec-record --list` shows all")
+    return lines

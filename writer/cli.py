@@ -12,16 +12,16 @@ from pathlib import Path
 
 import click
 
+from shared.checks import check_endpoint
 from shared.config import (
-    dataset_dir,
     default_data_dir,
     default_endpoint,
     hub_endpoint,
     hub_token,
 )
 from shared.errors import GymrecError, UsageError
-from shared.layout import DatasetLayout
 from shared.security import ServerKeys, load_secret
+from shared.version import VERSION
 from writer.hub.card import DEFAULT_REPO_TEMPLATE, repo_id_for
 from writer.hub.client import HubClient, PublishError, Transient
 
@@ -48,14 +48,19 @@ def _check_template(template: str) -> str:
 
 @click.group(invoke_without_command=True,
              context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(VERSION, "--version", prog_name="gymrec-writer")
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None,
-              help="Folder of the datasets (default: $GYMREC_DATA_DIR or ~/.local/share/gymrec).")
+              help="Folder of the datasets (default: $GYMREC_DATA_DIR, else "
+                   "$XDG_DATA_HOME/gymrec, else ~/.local/share/gymrec).")
 @click.option("--endpoint", default=None,
-              help="ZeroMQ endpoint to listen on (default: tcp://127.0.0.1:5557, loopback only).")
+              help="ZeroMQ endpoint to listen on, tcp://HOST:PORT or ipc://PATH (default: "
+                   "$GYMREC_ENDPOINT, else tcp://127.0.0.1:5557; loopback only without CURVE).")
 @click.option("--encoders", type=click.IntRange(1, 64), default=2, show_default=True,
               help="Encoder threads.")
 @click.option("--shard-rows", type=click.IntRange(1), default=10_000, show_default=True,
-              help="Rows per shard before it is sealed.")
+              help="Seal a session's shard at the first episode end once it holds this many "
+                   "rows: shards hold whole episodes, so most hold more (also sealed at 1 GiB "
+                   "and when the session ends).")
 @click.option("--session-timeout", type=click.FloatRange(0.1), default=60.0, show_default=True,
               help="Seconds of silence after which a session is sealed as aborted.")
 @click.option("--exit-when-idle", type=click.FloatRange(0), default=None,
@@ -91,17 +96,18 @@ def main(ctx, data_dir, endpoint, encoders, shard_rows, session_timeout, exit_wh
     from writer.daemon import Writer, WriterSettings  # after the handlers: see _stop_on_signals
 
     _logging(verbose)
-    data_dir = data_dir or default_data_dir()
+    data_dir = Path(data_dir or default_data_dir()).expanduser().resolve()
     worker = None
     if nice:
         os.nice(nice)
     try:
+        endpoint = check_endpoint(endpoint or default_endpoint())
         curve = _server_keys(curve_key, allow_keys)
         if push:
             worker = _upload_worker(data_dir, _check_template(repo or DEFAULT_REPO_TEMPLATE),
                                     private, push_interval)
         settings = WriterSettings(
-            data_dir=data_dir, endpoint=endpoint or default_endpoint(), encoders=encoders,
+            data_dir=data_dir, endpoint=endpoint, encoders=encoders,
             shard_rows=shard_rows, batch_rows=batch_rows, batch_seconds=batch_seconds,
             session_timeout=session_timeout,
             exit_when_idle=exit_when_idle, on_sealed=worker.notify if worker else None,
@@ -174,7 +180,8 @@ def _drain(worker) -> None:
 @main.command()
 @click.argument("env_id")
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None,
-              help="Folder of the datasets (default: $GYMREC_DATA_DIR or ~/.local/share/gymrec).")
+              help="Folder of the datasets (default: $GYMREC_DATA_DIR, else "
+                   "$XDG_DATA_HOME/gymrec, else ~/.local/share/gymrec).")
 @click.option("--repo", default=None,
               help=f"Hub dataset repo; {{user}} and {{env}} are filled in "
                    f"(default: {DEFAULT_REPO_TEMPLATE}).")
@@ -185,15 +192,14 @@ def push(ctx, env_id, data_dir, repo, private, verbose):
     """Publish the shards of ENV_ID that the Hub repo lacks, then exit (resumes any earlier run).
     """
     from writer.hub.upload import publish, report_line
+    from writer.store.verify import find_dataset
 
     parent = ctx.obj or {}
     _logging(verbose or parent.get("verbose", False))
     data_dir = data_dir or parent.get("data_dir") or default_data_dir()
     template = repo or parent.get("repo") or DEFAULT_REPO_TEMPLATE
     try:
-        layout = DatasetLayout(dataset_dir(data_dir, env_id))
-        if not layout.manifest.exists():
-            raise UsageError(f"no recording of {env_id} in {data_dir}")
+        layout = find_dataset(data_dir, env_id)
         _check_template(template)
         token = hub_token()
         if token is None:
@@ -224,14 +230,10 @@ def push(ctx, env_id, data_dir, repo, private, verbose):
               help="Move shards that fail their checksum to .corrupt/ and out of the dataset.")
 def verify(env_id, data_dir, repair):
     """Check ENV_ID's sealed shards against their sha256 checksums."""
-    from shared.layout import DatasetLayout
-    from writer.store.verify import quarantine, verify_dataset
+    from writer.store.verify import find_dataset, quarantine, verify_dataset
 
     try:
-        root = dataset_dir(data_dir or default_data_dir(), env_id)
-        if not DatasetLayout(root).manifest.is_file():
-            raise UsageError(f"no dataset for {env_id} in {root.parent}")
-        layout = DatasetLayout(root)
+        layout = find_dataset(data_dir or default_data_dir(), env_id)
         report = verify_dataset(layout)
     except GymrecError as exc:
         _fail(exc)

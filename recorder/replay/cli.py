@@ -40,7 +40,7 @@ from recorder.replay.replayer import (
 from recorder.replay.sources.local import DatasetSource, open_source
 from shared.config import dataset_dir, default_data_dir
 from shared.errors import GymrecError, UsageError
-from shared.version import package_versions
+from shared.version import VERSION, package_versions
 
 PROG = "gymrec-replay"
 _STYLE = {PASS: "green", FAIL: "bold red", ABORTED: "yellow", GAP: "yellow",
@@ -62,10 +62,12 @@ class ReplaySettings:
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(VERSION, "--version", prog_name=PROG)
 @click.argument("env_id")
 @click.option("--episode", default=None, help="Replay only this episode id (<session>-00000).")
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None,
-              help="Folder of the datasets (default: $GYMREC_DATA_DIR or ~/.local/share/gymrec).")
+              help="Folder of the datasets (default: $GYMREC_DATA_DIR, else "
+                   "$XDG_DATA_HOME/gymrec, else ~/.local/share/gymrec).")
 @click.option("--repo", default=None,
               help="Replay a dataset repo on the Hugging Face Hub (owner/name) instead of "
                    "--data-dir ($HF_ENDPOINT, $HF_TOKEN for private repos).")

@@ -26,7 +26,7 @@ from recorder.listing import listing_lines
 from recorder.pacing import FramePacer
 from recorder.play.input import PAUSE, QUIT, START, InputState
 from recorder.play.keymaps import default_keymap, load_keymap
-from shared.errors import UsageError
+from shared.errors import EnvNotFound, UsageError
 from shared.spaces import describe_space
 
 K = pygame
@@ -290,6 +290,7 @@ def test_listing_groups_and_filters():
     found = listing_lines(cat, "MARIO")
     assert found == ["Stable-Retro (default 60 fps): 1 id",
                      "  SuperMarioBros-Nes-v0  (ROM missing)"]
-    assert listing_lines(cat, "zelda") == ["no env id contains 'zelda'"]
+    with pytest.raises(EnvNotFound, match="no env id contains 'zelda'"):
+        listing_lines(cat, "zelda")
     assert listing_lines(cat, "doome1") == ["VizDoom (default 35 fps): 1 id",
                                             "  VizdoomDoomE1M1-S1-v0  (needs doom.wad)"]

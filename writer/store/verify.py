@@ -3,9 +3,14 @@ most flipped bits still read back as plausible data), and moving bad ones out of
 
 from __future__ import annotations
 
+import difflib
 import os
+import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from shared.config import dataset_dir_name
+from shared.errors import UsageError
 from shared.layout import DatasetLayout
 from writer.store.durable import sha256_file, write_json_atomic
 from writer.store.shards import load_manifest
@@ -27,6 +32,27 @@ class VerifyReport:
     @property
     def ok(self) -> bool:
         return not self.problems
+
+
+def find_dataset(data_dir: Path, env_id: str) -> DatasetLayout:
+    """The dataset of `env_id` under `data_dir`, the id resolved as `gymrec-record` does for
+    the datasets present: exact, or without its version suffix (`Airstriker-Genesis` →
+    `Airstriker-Genesis-v0`). Else UsageError naming the datasets there."""
+    data_dir = Path(data_dir).expanduser()
+    name = dataset_dir_name(env_id)
+    present = sorted(p.name for p in data_dir.iterdir()
+                     if DatasetLayout(p).manifest.is_file()) if data_dir.is_dir() else []
+    if name in present:
+        return DatasetLayout(data_dir / name)
+    versioned = [n for n in present if re.fullmatch(re.escape(name) + r"-v[0-9]+", n)]
+    if len(versioned) == 1:
+        return DatasetLayout(data_dir / versioned[0])
+    if versioned:
+        raise UsageError(f"{env_id} could be {' or '.join(versioned)}: give the full id")
+    close = difflib.get_close_matches(name, present, n=3, cutoff=0.5)
+    hint = (f"; did you mean {', '.join(close)}?" if close
+            else f" (datasets there: {', '.join(present)})" if present else "")
+    raise UsageError(f"no recording of {env_id} in {data_dir}{hint}")
 
 
 def verify_dataset(layout: DatasetLayout) -> VerifyReport:
