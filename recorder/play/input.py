@@ -2,8 +2,8 @@
 
 The play loop asks once per frame for `frame_keys()`: every key held at some moment while that
 frame was on screen (held now, or pressed and already released since the last frame), so a quick
-tap between two frames still counts. Session commands (start, pause, HUD, discard, quit) queue up
-in order and the loop takes them with `take_commands()`.
+tap between two frames still counts. Session commands (start, pause, HUD, discard, quit, faster,
+slower) queue up in order and the loop takes them with `take_commands()`.
 """
 
 from __future__ import annotations
@@ -11,8 +11,12 @@ from __future__ import annotations
 import pygame
 
 START, PAUSE, HUD, DISCARD, QUIT = "start", "pause", "hud", "discard", "quit"
+FASTER, SLOWER = "faster", "slower"
 COMMAND_KEYS = {pygame.K_SPACE: START, pygame.K_p: PAUSE, pygame.K_h: HUD,
-                pygame.K_BACKSPACE: DISCARD, pygame.K_ESCAPE: QUIT}
+                pygame.K_BACKSPACE: DISCARD, pygame.K_ESCAPE: QUIT,
+                # `+` is Shift+`=` on most layouts: `=` counts as `+`
+                pygame.K_PLUS: FASTER, pygame.K_EQUALS: FASTER, pygame.K_KP_PLUS: FASTER,
+                pygame.K_MINUS: SLOWER, pygame.K_KP_MINUS: SLOWER}
 _FOCUS_LOST = {getattr(pygame, "WINDOWFOCUSLOST", -1), getattr(pygame, "WINDOWMINIMIZED", -1)}
 
 

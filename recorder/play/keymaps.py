@@ -27,7 +27,9 @@ from recorder.envs import platform_named, platform_names
 from shared.errors import UsageError
 
 # Keys the recorder itself uses, whatever the platform (space also starts a recording).
-RESERVED = {"escape": "quit", "p": "pause", "h": "HUD", "backspace": "discard"}
+RESERVED = {"escape": "quit", "p": "pause", "h": "HUD", "backspace": "discard",
+            "=": "faster", "+": "faster", "keypad +": "faster", "-": "slower",
+            "keypad -": "slower"}
 
 
 class _Controls(Mapping):
@@ -92,6 +94,11 @@ def key_codes(name: str) -> tuple[int, ...]:
     return tuple(codes)
 
 
+def _reserved_codes() -> dict[int, str]:
+    """Key code → what the recorder uses it for (by code: "[+]" is "keypad +")."""
+    return {code: what for name, what in RESERVED.items() for code in key_codes(name)}
+
+
 def default_keymap(platform: str) -> Keymap:
     return _build(platform, platform_named(platform).default_keys, "default keymap")
 
@@ -137,10 +144,9 @@ def _build(platform: str, bindings: Mapping[str, object], where: str) -> Keymap:
         found = key_codes(key)
         if not found:
             raise UsageError(f"{where}: unknown key name {key!r}")
-        reserved = {RESERVED[n] for n in _KEY_ALIASES.get(key.lower(), (key.lower(),))
-                    if n in RESERVED}
-        if reserved:
-            raise UsageError(f"{where}: key {key!r} is reserved ({reserved.pop()})")
+        reserved = _reserved_codes()
+        if taken := [reserved[code] for code in found if code in reserved]:
+            raise UsageError(f"{where}: key {key!r} is reserved ({taken[0]})")
         control = control.strip().upper()
         if control == "NONE":
             removed.update(found)
