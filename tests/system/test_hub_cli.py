@@ -188,3 +188,21 @@ def test_writer_push_publishes_a_real_recording(writer_factory, endpoint, data_d
     local_view = local_rows(layout.root)
     assert len(local_view) == 3 * 121
     assert sorted(loaded["False"]) == sorted(local_view) == sorted(loaded["True"])
+
+
+def test_push_of_a_corrupt_shard_is_one_line_exit_1_and_no_repo(tmp_path, data_dir):
+    layout = record_session(data_dir, episodes=2, seed=26)
+    shard = layout.root / load_manifest(layout)["shards"][-1]["file"]
+    data = bytearray(shard.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    shard.write_bytes(bytes(data))
+    with HubServer() as hub:
+        result = subprocess.run(push_cmd(data_dir), env=hub_env(hub, tmp_path / "hf"), cwd=ROOT,
+                                capture_output=True, text=True, timeout=120)
+        # Only who the token is was asked (for the repo name): nothing created or committed.
+        assert [r["route"] for r in hub.log] == ["whoami"] and REPO not in hub.repos
+    assert result.returncode == 1 and result.stdout == ""
+    assert "Traceback" not in result.stderr
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"gymrec-writer: {shard.relative_to(layout.root)} of {ENV_ID} does "
+                           "not match its manifest checksum") and "--repair" in line

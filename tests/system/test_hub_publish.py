@@ -16,7 +16,7 @@ from tests.support.hub_data import ENV_ID, record_session
 from tests.support.hub_server import HubServer
 from writer.hub.card import DEFAULT_REPO_TEMPLATE, card_text, repo_id_for
 from writer.hub.client import HubAuthError, HubClient, Transient
-from writer.hub.upload import RetryPolicy, load_journal, parquet_path, publish
+from writer.hub.upload import DamagedShard, RetryPolicy, load_journal, parquet_path, publish
 from writer.store.shards import load_manifest
 
 REPO = f"me/GymnasiumRecording__{ENV_ID}"
@@ -182,14 +182,16 @@ def test_a_refused_token_is_one_clear_error_without_the_token(hub, data_dir):
     assert "refused the token" in str(err.value) and bad not in str(err.value)
 
 
-def test_a_shard_that_fails_its_checksum_is_not_published(hub, data_dir):
+def test_a_shard_that_fails_its_checksum_stops_the_push_before_the_hub_is_touched(hub,
+                                                                                 data_dir):
     layout = record_session(data_dir, episodes=2, seed=12)
     first = layout.root / load_manifest(layout)["shards"][0]["file"]
     data = bytearray(first.read_bytes())
     data[len(data) // 2] ^= 0x01
     first.write_bytes(bytes(data))
-    report = publish(layout, HubClient(hub.url, hub.token), REPO)
-    assert report.skipped == [load_manifest(layout)["shards"][0]["file"]] and report.shards == 1
+    with pytest.raises(DamagedShard, match=r"does not match its manifest checksum.*--repair"):
+        publish(layout, HubClient(hub.url, hub.token), REPO)
+    assert REPO not in hub.repos and hub.log == []  # no empty repo, not even a request
 
 
 def test_repo_names_and_retry_after():

@@ -30,6 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 
+from shared.errors import GymrecError
 from shared.layout import DatasetLayout
 from writer.hub.card import Published, card_text, hub_info
 from writer.hub.client import HubClient, PublishError, StaleParent, Transient
@@ -40,6 +41,11 @@ log = logging.getLogger("gymrec.writer")
 
 FILES_PER_COMMIT = 50  # data files; with the card and session files well under the Hub's ~100
 PARQUET_ROW_GROUP = 100  # rows: what `datasets` uses for image datasets (streaming, the viewer)
+
+
+class DamagedShard(GymrecError):
+    """A local shard does not match its manifest checksum: nothing is published until
+    `gymrec-writer verify ENV --repair` has moved it aside (exit code 1, as for `verify`)."""
 
 
 @dataclass(frozen=True)
@@ -143,6 +149,19 @@ def stage_parquet(layout: DatasetLayout, shard: dict) -> tuple[Path, dict]:
     return target, _shard_stats(table)
 
 
+def _check_unpublished(layout: DatasetLayout, repo_id: str) -> None:
+    """Raise DamagedShard if a shard not yet published to `repo_id` fails its checksum."""
+    published = _repo_journal(load_journal(layout), repo_id)["shards"]
+    for shard in load_manifest(layout)["shards"]:
+        if shard["file"] in published:
+            continue
+        path = layout.root / shard["file"]
+        if not path.is_file() or sha256_file(path) != shard["sha256"]:
+            raise DamagedShard(f"{shard['file']} of {layout.root.name} does not match its "
+                               "manifest checksum; nothing published (`gymrec-writer verify "
+                               f"{layout.root.name} --repair` moves it to .corrupt/)")
+
+
 def _clean_staging(layout: DatasetLayout, keep: set[str]) -> None:
     staging = layout.root / ".upload"
     if staging.is_dir():
@@ -205,6 +224,7 @@ def publish(layout: DatasetLayout, client: HubClient, repo_id: str, *,
     report = PublishReport(repo_id)
     started = time.monotonic()
     with _upload_lock(layout):
+        _check_unpublished(layout, repo_id)  # before the Hub is touched: no empty repo
         client.ensure_repo(repo_id)
         failures = stale = 0
         while True:
