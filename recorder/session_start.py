@@ -8,7 +8,7 @@ import time
 import uuid
 from typing import Any
 
-from recorder.envs import EnvChoice, action_labels, frame_of
+from recorder.envs import EnvChoice, action_labels, env_settings, frame_of
 from shared import protocol as p
 from shared.spaces import describe_space
 from shared.version import VERSION, package_versions
@@ -28,9 +28,11 @@ def collector_name() -> str:
 def session_start(session_id: str, choice: EnvChoice, env: Any, first_observation: Any, *,
                   fps: float, codec: str, quality: int, base_seed: int, collector: str,
                   max_steps: int | None, shm_slots: int = 0, player: str = "human",
-                  key_bindings: dict[str, str] | None = None) -> p.SessionStart:
+                  key_bindings: dict[str, str] | None = None,
+                  agent_sha256: str = "") -> p.SessionStart:
     """The SessionStart of a session about to play `env` (reset to `first_observation`);
-    `max_steps` None: episodes are never cut; `shm_slots` > 0: pixels go through a ring."""
+    `max_steps` None: episodes are never cut; `shm_slots` > 0: pixels go through a ring;
+    `agent_sha256`: of the file the agent came from."""
     frame = frame_of(first_observation, env)
     return p.SessionStart(
         session=session_id, seq=0, env_id=choice.env_id, platform=choice.platform,
@@ -40,5 +42,6 @@ def session_start(session_id: str, choice: EnvChoice, env: Any, first_observatio
         quality=quality, versions=package_versions(), recorder_version=VERSION,
         collector=collector, frame_shape=list(frame.shape), base_seed=base_seed,
         started_at=time.time(), max_steps=max_steps or 0, shm_slots=shm_slots,
-        player=player, key_bindings=dict(key_bindings or {}),
+        player=player, key_bindings=dict(key_bindings or {}), env_settings=env_settings(env),
+        agent_sha256=agent_sha256,
     )

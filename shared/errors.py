@@ -43,3 +43,9 @@ class StorageError(GymrecError):
     """The data folder cannot be written (permissions, disk full, another writer)."""
 
     exit_code = 6
+
+
+class AgentFailed(GymrecError):
+    """The agent raised, or returned an action outside the action space."""
+
+    exit_code = 8

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
-from recorder.envs.base import GymPlatform, heading, wrapped
+from recorder.envs.base import GymPlatform, heading, json_safe, wrapped
 from recorder.envs.controls import cancel_opposites, nearest
 from shared.errors import UsageError
 
@@ -19,6 +19,17 @@ CONTROLS = ("UP", "DOWN", "LEFT", "RIGHT", "FIRE")
 PRIORITY = ("UP", "DOWN", "LEFT", "RIGHT", "FIRE")  # directions before fire
 DEFAULT_KEYS = MappingProxyType({"up": "UP", "down": "DOWN", "left": "LEFT", "right": "RIGHT",
                                  "space": "FIRE"})
+
+
+ATARI_HZ = 60.0  # the console's frame rate (NTSC)
+
+
+def mean_frameskip(frameskip: int | Sequence[int]) -> float:
+    """ALE's frames per step: an int, or (low, high) drawn uniformly from range(low, high)."""
+    if isinstance(frameskip, int):
+        return float(frameskip)
+    low, high = frameskip
+    return (low + high - 1) / 2
 
 
 def atari_components(meaning: str) -> frozenset[str]:
@@ -46,6 +57,7 @@ class Atari(GymPlatform):
     title = "Atari"
     module = "ale_py"
     default_fps = 15.0
+    fps_rule = "60 ÷ frameskip (NoFrameskip ids 60, v5 ids 15)"
     controls = CONTROLS
     default_keys = DEFAULT_KEYS
 
@@ -54,6 +66,21 @@ class Atari(GymPlatform):
         import gymnasium as gym
 
         gym.register_envs(ale_py)
+
+    def native_fps(self, env: Any) -> float:
+        return ATARI_HZ / mean_frameskip(env.unwrapped._frameskip)
+
+    def settings(self, env: Any) -> dict:
+        ale = env.unwrapped
+        found = super().settings(env)
+        found.update(frameskip=json_safe(ale._frameskip), obs_type=ale._obs_type,
+                     repeat_action_probability=round(float(
+                         ale.ale.getFloat("repeat_action_probability")), 6),
+                     mode=ale._game_mode, difficulty=ale._game_difficulty,
+                     actions=len(ale.get_action_meanings()))
+        if env.spec is not None and env.spec.max_episode_steps:
+            found["max_episode_steps"] = env.spec.max_episode_steps
+        return found
 
     def action_labels(self, env: Any) -> list[str]:
         return list(env.unwrapped.get_action_meanings())

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from shared.errors import UsageError
 from shared.version import PLATFORM_PACKAGES
 
 LISTING_WIDTH = 100  # characters per line of `--list`
@@ -27,9 +28,14 @@ class Platform(ABC):
     name: str  # the key in SessionStarts, key map tables and shared.version.PLATFORM_PACKAGES
     title: str  # for people: "Stable-Retro"
     module: str  # the import package its envs come from ("ale_py"): recognises a live env
-    default_fps: float  # frames per second when --fps is not given
+    default_fps: float  # steps per second when the live env cannot say (see native_fps)
     controls: tuple[str, ...]  # every control name a key map may bind
     default_keys: Mapping[str, str]  # pygame key name ("up", "ctrl") → control
+
+    @property
+    def fps_rule(self) -> str:
+        """How `native_fps` is found, for people ("60 ÷ frameskip"); subclasses may say more."""
+        return f"{self.default_fps:g}"
 
     # -- ids and resolution -------------------------------------------------------------------
 
@@ -48,9 +54,25 @@ class Platform(ABC):
 
     # -- envs ---------------------------------------------------------------------------------
 
-    def env_kwargs(self, state: str | None) -> dict:
-        """The kwargs an env is made with (stored in the dataset); `state`: a --state value."""
-        return {"render_mode": "rgb_array"}
+    def env_kwargs(self, options: Mapping[str, Any]) -> dict:
+        """The kwargs an env is made with (stored in the dataset, used by replay): the user's
+        `--env-option`s (already checked by `check_options`) and rendering to arrays."""
+        return {**options, "render_mode": "rgb_array"}
+
+    def check_options(self, env_id: str, options: Mapping[str, Any]) -> None:
+        """Raise UsageError naming an option `env_id`'s envs do not take."""
+        return None  # nothing known to check by default: making the env will tell
+
+    def native_fps(self, env: Any) -> float:
+        """The rate the game runs at, in env steps per second (its own clock ÷ frames per
+        step): the default pace of human play, and the clock of "hours of play"."""
+        return self.default_fps
+
+    def settings(self, env: Any) -> dict:
+        """The env's effective settings as made (its spec's kwargs and what only the live env
+        knows), for the dataset card: JSON values only."""
+        spec = getattr(env, "spec", None)
+        return json_safe(dict(getattr(spec, "kwargs", None) or {}))
 
     @abstractmethod
     def make(self, env_id: str, kwargs: Mapping[str, Any]) -> Any:
@@ -110,6 +132,57 @@ class GymPlatform(Platform):
         self.register_ids()
         return gym.make(env_id, **kwargs)
 
+    def check_options(self, env_id: str, options: Mapping[str, Any]) -> None:
+        import gymnasium as gym
+
+        self.register_ids()
+        creator = gym.envs.registration.load_env_creator(gym.spec(env_id).entry_point)
+        known = keywords_of(creator)
+        check_keywords(env_id, options, None if known is None else known | GYM_MAKE_OPTIONS)
+
+
+GYM_MAKE_OPTIONS = frozenset({"max_episode_steps", "disable_env_checker"})  # gym.make's own
+
+
+def keywords_of(creator: Any) -> set[str] | None:
+    """The keyword arguments `creator` (a class or function) takes; None: any (**kwargs)."""
+    import inspect
+
+    target = creator.__init__ if isinstance(creator, type) else creator
+    params = inspect.signature(target).parameters.values()
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return None
+    return {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+            and p.name != "self"}
+
+
+def check_keywords(env_id: str, options: Mapping[str, Any], known: set[str] | None) -> None:
+    """Raise UsageError for options outside `known` (None: anything goes) or render_mode."""
+    if "render_mode" in options:
+        raise UsageError("--env-option render_mode: gymrec always renders to arrays")
+    if known is None:
+        return
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise UsageError(f"--env-option {unknown[0]}: {env_id} takes no such option (it takes: "
+                         f"{', '.join(sorted(known - {'render_mode'}))})")
+
+
+def json_safe(value: Any) -> Any:
+    """`value` with numpy scalars/arrays, tuples and enums turned into JSON types (others:
+    their str)."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)
+
 
 def is_image(observation: Any) -> bool:
     return isinstance(observation, np.ndarray) and observation.ndim == 3
@@ -132,7 +205,7 @@ def gym_ids(module: str) -> list[str]:
 # -- text helpers for `summary` ---------------------------------------------------------------
 
 def heading(platform: Platform, what: str, title: str | None = None) -> str:
-    return f"{title or platform.title} (default {platform.default_fps:g} fps): {what}"
+    return f"{title or platform.title} (default fps: {platform.fps_rule}): {what}"
 
 
 def count_ids(n: int) -> str:

@@ -18,7 +18,7 @@ import numpy as np
 
 from recorder.envs import atari, retro, vizdoom
 from recorder.envs.base import Platform, as_frame, is_image
-from shared.errors import EnvNotFound, UsageError
+from shared.errors import EnvNotFound, GymrecError, UsageError
 
 _BUILT_IN: tuple[Platform, ...] = (atari.PLATFORM, retro.PLATFORM, vizdoom.PLATFORM)
 _PLATFORMS: dict[str, Platform] = {p.name: p for p in _BUILT_IN}
@@ -66,20 +66,19 @@ class EnvChoice:
     env_id: str
     kwargs: dict = field(default_factory=dict)
 
-    @property
-    def default_fps(self) -> float:
-        return platform_named(self.platform).default_fps
-
 
 def known_ids() -> dict[str, list[str]]:
     """Platform name → every env id it knows."""
     return {p.name: p.ids() for p in platforms()}
 
 
-def resolve_env(env_id: str, state: str | None = None) -> EnvChoice:
-    """Find the platform of `env_id`; raise EnvNotFound (naming close ids) or RomMissing.
+def resolve_env(env_id: str, state: str | None = None,
+                options: dict[str, Any] | None = None) -> EnvChoice:
+    """Find the platform of `env_id`; raise EnvNotFound (naming close ids), RomMissing, or
+    UsageError for options the env does not take.
 
-    An exact id wins over another platform's alias; `state` is a Stable-Retro save state."""
+    An exact id wins over another platform's alias; `state` is a Stable-Retro save state;
+    `options` are keyword arguments for making the env (`--env-option`)."""
     ids = known_ids()
     owner = next((p for p in platforms() if env_id in ids[p.name]), None)
     canonical = env_id
@@ -96,12 +95,42 @@ def resolve_env(env_id: str, state: str | None = None) -> EnvChoice:
                 else "; `gymrec-record --list` shows all")
         raise EnvNotFound(f"unknown env id {env_id!r}{hint}")
     owner.check_playable(canonical)
-    return EnvChoice(owner.name, canonical, owner.env_kwargs(state))
+    options = dict(options or {})
+    if state is not None:
+        if owner.name != "retro":
+            raise UsageError(f"--state is a Stable-Retro save state; {canonical} is an "
+                             f"{owner.title} env")
+        options["state"] = state  # the platform checks it like any other option
+    owner.check_options(canonical, options)
+    return EnvChoice(owner.name, canonical, owner.env_kwargs(options))
 
 
 def make_env(choice: EnvChoice) -> Any:
-    """Build the env, rendering to arrays (one per process for Stable-Retro)."""
-    return platform_named(choice.platform).make(choice.env_id, choice.kwargs)
+    """Build the env, rendering to arrays (one per process for Stable-Retro). An env that
+    refuses the user's options is a UsageError naming them."""
+    platform = platform_named(choice.platform)
+    if set(choice.kwargs) <= {"render_mode"}:
+        return platform.make(choice.env_id, choice.kwargs)
+    try:
+        return platform.make(choice.env_id, choice.kwargs)
+    except GymrecError:
+        raise
+    except Exception as exc:  # the env's own check of an option's value, in its own words
+        options = {k: v for k, v in choice.kwargs.items() if k != "render_mode"}
+        raise UsageError(f"{choice.env_id} cannot be made with options {options}: "
+                         f"{type(exc).__name__}: {exc}") from exc
+
+
+def native_fps(env: Any) -> float:
+    """The rate `env`'s game runs at, in steps per second (60 ÷ frameskip for Atari...)."""
+    platform = platform_of_env(env)
+    return platform.native_fps(env) if platform else 30.0
+
+
+def env_settings(env: Any) -> dict:
+    """`env`'s effective settings as made, JSON values (for the session and the card)."""
+    platform = platform_of_env(env)
+    return platform.settings(env) if platform else {}
 
 
 def platform_of_env(env: Any) -> Platform | None:
@@ -138,5 +167,5 @@ def resolver_for(env: Any, platform: str) -> Callable[[frozenset[str]], Any]:
 
 
 def fps_defaults() -> str:
-    """"Atari 15, Stable-Retro 60, VizDoom 35": for help texts."""
-    return ", ".join(f"{p.title} {p.default_fps:g}" for p in platforms())
+    """How each platform's default fps is found, for help texts."""
+    return "; ".join(f"{p.title} {p.fps_rule}" for p in platforms())

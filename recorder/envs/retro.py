@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from recorder.envs.base import Platform, heading, wrapped
+from recorder.envs.base import Platform, check_keywords, heading, json_safe, keywords_of, wrapped
 from recorder.envs.controls import cancel_opposites
 from shared.errors import RomMissing, UsageError
 
@@ -62,6 +62,7 @@ class Retro(Platform):
     title = "Stable-Retro"
     module = "stable_retro"
     default_fps = 60.0
+    fps_rule = "the console's own rate (Genesis 59.92)"
     controls = CONTROLS
     default_keys = DEFAULT_KEYS
 
@@ -81,8 +82,31 @@ class Retro(Platform):
             raise RomMissing(f"no ROM for {env_id}: import your ROMs with "
                              f"`{IMPORT_HINT} <folder>`")
 
-    def env_kwargs(self, state: str | None) -> dict:
-        return {"render_mode": "rgb_array", **({"state": state} if state else {})}
+    def check_options(self, env_id: str, options: Mapping[str, Any]) -> None:
+        import stable_retro as retro
+
+        known = keywords_of(retro.RetroEnv) - {"game", "record"}
+        check_keywords(env_id, options, known)
+        state = options.get("state")
+        if isinstance(state, str):
+            states = retro.data.list_states(env_id)
+            if state.removesuffix(".state") not in states:
+                raise UsageError(f"{env_id} has no save state {state!r} (it has: "
+                                 f"{', '.join(states) or 'none'})")
+
+    def native_fps(self, env: Any) -> float:
+        return float(env.unwrapped.em.get_screen_rate())
+
+    def settings(self, env: Any) -> dict:
+        retro_env = env.unwrapped
+        return json_safe({
+            "game": retro_env.gamename, "state": retro_env.statename, "system": retro_env.system,
+            "players": retro_env.players,
+            "use_restricted_actions": getattr(retro_env.use_restricted_actions, "name",
+                                              retro_env.use_restricted_actions),
+            "screen_rate": retro_env.em.get_screen_rate(),
+            "buttons": [b for b in retro_env.buttons if b],
+        })
 
     def make(self, env_id: str, kwargs: Mapping[str, Any]) -> Any:
         """Stable-Retro allows one emulator per process."""

@@ -172,6 +172,7 @@ class VizDoom(GymPlatform):
     title = "VizDoom"
     module = "vizdoom"
     default_fps = 35.0
+    fps_rule = "35 ÷ frame_skip"
     controls = CONTROLS
     default_keys = DEFAULT_KEYS
 
@@ -200,6 +201,25 @@ class VizDoom(GymPlatform):
         if wad in _missing_wads():
             raise RomMissing(f"{env_id} needs {wad} (not shipped with vizdoom): copy yours to "
                              f"{vizdoom.scenarios_path}, or play a Freedoom map")
+
+    def native_fps(self, env: Any) -> float:
+        doom = env.unwrapped
+        return doom.game.get_ticrate() / doom.frame_skip
+
+    def settings(self, env: Any) -> dict:
+        doom = env.unwrapped
+        game = doom.game
+        found = super().settings(env)
+        found.update(
+            frame_skip=doom.frame_skip, ticrate=game.get_ticrate(),
+            resolution=[game.get_screen_width(), game.get_screen_height()],
+            screen_format=str(game.get_screen_format()).split(".")[-1],
+            map=game.get_doom_map(), skill=game.get_doom_skill(),
+            episode_timeout=game.get_episode_timeout(),
+            buttons=doom_available_buttons(env),
+            game_variables=[str(v).split(".")[-1] for v in game.get_available_game_variables()],
+        )
+        return found
 
     def frame(self, observation: Any, env: Any) -> np.ndarray:
         if isinstance(observation, dict) and "screen" in observation:

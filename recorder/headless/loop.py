@@ -6,6 +6,7 @@ When an episode ends (or is cut by `max_steps`, or interrupted), its final obser
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import resource
 import sys
@@ -15,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from recorder.agents import AGENTS
+from recorder.agents import AgentSource, make_agent
 from recorder.delivery.link import WriterLink
-from recorder.envs import EnvChoice, frame_of, make_env
+from recorder.envs import EnvChoice, frame_of, make_env, native_fps
 from recorder.episode import Episode
 from recorder.headless.stop import StopRequest
 from recorder.pacing import FramePacer
@@ -37,10 +38,10 @@ class RecordSettings:
     episodes: int
     max_steps: int | None
     base_seed: int
-    agent: str
+    agent: AgentSource
     codec: str
     quality: int
-    fps: float
+    fps: float | None  # None: the env's own rate (native_fps)
     buffer_bytes: int
     drain_timeout: float
     collector: str
@@ -94,7 +95,11 @@ def record_worker(settings: RecordSettings, worker: int,
     own_stop = stop is None
     stop = StopRequest() if stop is None else stop
     env = make_env(settings.choice)
-    agent = AGENTS[settings.agent](env.action_space)
+    if settings.fps is None:
+        settings = dataclasses.replace(settings, fps=native_fps(env))
+    options = {k: v for k, v in settings.choice.kwargs.items() if k != "render_mode"}
+    agent = make_agent(settings.agent, env.action_space, env_id=settings.choice.env_id,
+                       env_options=options)
     progress = WorkerProgress(worker, session=new_session_id())
     first_seed = episode_seed(settings.base_seed, worker, 0)
     observation, _ = env.reset(seed=first_seed)
@@ -163,7 +168,7 @@ def _open_session(settings: RecordSettings, session: str, env: Any,
                           fps=settings.fps, codec=settings.codec, quality=settings.quality,
                           base_seed=settings.base_seed, collector=settings.collector,
                           max_steps=settings.max_steps, shm_slots=slots,
-                          player=f"agent:{settings.agent}")
+                          player=settings.agent.player, agent_sha256=settings.agent.sha256)
     return WriterLink(settings.endpoint, start, settings.buffer_bytes, curve=settings.curve,
                       batch_steps=1 if settings.realtime else settings.batch_steps)
 

@@ -1,0 +1,1 @@
+"""Example agents to record with `--agent` (and to copy when writing your own)."""
