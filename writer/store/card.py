@@ -1,40 +1,73 @@
-"""The dataset card (README.md) beside the shards, and `.meta/info.json` with the counts.
+"""The dataset card (README.md) beside the shards, and `.meta/info.json` with the counts and
+statistics.
 
 The card has no `configs` on purpose: without them `load_dataset(folder)` finds `data/*.arrow` by
 itself (hidden `.meta/` and `.incoming/` are skipped) and keys its cache on the files' sizes and
 modification times, so a dataset that grows is read afresh. With `configs`, datasets 5.2 keys the
-cache on the YAML alone and serves stale rows (seen here).
+cache on the YAML alone and serves stale rows (seen here). The front matter is written by a YAML
+emitter, never by formatting: a peer's strings (platform, env id) cannot add keys to it.
+
+The license is the one this process was given (`configure_license`, from `--license`), else the
+one the dataset's card already had (kept in `.meta/info.json`), else "other" (game footage).
 """
 
 from __future__ import annotations
 
 import json
+import logging
+
+import yaml
 
 from shared.codec import describe_codec
 from shared.layout import DatasetLayout
 from shared.schema import COLUMNS
+from writer.export.reading import DatasetUnreadable, LocalDataset, read_batches
 from writer.store.durable import write_json_atomic
 from writer.store.metadata import read_json_or_quarantine
 from writer.store.shards import load_manifest
+from writer.summary.card_parts import (
+    DEFAULT_LICENSE,
+    PREVIEW_NAME,
+    cell,
+    license_front_matter,
+    license_section,
+    preview_lines,
+    stats_section,
+)
+from writer.summary.stats import STAT_COLUMNS, DatasetStats, StatsBuilder
 
-_FRONT_MATTER = """---
-license: mit
-tags:
-- gymrec
-- gameplay
-- {platform}
----
-"""
+log = logging.getLogger("gymrec.writer")
+PREVIEW_FRAMES = 32
+_license: str | None = None  # set once by the CLI before any card is written
 
 
-def dataset_summary(layout: DatasetLayout) -> dict:
-    """Counts over the sealed shards and session files (what `meta/info.json` holds)."""
-    shards = load_manifest(layout)["shards"]
+def configure_license(license_id: str | None) -> None:
+    """The license every card this process writes declares (None: keep each dataset's)."""
+    global _license
+    _license = license_id
+
+
+def card_license(layout: DatasetLayout) -> str:
+    if _license:
+        return _license
+    info = read_json_or_quarantine(layout, layout.info) or {}
+    stored = info.get("license")
+    return stored if isinstance(stored, str) and stored else DEFAULT_LICENSE
+
+
+def _sessions(layout: DatasetLayout) -> list[dict]:
     sessions = []
     for path in sorted(layout.sessions.glob("*.json")):
         state = read_json_or_quarantine(layout, path)
         if state is not None:
             sessions.append({"episodes": [], "gaps": [], **state})
+    return sessions
+
+
+def dataset_summary(layout: DatasetLayout) -> dict:
+    """Counts over the sealed shards and session files (what `meta/info.json` holds)."""
+    shards = load_manifest(layout)["shards"]
+    sessions = _sessions(layout)
     episodes = [e for s in sessions for e in s["episodes"]]
     starts = [s["start"] for s in sessions if isinstance(s.get("start"), dict)]
     return {
@@ -49,25 +82,77 @@ def dataset_summary(layout: DatasetLayout) -> dict:
     }
 
 
+def dataset_stats(layout: DatasetLayout) -> DatasetStats:
+    """Statistics over the sealed shards (a damaged one is left out, with a warning: `verify`
+    names it)."""
+    dataset = LocalDataset(layout.root, must_exist=False)
+    builder = StatsBuilder()
+    for shard in dataset.shards():
+        try:
+            for batch in read_batches(shard, list(STAT_COLUMNS)):
+                builder.add_rows(batch)
+        except DatasetUnreadable as exc:
+            log.warning("statistics leave out %s", exc)
+    sessions = [s for s in _sessions(layout) if isinstance(s.get("start"), dict)]
+    return builder.build(sessions)
+
+
+def write_preview(layout: DatasetLayout) -> bool:
+    """`.meta/preview.webp`: the dataset's first episode, animated (made once: the first
+    episode never changes). False when there is nothing to show yet or it cannot be made."""
+    target = layout.meta / PREVIEW_NAME
+    if target.exists():
+        return True
+    from writer.summary.collect import first_episode_frames
+    from writer.summary.pictures import preview_webp
+
+    try:
+        dataset = LocalDataset(layout.root, must_exist=False)
+        sessions = dataset.sessions()
+        frames = first_episode_frames(dataset, sessions, PREVIEW_FRAMES)
+    except (DatasetUnreadable, StopIteration, ValueError) as exc:
+        log.warning("no preview for %s: %s", layout.root.name, exc)
+        return False
+    if not frames:
+        return False
+    tmp = target.with_name(PREVIEW_NAME + ".tmp")
+    tmp.write_bytes(preview_webp(frames, fps=10))
+    tmp.replace(target)
+    return True
+
+
+def front_matter(platform: str, license_id: str) -> str:
+    """The card's YAML header (emitted, so any string is quoted as needed)."""
+    meta = {**license_front_matter(license_id), "tags": ["gymrec", "gameplay", platform]}
+    return "---\n" + yaml.safe_dump(meta, sort_keys=False, allow_unicode=True) + "---\n"
+
+
 def write_card(layout: DatasetLayout, start: dict) -> None:
     """Regenerate README.md and meta/info.json from what is on disk."""
     summary = dataset_summary(layout)
-    write_json_atomic(layout.info, {"summary": summary, "environment": start})
+    stats = dataset_stats(layout)
+    license_id = card_license(layout)
+    write_json_atomic(layout.info, {"summary": summary, "statistics": stats.to_json(),
+                                    "license": license_id, "environment": start})
+    preview = write_preview(layout)
     lines = [
-        _FRONT_MATTER.format(platform=start["platform"]),
-        f"# gymrec recording of {start['env_id']}",
+        front_matter(str(start["platform"]), license_id),
+        f"# gymrec recording of {cell(start['env_id'])}",
         "",
-        f"Gameplay recorded with gymrec {start['recorder_version']} on {start['platform']}.",
+        f"Gameplay recorded with gymrec {cell(start['recorder_version'])} on "
+        f"{cell(start['platform'])}.",
         "",
+        *(preview_lines(f".meta/{PREVIEW_NAME}") if preview else []),
         f"- sessions: {summary['sessions']}, episodes: {summary['episodes']}, "
         f"rows: {summary['rows']}, frames dropped in gaps: {summary['gaps']}",
         f"- frames: {start['frame_shape']} stored as "
         f"{describe_codec(start['codec'], start['quality'])}",
         f"- action space: `{json.dumps(start['action_space'])}`; labels: "
-        f"{', '.join(start['action_labels']) or 'n/a'}",
-        f"- env kwargs: `{json.dumps(start['env_kwargs'])}`; fps: {start['fps']}",
-        f"- package versions: `{json.dumps(start['versions'])}`",
+        f"{cell(', '.join(start['action_labels'])) or 'n/a'}",
+        f"- env kwargs: `{cell(json.dumps(start['env_kwargs']))}`; fps: {start['fps']}",
+        f"- package versions: `{cell(json.dumps(start['versions']))}`",
         "",
+        *stats_section(stats),
         "Columns: " + ", ".join(f"`{c}`" for c in COLUMNS) + ".",
         "Row t holds the frame seen when `action` t was chosen; each episode ends with a row",
         "where `is_last` is true that holds the final observation (action and reward null).",
@@ -77,6 +162,7 @@ def write_card(layout: DatasetLayout, start: dict) -> None:
         "ds = datasets.load_dataset(\"path/to/this/folder\", split=\"train\")",
         "```",
         "",
+        *license_section(license_id),
     ]
     tmp = layout.card.with_name("README.md.tmp")
     tmp.write_text("\n".join(lines), encoding="utf-8")
