@@ -3,7 +3,9 @@ its last observation.
 
 Row t holds the frame the player saw when choosing `action` t, the reward and end flags that action
 produced, and `is_last=False`. The row after an episode's last action has `is_last=True`, the final
-observation in `image`, `action` and `reward` null, and the episode's end flags.
+observation in `image`, the episode's end flags, reward 0 and a fill action (`action_fill`: -1 in
+integer slots, NaN in float ones), so every column keeps one dtype in numpy/torch batches.
+Datasets written before that hold nulls there.
 
 A step's values (timestamp, action, reward, end flags) are declared once, in STEP_VALUES: the
 recorder fills them into a StepData, the link copies them into a Step (or the lists of a
@@ -67,14 +69,17 @@ class StepValue:
     name: str  # in StepData, Step and the dataset
     batch_name: str  # in StepBatch
     dtype: str | None  # its `datasets` Value dtype; None: the action space's feature
-    in_final_row: bool = False  # the episode's final row holds it too (else null)
+    in_final_row: bool = False  # the episode's final row holds it too (else `final_fill`)
+    final_fill: Callable[[dict], Any] = lambda action_space: None  # its value in a final row
     to_row: Callable[[Any], Any] = _same  # wire value → column value
 
 
 STEP_VALUES = (
     StepValue(name="timestamp", batch_name="timestamps", dtype="float64", in_final_row=True),
-    StepValue(name="action", batch_name="actions", dtype=None),
-    StepValue(name="reward", batch_name="rewards", dtype="float64", to_row=float),
+    StepValue(name="action", batch_name="actions", dtype=None,
+              final_fill=lambda action_space: action_fill(action_space)),
+    StepValue(name="reward", batch_name="rewards", dtype="float64", to_row=float,
+              final_fill=lambda action_space: 0.0),
     StepValue(name="terminated", batch_name="terminated", dtype="bool", in_final_row=True),
     StepValue(name="truncated", batch_name="truncated", dtype="bool", in_final_row=True),
 )
@@ -120,6 +125,23 @@ def action_feature(desc: dict) -> dict:
         return {"feature": _value("float32"), "length": n, "_type": "List"}
     if kind == "Dict":
         return {k: action_feature(sub) for k, sub in desc["spaces"].items()}
+    raise ProtocolError(f"unsupported action space {kind!r}")
+
+
+def action_fill(desc: dict) -> Any:
+    """The `action` of a final row, where no action was taken: -1 in every integer slot, NaN
+    in every Box slot (the column's dtype stays; `is_last` says there was no action)."""
+    kind = desc["type"]
+    if kind == "Discrete":
+        return -1
+    if kind == "MultiBinary":
+        return [-1] * desc["n"]
+    if kind == "MultiDiscrete":
+        return [-1] * len(desc["nvec"])
+    if kind == "Box":
+        return [float("nan")] * action_feature(desc)["length"]
+    if kind == "Dict":
+        return {k: action_fill(sub) for k, sub in desc["spaces"].items()}
     raise ProtocolError(f"unsupported action space {kind!r}")
 
 
@@ -184,11 +206,11 @@ def batch_row(session_id: str, seq: int, batch: Any, i: int, image: bytes) -> di
                 step=batch.first_step + i, image=image, values=values, is_last=False)
 
 
-def final_row(session_id: str, seq: int, msg: Any, image: bytes) -> dict:
+def final_row(session_id: str, seq: int, msg: Any, image: bytes, action_space: dict) -> dict:
     """The final row of an episode, from its protocol.EpisodeEnd: values a step's action
-    produced (action, reward) are null."""
-    values = {v.name: v.to_row(getattr(msg, v.name)) if v.in_final_row else None
-              for v in STEP_VALUES}
+    produced hold their fill (`action_fill` for an `action_space` action, reward 0.0)."""
+    values = {v.name: v.to_row(getattr(msg, v.name)) if v.in_final_row
+              else v.final_fill(action_space) for v in STEP_VALUES}
     return _row(session_id, seq, episode=msg.episode, seed=msg.seed, step=msg.step, image=image,
                 values=values, is_last=True)
 

@@ -12,6 +12,15 @@ def load(data_dir: Path, env_folder: str) -> datasets.Dataset:
     return datasets.load_dataset(str(data_dir / env_folder), split="train")
 
 
+def is_fill(action) -> bool:
+    """Whether `action` is a final row's fill (shared.schema.action_fill): -1s or NaNs."""
+    if isinstance(action, dict):
+        return all(is_fill(v) for v in action.values())
+    if isinstance(action, list):
+        return bool(action) and all(v == -1 or v != v for v in action)
+    return action == -1
+
+
 def episodes_of(ds: datasets.Dataset) -> dict[str, list[dict]]:
     """Rows (without images) grouped by episode and ordered by step."""
     by_episode: dict[str, list[dict]] = defaultdict(list)
@@ -28,7 +37,8 @@ def assert_exact_episodes(ds: datasets.Dataset) -> dict[str, list[dict]]:
         assert steps == list(range(len(rows))), f"{eid}: steps not contiguous/unique"
         assert [r["is_last"] for r in rows] == [False] * (len(rows) - 1) + [True], eid
         assert len({r["seed"] for r in rows}) == 1, eid
-        assert rows[-1]["action"] is None and all(r["action"] is not None for r in rows[:-1])
+        assert is_fill(rows[-1]["action"]) and rows[-1]["reward"] == 0.0, eid
+        assert not any(is_fill(r["action"]) for r in rows[:-1]), eid
     seqs = ds["seq"]
     per_session = defaultdict(list)
     for sid, seq in zip(ds["session_id"], seqs, strict=True):

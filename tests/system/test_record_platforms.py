@@ -77,7 +77,8 @@ def test_vizdoom_two_workers_into_one_writer(endpoint, data_dir):
         episode_seed(11, 1, e) for e in range(2)}
     image = np.asarray(ds[0]["image"])
     assert image.shape == (240, 320, 3)
-    assert all(isinstance(a, int) and 0 <= a < 4 for a in ds["action"] if a is not None)
+    assert all(isinstance(a, int) and 0 <= a < 4
+               for a, last in zip(ds["action"], ds["is_last"], strict=True) if not last)
 
 
 def test_png_codec_is_lossless(endpoint, data_dir):

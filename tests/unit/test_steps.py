@@ -56,16 +56,16 @@ def test_a_batched_step_and_a_single_step_make_the_same_row():
             s.step_row(SID, batch.seq + i, single, b"jpg")
 
 
-def test_rows_fit_the_schema_and_the_final_row_has_no_action_or_reward():
+def test_rows_fit_the_schema_and_the_final_row_holds_fill_values():
     batch = _batch()
     end = make_end(session=SID, seq=12, episode=2, step=7, seed=9, timestamp=2.0)
     rows = [s.batch_row(SID, batch.seq, batch, i, b"jpg") for i in range(2)]
-    rows.append(s.final_row(SID, end.seq, end, b"end"))
+    rows.append(s.final_row(SID, end.seq, end, b"end", SPACE))
     table = pa.Table.from_pylist(rows, schema=s.arrow_schema(SPACE))
     assert table.column("step").to_pylist() == [5, 6, 7]
     assert table.column("seq").to_pylist() == [10, 11, 12]
-    assert table.column("reward").to_pylist() == [1.0, 0.5, None]
-    assert table.column("action").to_pylist() == [3, 1, None]
+    assert table.column("reward").to_pylist() == [1.0, 0.5, 0.0]
+    assert table.column("action").to_pylist() == [3, 1, -1]
     assert table.column("is_last").to_pylist() == [False, False, True]
     assert table.column("terminated").to_pylist() == [False, True, True]
     assert table.column("timestamp").to_pylist() == [1.0, 1.5, 2.0]
@@ -95,3 +95,28 @@ def test_the_writer_does_not_import_datasets_to_serve():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "False"
+
+
+@pytest.mark.parametrize(("space", "fill"), [
+    ({"type": "Discrete", "n": 4, "start": 0}, -1),
+    ({"type": "MultiBinary", "n": 3}, [-1, -1, -1]),
+    ({"type": "MultiDiscrete", "nvec": [3, 4]}, [-1, -1]),
+    ({"type": "Dict", "spaces": {"a": {"type": "Discrete", "n": 2, "start": 0},
+                                "b": {"type": "MultiBinary", "n": 2}}}, {"a": -1, "b": [-1, -1]}),
+])
+def test_a_final_rows_fill_action_fits_the_column_with_no_null(space, fill):
+    end = make_end(session=SID, seq=3, episode=0, step=2, seed=1, timestamp=2.0)
+    table = pa.Table.from_pylist([s.final_row(SID, end.seq, end, b"end", space)],
+                                 schema=s.arrow_schema(space))
+    assert table.column("action").to_pylist() == [fill]
+    assert table.column("action").null_count == 0 and table.column("reward").null_count == 0
+
+
+def test_a_box_final_row_holds_nan_in_every_slot():
+    space = {"type": "Box", "shape": [2, 3], "low": [0.0] * 6, "high": [1.0] * 6,
+             "dtype": "float32"}
+    end = make_end(session=SID, seq=3, episode=0, step=2, seed=1, timestamp=2.0)
+    action = pa.Table.from_pylist([s.final_row(SID, end.seq, end, b"end", space)],
+                                  schema=s.arrow_schema(space)).column("action")
+    assert action.null_count == 0
+    assert [v != v for v in action.to_pylist()[0]] == [True] * 6  # NaN

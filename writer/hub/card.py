@@ -177,7 +177,9 @@ def card_text(repo_id: str, sessions: list[dict], published: Published) -> str:
         f"| {gaps} |",
         "",
         "Hours of play = frames / FPS. Each episode ends with one extra row (`is_last` true) "
-        "holding the final observation, so rows = frames + episodes.",
+        "holding the final observation, so rows = frames + episodes. No action was taken "
+        "there: its `action` is -1 (NaN for float actions) and its `reward` 0, so every column "
+        "keeps one dtype in numpy/torch batches.",
         "",
         "## Versions",
         "",

@@ -155,7 +155,9 @@ def write_card(layout: DatasetLayout, start: dict) -> None:
         *stats_section(stats),
         "Columns: " + ", ".join(f"`{c}`" for c in COLUMNS) + ".",
         "Row t holds the frame seen when `action` t was chosen; each episode ends with a row",
-        "where `is_last` is true that holds the final observation (action and reward null).",
+        "where `is_last` is true that holds the final observation (no action there: `action` "
+        "holds -1 in integer slots, NaN in float ones, and `reward` 0, so batches keep their "
+        "dtypes; datasets recorded by earlier builds hold nulls there).",
         "",
         "```python",
         "import datasets",

@@ -177,7 +177,8 @@ class WriterSession:
 
     def _add_row(self, seq: int, msg: p.Step | p.EpisodeEnd, image: bytes) -> None:
         last = isinstance(msg, p.EpisodeEnd)
-        row = (final_row if last else step_row)(self.id, seq, msg, image)
+        row = (final_row(self.id, seq, msg, image, self.start.action_space) if last
+               else step_row(self.id, seq, msg, image))
         self._append_row(seq, row)
         if last:  # saved in the session file once the row is durable
             self._ending[seq] = episode_entry(row, msg.outcome)
