@@ -9,7 +9,10 @@ step result is at hand, and declared in shared/schema.py and shared/protocol.py.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any, Protocol
+
+import numpy as np
 
 from recorder.envs import frame_of
 from shared.schema import EpisodeEndData, StepData
@@ -29,13 +32,17 @@ class Episode:
     """The episode in progress: its place in the session, the frame on screen, steps so far."""
 
     def __init__(self, *, sink: StepSink, env: Any, index: int, seed: int, observation: Any,
-                 action_space: dict, max_steps: int | None):
+                 action_space: dict, max_steps: int | None,
+                 picture: Callable[[Any], np.ndarray] | None = None):
         self.sink, self.env = sink, env
+        # The frame in an observation (default: frame_of with `env`; a vector env's sub-env
+        # is not at hand, so its recorder says how).
+        self.picture = picture or (lambda observation: frame_of(observation, env))
         self.index, self.seed = index, seed
         self.action_space = action_space  # its description, for actions in wire form
         self.max_steps = max_steps  # None: never cut
         self.observation = observation
-        self.frame = frame_of(observation, env)
+        self.frame = self.picture(observation)
         self.shown_at = time.time()  # Unix time `frame` was shown (or handed to the agent)
         self.steps = 0
         self.terminated = self.truncated = False
@@ -62,7 +69,7 @@ class Episode:
         self.steps += 1
         self.terminated, self.truncated = step.terminated, step.truncated
         self.observation = observation
-        self.frame = frame_of(observation, self.env)
+        self.frame = self.picture(observation)
         self.shown_at = time.time()
         return kept
 

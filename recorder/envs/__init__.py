@@ -8,6 +8,7 @@ from recorder.envs.base import Platform
 from recorder.envs.registry import (
     EnvChoice,
     action_labels,
+    choice_of_env,
     env_settings,
     fps_defaults,
     frame_of,
@@ -22,7 +23,7 @@ from recorder.envs.registry import (
 )
 
 __all__ = [
-    "EnvChoice", "Platform", "action_labels", "env_settings", "fps_defaults", "frame_of",
-    "known_ids", "make_env", "native_fps", "platform_named", "platform_names", "platforms",
-    "resolve_env", "resolver_for",
+    "EnvChoice", "Platform", "action_labels", "choice_of_env", "env_settings", "fps_defaults",
+    "frame_of", "known_ids", "make_env", "native_fps", "platform_named", "platform_names",
+    "platforms", "resolve_env", "resolver_for",
 ]

@@ -96,6 +96,21 @@ class Platform(ABC):
     def resolver(self, env: Any) -> Callable[[frozenset[str]], Any]:
         """A function from the held controls (names in `controls`) to this env's action."""
 
+    def remake(self, env: Any) -> tuple[str, dict]:
+        """The id and options that make a live env (one a user made) again: its spec's id and
+        kwargs, and its step limit where that is not the registered one."""
+        import gymnasium as gym
+
+        spec = env.spec
+        if spec is None or spec.id is None:
+            raise UsageError(f"cannot tell how {type(env.unwrapped).__name__} was made (it has no "
+                             "spec): make it with gymnasium.make")
+        options = {k: v for k, v in json_safe(dict(spec.kwargs)).items() if k != "render_mode"}
+        registered = gym.spec(spec.id).max_episode_steps if spec.id in gym.registry else None
+        if spec.max_episode_steps != registered:
+            options["max_episode_steps"] = spec.max_episode_steps
+        return spec.id, options
+
     # -- listing ------------------------------------------------------------------------------
 
     def catalogue(self) -> dict[str, str]:

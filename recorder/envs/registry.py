@@ -121,6 +121,18 @@ def make_env(choice: EnvChoice) -> Any:
                          f"{type(exc).__name__}: {exc}") from exc
 
 
+def choice_of_env(env: Any) -> EnvChoice:
+    """The EnvChoice that makes a live env (one a user made) again, for replay; UsageError
+    for an env of no platform."""
+    platform = platform_of_env(env)
+    if platform is None:
+        names = ", ".join(p.title for p in platforms())
+        raise UsageError(f"gymrec records {names} envs; {type(env.unwrapped).__name__} is "
+                         "none of them")
+    env_id, options = platform.remake(env)
+    return EnvChoice(platform.name, env_id, platform.env_kwargs(options))
+
+
 def native_fps(env: Any) -> float:
     """The rate `env`'s game runs at, in steps per second (60 ÷ frameskip for Atari...)."""
     platform = platform_of_env(env)

@@ -114,7 +114,26 @@ class Retro(Platform):
 
         kwargs = dict(kwargs)
         state = kwargs.pop("state", retro.State.DEFAULT)
+        for key, kind in (("use_restricted_actions", retro.Actions),
+                          ("obs_type", retro.Observations)):
+            if isinstance(kwargs.get(key), str):  # by name, as stored: "DISCRETE"
+                try:
+                    kwargs[key] = kind[kwargs[key]]
+                except KeyError:
+                    raise UsageError(f"{key} {kwargs[key]!r} is not one of "
+                                     f"{', '.join(kind.__members__)}") from None
         return retro.make(env_id, state=state, **kwargs)
+
+    def remake(self, env: Any) -> tuple[str, dict]:
+        import stable_retro as retro
+
+        game = env.unwrapped
+        options = {"state": game.statename.removesuffix(".state")} if game.statename else {}
+        if game.players != 1:
+            options["players"] = game.players
+        if game.use_restricted_actions != retro.Actions.FILTERED:
+            options["use_restricted_actions"] = game.use_restricted_actions.name
+        return game.gamename, options
 
     def action_labels(self, env: Any) -> list[str]:
         return [b if b is not None else "" for b in env.unwrapped.buttons]

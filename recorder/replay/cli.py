@@ -29,6 +29,7 @@ from recorder.replay.replayer import (
     GAP,
     INTERRUPTED,
     PASS,
+    UNSEEDED,
     EnvCache,
     EpisodeResult,
     SessionPlan,
@@ -44,9 +45,10 @@ from shared.version import VERSION, package_versions
 
 PROG = "gymrec-replay"
 _STYLE = {PASS: "green", FAIL: "bold red", ABORTED: "yellow", GAP: "yellow",
-          DISCARDED: "dim", INTERRUPTED: "yellow"}
+          DISCARDED: "dim", INTERRUPTED: "yellow", UNSEEDED: "dim"}
 _SUMMARY = ((PASS, "passed"), (FAIL, "failed"), (ABORTED, "aborted"), (GAP, "cut short by a gap"),
-            (INTERRUPTED, "interrupted"), (DISCARDED, "discarded"))
+            (INTERRUPTED, "interrupted"), (DISCARDED, "discarded"),
+            (UNSEEDED, "not reproducible (unseeded)"))
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ from recorder.envs import EnvChoice, frame_of, make_env
 from recorder.replay.checks import FrameChecks, FrameCompare, FrameTally
 from recorder.replay.sources.local import DatasetDamaged, DatasetSource
 from shared.errors import UsageError
+from shared.protocol import CONTINUED
 
 PROGRESS_EVERY = 64  # rows between progress callbacks
 
@@ -232,8 +233,8 @@ class Divergence:
         return "reset" if self.step is None else f"step {self.step}"
 
 
-PASS, FAIL, ABORTED, GAP, DISCARDED, INTERRUPTED = (
-    "pass", "fail", "aborted", "gap", "discarded", "interrupted")
+PASS, FAIL, ABORTED, GAP, DISCARDED, INTERRUPTED, UNSEEDED = (
+    "pass", "fail", "aborted", "gap", "discarded", "interrupted", "unseeded")
 
 
 @dataclass(frozen=True)
@@ -242,7 +243,7 @@ class EpisodeResult:
     session_id: str
     seed: int | None
     outcome: str  # how the recording ended: terminated, truncated, aborted, discarded, unfinished
-    status: str  # pass, fail, aborted, gap, discarded, interrupted
+    status: str  # pass, fail, aborted, gap, discarded, interrupted, unseeded
     steps: int  # actions recorded
     steps_replayed: int
     frames_compared: int = 0
@@ -266,13 +267,25 @@ class Viewer(Protocol):
 
 def replay_episode(env: Any, rows: Iterator[Row], plan: SessionPlan, checks: FrameChecks,
                    viewer: Viewer | None = None,
-                   progress: Callable[[int], None] | None = None) -> EpisodeResult:
-    """Reset with the episode's seed, step its recorded actions, compare every row."""
+                   progress: Callable[[int], None] | None = None,
+                   follows: bool = False) -> EpisodeResult:
+    """Reset with the episode's seed, step its recorded actions, compare every row. An episode
+    that CONTINUED the previous one is reset without a seed when `follows` (the env has just
+    replayed that previous episode to its end), else reported as not reproducible."""
     first = next(rows)
     info = plan.info(first.episode_id)
     outcome = info.outcome if info is not None else "unfinished"
+    continued = first.seed == CONTINUED and follows
+    if not continued and (first.seed is None or first.seed < 0):  # no start to re-create
+        rest = 1 + sum(1 for _ in rows)
+        if progress is not None:
+            progress(rest)
+        return EpisodeResult(
+            episode_id=first.episode_id, session_id=plan.session_id, seed=None,
+            outcome=outcome, status=UNSEEDED, steps=info.steps if info is not None else rest,
+            steps_replayed=0, note=_unseeded_note(first.seed))
     checks.start_episode(plan.recorded.compare)
-    play = _Playback(env.reset(seed=first.seed)[0])
+    play = _Playback(env.reset(seed=None if continued else first.seed)[0])
     _play(env, itertools.chain([first], rows), plan, checks, outcome, play, viewer, progress)
     rest = sum(1 for _ in rows)  # rows not replayed (after a stop); no env work
     if progress is not None:
@@ -286,8 +299,9 @@ def replay_episode(env: Any, rows: Iterator[Row], plan: SessionPlan, checks: Fra
         play.note = play.note or "aborted while recording; final frame not compared"
     divergence = _divergence(tally, play.flags)
     return EpisodeResult(
-        episode_id=first.episode_id, session_id=plan.session_id, seed=first.seed,
-        outcome=outcome, status=_status(outcome, divergence, play.stop),
+        episode_id=first.episode_id, session_id=plan.session_id,
+        seed=None if continued else first.seed, outcome=outcome,
+        status=_status(outcome, divergence, play.stop),
         steps=info.steps if info is not None else play.step + rest, steps_replayed=play.step,
         frames_compared=tally.compared, frames_differing=tally.differing,
         max_pixel_diff=tally.max_diff, divergence=divergence, note=play.note,
@@ -380,6 +394,18 @@ def _status(outcome: str, divergence: Divergence | None, stop: str) -> str:
 # -- replaying sessions -----------------------------------------------------------------------
 
 
+def _played_to_end(result: EpisodeResult) -> bool:
+    return result.status in (PASS, ABORTED) and result.steps_replayed == result.steps
+
+
+def _unseeded_note(seed: int | None) -> str:
+    if seed == CONTINUED:
+        return ("not reproducible here: it continues the session's previous episode (an "
+                "autoreset), which was not replayed to its end just before it")
+    return ("not reproducible: its reset was not seeded (an unseeded reset kept as such, or "
+            "reset options)")
+
+
 def discarded_results(plan: SessionPlan) -> list[EpisodeResult]:
     """Discarded episodes are not in the data; they are listed, not replayed."""
     return [EpisodeResult(e.episode_id, plan.session_id, e.seed, DISCARDED, DISCARDED, e.steps, 0)
@@ -416,9 +442,14 @@ def replay_session(plan: SessionPlan, source: DatasetSource, envs: EnvCache, che
     env = envs.get(plan.recorded.choice)
     batches = (b for shard in source.shards(plan.session_id) for b in source.batches(shard))
     found: set[str] = set()
+    whole = -1  # the episode index the env last replayed to its end (for CONTINUED ones)
     for episode_id, rows in episodes_of(rows_of(batches, plan.wanted)):
         found.add(episode_id)
-        result = replay_episode(env, rows, plan, checks, viewer, progress)
+        info = plan.info(episode_id)
+        index = info.index if info is not None else -2
+        result = replay_episode(env, rows, plan, checks, viewer, progress,
+                                follows=index >= 0 and whole == index - 1)
+        whole = index if _played_to_end(result) else -1
         yield result
         if result.status == INTERRUPTED:
             return
