@@ -15,6 +15,14 @@ from shared.config import dataset_dir_name
 from shared.errors import UsageError
 from shared.schema import COLUMNS, features
 from shared.version import platform_package
+from writer.summary.card_parts import (
+    PREVIEW_NAME,
+    CardExtras,
+    license_front_matter,
+    license_section,
+    preview_lines,
+    stats_section,
+)
 
 REPO_PREFIX = "GymnasiumRecording__"
 DEFAULT_REPO_TEMPLATE = "{user}/" + REPO_PREFIX + "{env}"
@@ -50,21 +58,29 @@ def size_category(rows: int) -> str:
     return next((label for limit, label in _SIZES if rows < limit), "n>100M")
 
 
-def hub_info(sessions: list[dict], published: Published) -> dict:
-    """`meta/info.json` on the Hub: what was published, and the environment of its sessions."""
-    return {
+def hub_info(sessions: list[dict], published: Published,
+             extras: CardExtras | None = None) -> dict:
+    """`meta/info.json` on the Hub: what was published, its statistics and license, and the
+    environment of its sessions."""
+    info = {
         "published": asdict(published),
         "sessions": [s["start"]["session"] for s in sessions],
         "environment": sessions[0]["start"] if sessions else None,
     }
+    if extras is not None:
+        info["license"] = extras.license_id
+        info["statistics"] = extras.stats.to_json() if extras.stats else None
+    return info
 
 
-def _front_matter(start: dict, published: Published) -> str:
+def _front_matter(start: dict, published: Published, license_id: str) -> str:
+    """Emitted by yaml.safe_dump: a peer's strings (platform, env id) are quoted as needed and
+    cannot add keys (a `configs` of their own) to the header."""
     import yaml
 
     platform = start["platform"]
     meta = {
-        "license": "mit",
+        **license_front_matter(license_id),
         "pretty_name": f"{start['env_id']} gameplay",
         "task_categories": ["reinforcement-learning"],
         "tags": ["gymrec", "gymnasium", "gameplay", "imitation-learning", platform,
@@ -131,20 +147,24 @@ def _differences(sessions: list[dict]) -> list[str]:
     return [k for k in keys if any(s["start"].get(k) != first.get(k) for s in sessions[1:])]
 
 
-def card_text(repo_id: str, sessions: list[dict], published: Published) -> str:
-    """README.md of the Hub repo: YAML front matter, then the environment, counts, versions and
-    how to load and replay the data. `sessions` are the published sessions' files."""
+def card_text(repo_id: str, sessions: list[dict], published: Published,
+              extras: CardExtras | None = None) -> str:
+    """README.md of the Hub repo: YAML front matter, then the environment, counts, statistics,
+    versions and how to load and replay the data. `sessions` are the published sessions'
+    files; `extras` the statistics, preview and license (default: none, and "other")."""
     if not sessions:
         raise UsageError("a dataset card needs at least one session")
+    extras = extras or CardExtras(stats=None, stats_sessions=0, preview=None)
     start = sessions[0]["start"]
     env_id, fps = start["env_id"], start["fps"]
     codec = describe_codec(start["codec"], start["quality"])
     gaps = sum(g["count"] for s in sessions for g in s["gaps"])
     differ = _differences(sessions)
     lines = [
-        _front_matter(start, published),
-        f"# {env_id} gameplay, recorded with gymrec",
+        _front_matter(start, published, extras.license_id),
+        f"# {_cell(env_id)} gameplay, recorded with gymrec",
         "",
+        *(preview_lines(PREVIEW_NAME) if extras.preview else []),
         f"Every frame and every action of {len(sessions)} recording session(s) of `{env_id}`, "
         "captured exactly (no frame skipped, duplicated or reordered) by gymrec and "
         "published incrementally: each Parquet file under "
@@ -212,5 +232,17 @@ def card_text(repo_id: str, sessions: list[dict], published: Published) -> str:
         "was chosen, and the reward and end flags that action produced. `seq` numbers each "
         "session's messages, for auditing delivery.",
         "",
+        *license_section(extras.license_id),
     ]
     return "\n".join(lines)
+
+
+def _stats_lines(extras: CardExtras, sessions: int) -> list[str]:
+    if extras.stats is None:
+        return []
+    lines = stats_section(extras.stats)
+    if extras.stats_sessions < sessions:
+        lines += [f"(Statistics over the {extras.stats_sessions} of {sessions} sessions whose "
+                  "files carry them: sessions published before gymrec recorded statistics "
+                  "are not in them.)", ""]
+    return lines

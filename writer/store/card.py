@@ -21,23 +21,24 @@ import yaml
 from shared.codec import describe_codec
 from shared.layout import DatasetLayout
 from shared.schema import COLUMNS
-from writer.export.reading import DatasetUnreadable, LocalDataset, read_batches
+from writer.export.reading import DatasetUnreadable, LocalDataset, ShardRef, read_batches
 from writer.store.durable import write_json_atomic
 from writer.store.metadata import read_json_or_quarantine
 from writer.store.shards import load_manifest
 from writer.summary.card_parts import (
     DEFAULT_LICENSE,
     PREVIEW_NAME,
+    CardExtras,
     cell,
     license_front_matter,
     license_section,
     preview_lines,
     stats_section,
 )
-from writer.summary.stats import STAT_COLUMNS, DatasetStats, StatsBuilder
+from writer.summary.stats import STAT_COLUMNS, DatasetStats, StatsBuilder, merge
 
 log = logging.getLogger("gymrec.writer")
-PREVIEW_FRAMES = 32
+PREVIEW_FRAMES = 24
 _license: str | None = None  # set once by the CLI before any card is written
 
 
@@ -169,3 +170,40 @@ def write_card(layout: DatasetLayout, start: dict) -> None:
     tmp = layout.card.with_name("README.md.tmp")
     tmp.write_text("\n".join(lines), encoding="utf-8")
     tmp.replace(layout.card)
+
+
+# -- for the Hub card (writer/hub/upload.py) ------------------------------------------------------
+
+
+def session_statistics(layout: DatasetLayout, state: dict) -> dict:
+    """One session's statistics over its sealed shards here (`DatasetStats.to_json` with the
+    per-episode lists, so that another machine can merge them into the repo's)."""
+    builder = StatsBuilder()
+    for path in layout.shards_of(layout.data, state["start"]["session"]):
+        try:
+            for batch in read_batches(ShardRef(state["start"]["session"], path.name, path),
+                                      list(STAT_COLUMNS)):
+                builder.add_rows(batch)
+        except DatasetUnreadable as exc:
+            log.warning("statistics leave out %s", exc)
+    return builder.build([state]).to_json(per_episode=True)
+
+
+def with_statistics(layout: DatasetLayout, sessions: list[dict]) -> list[dict]:
+    """`sessions` (this folder's) each with its `statistics`."""
+    return [{**s, "statistics": session_statistics(layout, s)} for s in sessions]
+
+
+def card_extras(layout: DatasetLayout, sessions: list[dict]) -> CardExtras:
+    """Statistics merged over the sessions that carry theirs (ours, and other machines' Hub
+    session files written since gymrec records them), this folder's preview, the license."""
+    parts = [s for s in sessions if isinstance(s.get("statistics"), dict)]
+    try:
+        stats = merge([s["statistics"] for s in parts], parts) if parts else None
+    except (KeyError, TypeError, ValueError) as exc:  # a peer's malformed file
+        log.warning("no statistics on the card: %s", exc)
+        stats, parts = None, []
+    preview = layout.meta / PREVIEW_NAME
+    return CardExtras(stats=stats, stats_sessions=len(parts),
+                      preview=preview.read_bytes() if write_preview(layout) else None,
+                      license_id=card_license(layout))

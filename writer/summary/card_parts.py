@@ -4,6 +4,8 @@ the preview picture and the license. Pure text; peer-supplied names are escaped 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from writer.summary.stats import DatasetStats, Spread
 
 # Game footage is the games' own pictures: whoever publishes it does not own its copyright, so no
@@ -18,6 +20,17 @@ LICENSE_NOTE = (
     "(research use is common); the license in the header was chosen by whoever recorded this "
     "dataset (`gymrec-writer --license`), default \"other\".")
 PREVIEW_NAME = "preview.webp"
+
+
+@dataclass(frozen=True)
+class CardExtras:
+    """What the Hub card shows beyond counts: statistics (over the sessions that carry theirs),
+    the preview picture's bytes, the license."""
+
+    stats: DatasetStats | None
+    stats_sessions: int  # how many sessions the statistics cover
+    preview: bytes | None
+    license_id: str = DEFAULT_LICENSE
 
 
 def cell(text: object) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-import pyarrow.compute as pc
 
 from shared.codec import decode_frame
 from writer.export.reading import HubDataset, LocalDataset, read_batches
@@ -42,11 +41,11 @@ def first_episode_frames(dataset: LocalDataset | HubDataset, sessions: list[dict
     images: list[bytes] = []
     first: str | None = None
     for batch in read_batches(dataset.fetch(shards[0]), ["episode_id", "image"]):
-        if first is None and len(batch):
-            first = batch.column("episode_id")[0].as_py()
-        mine = batch.filter(pc.equal(batch.column("episode_id"), first))
-        images += [cell["bytes"] for cell in mine.column("image").to_pylist()]
-        if len(mine) < len(batch):
+        ids = batch.column("episode_id").to_pylist()
+        first = first if first is not None or not ids else ids[0]
+        cells = batch.column("image").to_pylist()
+        images += [cell["bytes"] for eid, cell in zip(ids, cells, strict=True) if eid == first]
+        if any(eid != first for eid in ids):
             break
     channels = int(start["frame_shape"][2])
     return [decode_frame(data, start["codec"], channels) for data in evenly(images, count)]

@@ -147,23 +147,49 @@ class StatsBuilder:
                                      and e["episode_id"] not in episodes)
         starts = [s["start"] for s in sessions if isinstance(s.get("start"), dict)]
         labels = (starts[0].get("action_labels") or []) if starts else []
-        frames = sum(e.steps for e in episodes.values())
-        gaps = [g for s in sessions for g in s.get("gaps", [])]
-        return DatasetStats(
-            sessions=len(sessions), episodes=len(episodes), frames=frames,
-            rows=frames + sum(e.ended for e in episodes.values()), hours=hours,
-            returns=Spread.of([e.ret for e in episodes.values()]),
-            lengths=Spread.of([float(e.steps) for e in episodes.values()]),
-            outcomes={k: v for k, v in sorted(outcomes.items()) if v},
+        return _assemble(
+            sessions, returns=[e.ret for e in episodes.values()],
+            lengths=[e.steps for e in episodes.values()],
+            rows=sum(e.steps + e.ended for e in episodes.values()), hours=hours,
+            outcomes=outcomes,
             actions={_label(index, labels): n for index, n in sorted(self._actions.items())},
-            action_kind=self._kind, gaps=len(gaps),
-            dropped_frames=sum(int(g.get("count", 0)) for g in gaps),
-            collectors=dict(sorted(Counter(s.get("collector", "?") for s in starts).items())),
-            players=dict(sorted(Counter(s.get("player") or "not recorded"
-                                        for s in starts).items())),
-            episode_returns=[e.ret for e in episodes.values()],
-            episode_lengths=[e.steps for e in episodes.values()],
-        )
+            action_kind=self._kind)
+
+
+def merge(parts: list[dict], sessions: list[dict]) -> DatasetStats:
+    """The statistics of several parts of a dataset as one: `parts` are
+    `DatasetStats.to_json(per_episode=True)` values (e.g. one per session, from different
+    machines), `sessions` the files of all their sessions (gaps, collectors, players)."""
+    outcomes: Counter = Counter()
+    actions: dict[str, int] = {}
+    for part in parts:
+        outcomes.update(part["outcomes"])
+        for label, n in part["actions"].items():
+            actions[label] = actions.get(label, 0) + n
+    return _assemble(
+        sessions, returns=[float(r) for p in parts for r in p["episode_returns"]],
+        lengths=[int(n) for p in parts for n in p["episode_lengths"]],
+        rows=sum(int(p["rows"]) for p in parts), hours=sum(float(p["hours"]) for p in parts),
+        outcomes=outcomes, actions=actions,
+        action_kind=next((p["action_kind"] for p in parts if p["action_kind"]), ""))
+
+
+def _assemble(sessions: list[dict], *, returns: list[float], lengths: list[int], rows: int,
+              hours: float, outcomes: Counter, actions: dict[str, int],
+              action_kind: str) -> DatasetStats:
+    starts = [s["start"] for s in sessions if isinstance(s.get("start"), dict)]
+    gaps = [g for s in sessions for g in s.get("gaps", []) if isinstance(g, dict)]
+    return DatasetStats(
+        sessions=len(sessions), episodes=len(returns), frames=sum(lengths), rows=rows,
+        hours=hours, returns=Spread.of(returns), lengths=Spread.of([float(n) for n in lengths]),
+        outcomes={k: v for k, v in sorted(outcomes.items()) if v}, actions=actions,
+        action_kind=action_kind, gaps=len(gaps),
+        dropped_frames=sum(int(g.get("count", 0)) for g in gaps),
+        collectors=dict(sorted(Counter(str(s.get("collector", "?")) for s in starts).items())),
+        players=dict(sorted(Counter(str(s.get("player") or "not recorded")
+                                    for s in starts).items())),
+        episode_returns=returns, episode_lengths=lengths,
+    )
 
 
 def _recorded_outcomes(sessions: list[dict]) -> dict[str, str]:
