@@ -88,6 +88,13 @@ class HubClient:
                            repo_type="dataset", revision=info.sha)
         return Snapshot(info.sha, frozenset(files))
 
+    def read_file(self, repo_id: str, path: str, revision: str) -> bytes:
+        """The bytes of `path` in the repo at `revision` (through the Hugging Face cache: a file
+        read before is not downloaded again)."""
+        local = self._call(f"read {path} of {repo_id}", self.api.hf_hub_download, repo_id, path,
+                           repo_type="dataset", revision=revision)
+        return Path(local).read_bytes()
+
     def commit(self, repo_id: str, files: dict[str, Path | bytes], parent: str,
                message: str) -> str:
         """Add `files` (path in repo → local file or bytes) in one commit on top of `parent`;

@@ -8,6 +8,12 @@ built on (`parentCommit`): if anyone committed since, the Hub answers 412 and th
 repo again. The repo's file list is the truth: a shard whose Parquet is there is never sent again,
 even when the confirmation of its commit was lost to a crash or a dropped connection.
 
+The card and `meta/info.json` describe the repo as it is after the commit: every session file in
+it (other machines' and earlier folders' too, read at the head the commit builds on), each with
+the counts of its published shards (`published` in the Hub copy of a session file, written in
+the same commit as its shards). Two writers publishing to one repo at once: whichever commits
+second was refused (412), read the repo again and counted the other's sessions.
+
 The journal (`.meta/uploads.json`, written atomically after each confirmed commit) records per repo
 which shards were published in which commit, with their counts for the card. Parquet files are
 staged under `.upload/` (hidden from `load_dataset` on the folder) and removed once published.
@@ -21,6 +27,7 @@ import json
 import logging
 import os
 import time
+from collections import Counter
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -31,9 +38,9 @@ import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 
 from shared.errors import GymrecError
-from shared.layout import DatasetLayout
+from shared.layout import HUB_SESSIONS_DIR, DatasetLayout, ShardName
 from writer.hub.card import Published, card_text, hub_info
-from writer.hub.client import HubClient, PublishError, StaleParent, Transient
+from writer.hub.client import HubClient, PublishError, Snapshot, StaleParent, Transient
 from writer.store.durable import fsync_dir, read_json, sha256_file, write_json_atomic
 from writer.store.shards import load_manifest
 
@@ -182,26 +189,78 @@ def _sessions(layout: DatasetLayout, ids: set[str]) -> list[dict]:
     return sorted(states, key=lambda s: (s["start"]["started_at"], s["start"]["session"]))
 
 
-def _published(entries: list[dict], fps: dict[str, float]) -> Published:
-    return Published(
-        shards=len(entries), rows=sum(e["rows"] for e in entries),
-        frames=sum(e["frames"] for e in entries), episodes=sum(e["episodes"] for e in entries),
-        play_seconds=sum(e["frames"] / fps.get(e["session_id"], 1.0) for e in entries),
-    )
+_COUNTS = ("shards", "rows", "frames", "episodes")
 
 
-def metadata_files(layout: DatasetLayout, repo_id: str, entries: list[dict]) -> dict[str, bytes]:
-    """README.md, meta/info.json and meta/sessions/<id>.json for the published `entries`."""
-    sessions = _sessions(layout, {e["session_id"] for e in entries})
-    if not sessions:
+def _session_counts(entries: list[dict]) -> dict[str, dict]:
+    """Session id → counts over its published shards (`entries`: journal entries)."""
+    counts: dict[str, dict] = {}
+    for e in entries:
+        c = counts.setdefault(e["session_id"], dict.fromkeys(_COUNTS, 0))
+        c["shards"] += 1
+        for key in ("rows", "frames", "episodes"):
+            c[key] += e[key]
+    return counts
+
+
+def _counts_of(state: dict, shards_listed: int) -> dict:
+    """A session's published counts, as its Hub file says; a file written before they were
+    recorded: its episodes (rows = steps + final rows) and the shards the repo lists."""
+    if isinstance(state.get("published"), dict):
+        return {k: int(state["published"].get(k, 0)) for k in _COUNTS}
+    episodes = [e for e in state.get("episodes", []) if isinstance(e, dict)]
+    frames = sum(int(e.get("steps", 0)) for e in episodes)
+    return {"shards": shards_listed, "rows": frames + len(episodes), "frames": frames,
+            "episodes": len(episodes)}
+
+
+def _published(sessions: list[dict]) -> Published:
+    """Counts over `sessions` (Hub session files, each with `published`)."""
+    total = {k: sum(s["published"][k] for s in sessions) for k in _COUNTS}
+    play = sum(s["published"]["frames"] / (float(s["start"].get("fps") or 0) or 1.0)
+               for s in sessions)
+    return Published(**total, play_seconds=play)
+
+
+def remote_sessions(client: HubClient, repo_id: str, snapshot: Snapshot,
+                    ours: set[str]) -> list[dict]:
+    """The session files at `snapshot` of sessions not in `ours` (another machine's, an
+    earlier folder's), each with its published counts. Unreadable ones are left out (logged)."""
+    shards = Counter(name.session for path in snapshot.files
+                     if path.startswith("data/") and (name := ShardName.parse(path)))
+    found = []
+    for path in sorted(snapshot.files):
+        sid = path.removeprefix(HUB_SESSIONS_DIR).removesuffix(".json")
+        if not path.startswith(HUB_SESSIONS_DIR) or not path.endswith(".json") or sid in ours:
+            continue
+        try:
+            state = json.loads(client.read_file(repo_id, path, snapshot.head))
+            if not isinstance(state.get("start"), dict) or "session" not in state["start"]:
+                raise ValueError("no start message")
+        except (ValueError, AttributeError) as exc:
+            log.warning("%s: %s is not a session file (%s); not counted", repo_id, path, exc)
+            continue
+        found.append({**state, "published": _counts_of(state, shards[sid])})
+    return found
+
+
+def metadata_files(layout: DatasetLayout, repo_id: str, entries: list[dict],
+                   others: list[dict] = ()) -> dict[str, bytes]:
+    """README.md, meta/info.json and meta/sessions/<id>.json for the published `entries` of
+    this folder, the card and info counting `others` too (the repo's other session files)."""
+    counts = _session_counts(entries)
+    ours = [{**s, "published": counts[s["start"]["session"]]}
+            for s in _sessions(layout, set(counts))]
+    if not ours:
         return {}
-    fps = {s["start"]["session"]: float(s["start"]["fps"]) or 1.0 for s in sessions}
-    published = _published(entries, fps)
+    sessions = sorted([*ours, *others],
+                      key=lambda s: (s["start"].get("started_at", 0), s["start"]["session"]))
+    published = _published(sessions)
     files = {
         "README.md": card_text(repo_id, sessions, published).encode(),
         "meta/info.json": _canonical_json(hub_info(sessions, published)),
     }
-    for s in sessions:
+    for s in ours:
         files[f"meta/sessions/{s['start']['session']}.json"] = _canonical_json(s)
     return files
 
@@ -279,7 +338,8 @@ def _one_commit(layout: DatasetLayout, client: HubClient, repo_id: str, report: 
                                        "parquet_bytes": path.stat().st_size})
     published = [e for f, e in mine["shards"].items() if e["parquet"] in snapshot.files]
     entries = published + [stats for _, stats in batch.values()]
-    meta = {p: b for p, b in metadata_files(layout, repo_id, entries).items()
+    others = remote_sessions(client, repo_id, snapshot, {e["session_id"] for e in entries})
+    meta = {p: b for p, b in metadata_files(layout, repo_id, entries, others).items()
             if p not in snapshot.files or mine["meta"].get(p) != _sha(b)}
     if not batch and not _worth_a_commit(meta, metadata_only):
         return False
