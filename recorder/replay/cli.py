@@ -114,6 +114,9 @@ def run(settings: ReplaySettings) -> int:
     err = Console(stderr=True, highlight=False)
     for line in _version_lines(plans):
         err.print(f"{PROG}: warning: {line} (replay may differ)", markup=False)
+    replayed = {p.session_id for p in plans}
+    for line in player_lines([s for s in sessions if s["start"]["session"] in replayed]):
+        out.print(line, markup=False, soft_wrap=True)
     compares = {p.recorded.compare for p in plans}
     for compare in sorted(compares, key=lambda c: c.method):
         out.print(f"comparing {compare.method}", markup=False)
@@ -133,6 +136,23 @@ def run(settings: ReplaySettings) -> int:
     verdict, code = _verdict(results, interrupted)
     out.print(verdict, markup=False)
     return code
+
+
+def player_lines(sessions: list[dict]) -> list[str]:
+    """Who played the sessions, one line per player and key map: "played by human (2
+    sessions), keys: left=LEFT, space=FIRE"."""
+    groups: dict[tuple[str, str], int] = {}
+    for session in sessions:
+        start = session["start"]
+        player = str(start.get("player") or "not recorded (recorded before gymrec sent it)")
+        keys = start.get("key_bindings") or {}
+        shown = ", ".join(f"{k}={v}" for k, v in sorted(keys.items(),
+                                                          key=lambda kv: (kv[1], kv[0])))
+        if player == "human" or keys:
+            shown = f", keys: {shown or 'not recorded'}"
+        groups[player, shown] = groups.get((player, shown), 0) + 1
+    return [f"played by {player} ({n} session{'s' * (n != 1)}){keys}"
+            for (player, keys), n in sorted(groups.items())]
 
 
 def _version_lines(plans: list[SessionPlan]) -> list[str]:

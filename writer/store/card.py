@@ -65,6 +65,20 @@ def _sessions(layout: DatasetLayout) -> list[dict]:
     return sessions
 
 
+def key_map_lines(sessions: list[dict]) -> list[str]:
+    """The key bindings people played with, one line per distinct key map (none: no line)."""
+    maps: list[dict] = []
+    for s in sessions:
+        keys = s.get("start", {}).get("key_bindings") if isinstance(s.get("start"), dict) else None
+        if isinstance(keys, dict) and keys and keys not in maps:
+            maps.append(keys)
+    label = "key bindings of human play" + (" (they differ between sessions)" if len(maps) > 1
+                                            else "")
+    return [f"- {label}: " + ", ".join(f"`{cell(str(k))}` {cell(str(v))}"
+                                       for k, v in sorted(keys.items(), key=lambda kv: kv[::-1]))
+            for keys in maps]
+
+
 def dataset_summary(layout: DatasetLayout) -> dict:
     """Counts over the sealed shards and session files (what `meta/info.json` holds)."""
     shards = load_manifest(layout)["shards"]
@@ -152,6 +166,7 @@ def write_card(layout: DatasetLayout, start: dict) -> None:
         f"{cell(', '.join(start['action_labels'])) or 'n/a'}",
         f"- env kwargs: `{cell(json.dumps(start['env_kwargs']))}`; fps: {start['fps']}",
         f"- package versions: `{cell(json.dumps(start['versions']))}`",
+        *key_map_lines(_sessions(layout)),
         "",
         *stats_section(stats),
         "Columns: " + ", ".join(f"`{c}`" for c in COLUMNS) + ".",
