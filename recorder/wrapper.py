@@ -415,10 +415,10 @@ def _local_sub_env(env: gym.vector.VectorEnv) -> Any:
     local = getattr(env, "envs", None)
     if local:
         return local[0]
-    spec = env.spec
+    spec = env.get_attr("spec")[0]
     if spec is None:
-        raise UsageError("cannot tell how this vector env's sub-envs were made (it has no "
-                         "spec): make it with gymnasium.make_vec")
+        raise UsageError("cannot tell how this vector env's sub-envs were made (they have no "
+                         "spec): make them with gymnasium.make")
     return gym.make(spec, render_mode="rgb_array")
 
 

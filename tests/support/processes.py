@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -66,6 +67,17 @@ def record_cmd(env_id: str, endpoint: str, data_dir: Path, *extra: str) -> list[
 
 
 def run_record(env_id: str, endpoint: str, data_dir: Path, *extra: str,
-               timeout: float = 240) -> subprocess.CompletedProcess:
-    return subprocess.run(record_cmd(env_id, endpoint, data_dir, *extra), cwd=ROOT,
+               timeout: float = 240, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    env = None
+    if cwd != ROOT:  # elsewhere (a user's project folder): gymrec still importable
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+            p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)}
+    return subprocess.run(record_cmd(env_id, endpoint, data_dir, *extra), cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)
+
+
+def run_replay(env_id: str, data_dir: Path, *extra: str,
+               timeout: float = 240) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "recorder.replay.cli", env_id, "--data-dir", str(data_dir),
+           *extra]
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
