@@ -9,6 +9,7 @@ as aborted and everything sent is confirmed by the writer; a second one stops th
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import sys
@@ -34,6 +35,14 @@ from shared.config import (
 )
 from shared.errors import GymrecError, UsageError, WriterUnavailable
 from shared.security import ClientKeys, load_public, load_secret
+from shared.settings_file import (
+    KEYS,
+    Chosen,
+    SettingsFile,
+    between_episodes,
+    load_settings_file,
+    show_lines,
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -49,18 +58,31 @@ class CliSettings:
     workers: int = 1
     state: str | None = None
     fps: float | None = None
-    codec: str = "jpeg"
-    quality: int = DEFAULT_QUALITY
+    codec: str | None = None
+    quality: int | None = None
     data_dir: Path | None = None
     endpoint: str | None = None
     buffer_mb: int = 256
     stall_timeout: float = 30.0
     drain_timeout: float = 60.0
-    scale: int = 2
+    scale: int | None = None
     keymap: Path | None = None
+    between_episodes: float | str | None = None  # seconds, or "space"
+    config: Path | None = None
+    show_config: bool = False
     realtime: bool = False
     curve_key: Path | None = None
     server_key: Path | None = None
+
+
+class _BetweenEpisodes(click.ParamType):
+    name = "SECONDS|space"
+
+    def convert(self, value, param, ctx):
+        try:
+            return between_episodes(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -79,9 +101,10 @@ class CliSettings:
 @click.option("--state", default=None, help="Stable-Retro save state to start from.")
 @click.option("--fps", type=click.FloatRange(1, 1000), default=None,
               help=f"Frames per second (default per platform: {fps_defaults()}).")
-@click.option("--codec", type=click.Choice(CODEC_NAMES), default="jpeg", show_default=True)
-@click.option("--quality", type=click.IntRange(1, 100), default=DEFAULT_QUALITY,
-              show_default=True, help="JPEG quality.")
+@click.option("--codec", type=click.Choice(CODEC_NAMES), default=None,
+              help="Frame codec (default: jpeg, or the config file's).")
+@click.option("--quality", type=click.IntRange(1, 100), default=None,
+              help=f"JPEG quality (default: {DEFAULT_QUALITY}, or the config file's).")
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None,
               help="Folder of the datasets (default: $GYMREC_DATA_DIR or ~/.local/share/gymrec).")
 @click.option("--endpoint", default=None, help="Writer endpoint (default tcp://127.0.0.1:5557).")
@@ -91,10 +114,17 @@ class CliSettings:
               help="Headless: seconds to wait for a silent writer before dropping frames.")
 @click.option("--drain-timeout", type=click.FloatRange(0), default=60.0, show_default=True,
               help="Seconds to wait at the end for the writer to confirm everything.")
-@click.option("--scale", type=click.IntRange(1, 8), default=2, show_default=True,
-              help="Window: pixels per game pixel.")
+@click.option("--scale", type=click.IntRange(1, 8), default=None,
+              help="Window: pixels per game pixel (default: 2, or the config file's).")
 @click.option("--keymap", type=click.Path(path_type=Path), default=None,
               help="Window: TOML file changing the default keys (see README, Human play).")
+@click.option("--between-episodes", type=_BetweenEpisodes(), default=None,
+              help="Window: a break before each new episode, N seconds or 'space' (wait for "
+                   "Space); nothing is recorded meanwhile.")
+@click.option("--config", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Config file of defaults (default: $XDG_CONFIG_HOME/gymrec/config.toml).")
+@click.option("--show-config", is_flag=True,
+              help="Print each setting, its value and where it comes from, then exit.")
 @click.option("--list", "list_ids", is_flag=True,
               help="List the env ids of every platform (ENV_ID, if given, filters them).")
 @click.option("--realtime", is_flag=True,
@@ -126,6 +156,10 @@ def main(*, list_ids: bool, **flags) -> None:
 
 def run(settings: CliSettings) -> int:
     """Record as `settings` say; returns the exit code."""
+    config = load_settings_file(settings.config)
+    if settings.show_config:
+        return _show_config(settings, config)
+    settings = _with_config(settings, config)  # flag > environment variable > config > default
     curve = _client_keys(settings.curve_key, settings.server_key)
     if settings.env_id is None:
         raise UsageError("missing ENV_ID (try BreakoutNoFrameskip-v4, or --list)")
@@ -134,6 +168,7 @@ def run(settings: CliSettings) -> int:
     if not settings.headless and settings.workers > 1:
         raise UsageError("--workers needs --headless (the window has one player)")
     choice = resolve_env(settings.env_id, settings.state)
+    settings = dataclasses.replace(settings, fps=_fps(settings, config, choice).value)
     keys = None if settings.headless else load_keymap(settings.keymap, choice.platform)
     data_dir = Path(settings.data_dir or default_data_dir()).expanduser().resolve()
     endpoint = settings.endpoint or default_endpoint()
@@ -174,7 +209,7 @@ def _play_in_window(settings: CliSettings, choice: EnvChoice, keys, writer: Writ
         buffer_bytes=settings.buffer_mb * 1024 * 1024, drain_timeout=settings.drain_timeout,
         collector=collector_name(), scale=settings.scale, max_steps=settings.max_steps,
         episodes=settings.episodes or (1 if settings.agent else None), agent=settings.agent,
-        curve=curve,
+        curve=curve, between_episodes=settings.between_episodes,
     )
     # The window stops on KeyboardInterrupt (Ctrl-C); SIGTERM gets the same orderly end.
     received: list[int] = []
@@ -239,6 +274,51 @@ def _summarise(data_dir: Path, env_id: str, results: list[WorkerProgress], *,
         if not cut_short:  # a second Ctrl-C chose not to wait: that is the user's stop
             return WriterUnavailable.exit_code
     return interrupted or 0
+
+
+# -- the config file: each setting from its flag, else its environment variable, else the file,
+# -- else the built-in default (shared/settings_file.py) ----------------------------------------
+
+_FLAGS = {"data_dir": "--data-dir", "endpoint": "--endpoint", "codec": "--codec",
+          "quality": "--quality", "scale": "--scale", "keymap": "--keymap",
+          "between_episodes": "--between-episodes"}
+_BUILT_IN = {"codec": "jpeg", "quality": DEFAULT_QUALITY, "scale": 2, "keymap": None,
+             "between_episodes": 0.0}
+
+
+def _chosen(settings: CliSettings, config: SettingsFile) -> dict[str, Chosen]:
+    defaults = {**_BUILT_IN, "data_dir": default_data_dir(), "endpoint": default_endpoint()}
+    return {key: config.choose(key, getattr(settings, key), flag, defaults[key])
+            for key, flag in _FLAGS.items()}
+
+
+def _with_config(settings: CliSettings, config: SettingsFile) -> CliSettings:
+    """`settings` with the config file's values where no flag was given. The data folder and
+    endpoint are left to their environment variables and defaults (read where they are used)
+    unless the file names them."""
+    values = {}
+    for key, chosen in _chosen(settings, config).items():
+        if key not in ("data_dir", "endpoint") or chosen.source.startswith("config"):
+            values[key] = chosen.value
+    return dataclasses.replace(settings, **values)
+
+
+def _fps(settings: CliSettings, config: SettingsFile, choice: EnvChoice) -> Chosen:
+    return config.choose(f"fps.{choice.platform}", settings.fps, "--fps", None,
+                         f"default: {choice.env_id}'s own rate")
+
+
+def _show_config(settings: CliSettings, config: SettingsFile) -> int:
+    chosen = _chosen(settings, config)
+    if settings.env_id is not None:
+        choice = resolve_env(settings.env_id, settings.state)
+        chosen[f"fps.{choice.platform}"] = _fps(settings, config, choice)
+    else:
+        for key in (k for k in KEYS if k.startswith("fps.")):
+            chosen[key] = config.choose(key, settings.fps, "--fps", "each env's own",
+                                        "default (gymrec-record --list shows them)")
+    click.echo("\n".join(show_lines(chosen, config)))
+    return 0
 
 
 if __name__ == "__main__":

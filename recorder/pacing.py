@@ -30,6 +30,11 @@ class FramePacer:
         self._deadline: float | None = None
         self._last: float | None = None
 
+    def set_fps(self, fps: float) -> None:
+        """Pace the frames from the next one on at `fps` (the next deadline is one new period
+        after the last one: no jump, no burst)."""
+        self.fps, self.period = fps, 1.0 / fps
+
     def wait(self) -> float:
         """Sleep until the next frame is due; returns the clock at that moment."""
         now = self.clock()

@@ -36,6 +36,7 @@ from shared.spaces import validate_space_description
 
 # v2: SessionStart names who played (`player`) and the keys they played with.
 # v3: fields added in the round of issues 12-18 (each one's comment says what it is).
+#     Issue 18: SessionEnd.fps_changes (the speed keys of human play).
 MAGIC = b"GYMREC\x03"
 PROTOCOL_VERSION = 3
 MAX_HEADER_BYTES = 256 * 1024
@@ -102,6 +103,12 @@ def _space(v: Any) -> bool:
 _int32 = _int(0, _I32 - 1)
 _int64 = _int()
 _later_seq = _int(1)  # seq 0 is the SessionStart
+
+
+def _fps_change(v: Any) -> bool:
+    """[episode, step, fps]: the frames after that step's were paced at fps."""
+    return (isinstance(v, list) and len(v) == 3 and _int32(v[0]) and _int32(v[1])
+            and _num(v[2]) and 0 < v[2] <= 10_000)
 
 
 def _field(check: Check, **kwargs: Any) -> Any:
@@ -269,6 +276,10 @@ class SessionEnd(_AboutSession):
     reason: str = _field(_str())
     steps_sent: int = _field(_int64)
     steps_dropped: int = _field(_int64)
+    # The target frame rate changes of human play (the speed keys), in order: [episode, step,
+    # fps] each: made while frame `step` was on screen, the frames after it were paced at fps
+    # (SessionStart.fps is the rate before the first).
+    fps_changes: list = _field(_list_of(_fps_change, 4096), default_factory=list)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -118,27 +118,27 @@ def between_episodes(value: Any, folder: Path | None = None) -> float | str:
 
 @dataclass(frozen=True)
 class Key:
-    """One setting of the file: its dotted name, its check, the environment variable that
-    comes before it and the commands that use it."""
+    """One setting of the file: its dotted name, its check, and the environment variable that
+    comes before it."""
 
     name: str
     check: Callable[[Any, Path], Any]
-    commands: tuple[str, ...]
     env: str | None = None
 
 
-RECORD, WRITER = "gymrec-record", "gymrec-writer"
+# gymrec-record reads all but hub.*, gymrec-writer data_dir, endpoint and hub.*; both check
+# the whole file.
 KEYS: Mapping[str, Key] = {k.name: k for k in (
-    Key("data_dir", _path, (RECORD, WRITER), env="GYMREC_DATA_DIR"),
-    Key("endpoint", _endpoint, (RECORD, WRITER), env="GYMREC_ENDPOINT"),
-    Key("codec", _codec, (RECORD,)),
-    Key("quality", _int_in(1, 100), (RECORD,)),
-    Key("scale", _int_in(1, 8), (RECORD,)),
-    Key("keymap", _existing_file, (RECORD,)),
-    Key("between_episodes", between_episodes, (RECORD,)),
-    *(Key(f"fps.{platform}", _fps, (RECORD,)) for platform in PLATFORM_PACKAGES),
-    Key("hub.repo", _repo_template, (WRITER,)),
-    Key("hub.private", _bool, (WRITER,)),
+    Key("data_dir", _path, env="GYMREC_DATA_DIR"),
+    Key("endpoint", _endpoint, env="GYMREC_ENDPOINT"),
+    Key("codec", _codec),
+    Key("quality", _int_in(1, 100)),
+    Key("scale", _int_in(1, 8)),
+    Key("keymap", _existing_file),
+    Key("between_episodes", between_episodes),
+    *(Key(f"fps.{platform}", _fps) for platform in PLATFORM_PACKAGES),
+    Key("hub.repo", _repo_template),
+    Key("hub.private", _bool),
 )}
 
 

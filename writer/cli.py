@@ -21,6 +21,7 @@ from shared.config import (
 )
 from shared.errors import GymrecError, UsageError
 from shared.security import ServerKeys, load_secret
+from shared.settings_file import load_settings_file, show_lines
 from shared.version import VERSION
 from writer.hub.card import DEFAULT_REPO_TEMPLATE, repo_id_for
 from writer.hub.client import HubClient, PublishError, Transient
@@ -84,11 +85,18 @@ def _check_template(template: str) -> str:
 # Testing knobs (hidden): fault tests use them to make a write land exactly where they need it.
 @click.option("--batch-rows", type=click.IntRange(1), default=64, hidden=True)
 @click.option("--batch-seconds", type=click.FloatRange(0), default=0.05, hidden=True)
+@click.option("--config", "config_file", type=click.Path(path_type=Path, dir_okay=False),
+              default=None,
+              help="Config file of defaults (default: $XDG_CONFIG_HOME/gymrec/config.toml).")
+@click.option("--show-config", is_flag=True,
+              help="Print each setting, its value and where it comes from, then exit.")
 @click.pass_context
 def main(ctx, data_dir, endpoint, encoders, shard_rows, session_timeout, exit_when_idle, push,
          repo, private, push_interval, curve_key, allow_keys, nice, verbose, batch_rows,
-         batch_seconds):
+         batch_seconds, config_file, show_config):
     """Receive frames from gymrec recorders and store them durably as Arrow shards."""
+    data_dir, endpoint, repo, private = _configured(config_file, show_config, data_dir,
+                                                    endpoint, repo, private)
     ctx.obj = {"data_dir": data_dir, "repo": repo, "private": private, "verbose": verbose}
     if ctx.invoked_subcommand is not None:
         return
@@ -123,6 +131,26 @@ def main(ctx, data_dir, endpoint, encoders, shard_rows, session_timeout, exit_wh
     writer.run()
     if worker is not None:
         _drain(worker)
+
+
+def _configured(config_file: Path | None, show: bool, data_dir: Path | None,
+                endpoint: str | None, repo: str | None, private: bool) -> tuple:
+    """(data_dir, endpoint, repo, private), each from its flag, else its environment variable,
+    else the config file, else the built-in default; with `show`, print them and exit."""
+    try:
+        config = load_settings_file(config_file)
+    except GymrecError as exc:
+        _fail(exc)
+    chosen = {
+        "data_dir": config.choose("data_dir", data_dir, "--data-dir", default_data_dir()),
+        "endpoint": config.choose("endpoint", endpoint, "--endpoint", default_endpoint()),
+        "hub.repo": config.choose("hub.repo", repo, "--repo", DEFAULT_REPO_TEMPLATE),
+        "hub.private": config.choose("hub.private", private or None, "--private", False),
+    }
+    if show:
+        click.echo("\n".join(show_lines(chosen, config)))
+        sys.exit(0)
+    return tuple(c.value for c in chosen.values())
 
 
 def _stop_on_signals() -> threading.Event:

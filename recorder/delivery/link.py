@@ -174,12 +174,14 @@ class WriterLink:
                            pixels=end.frame.tobytes())
         self.outbox.add(p.to_frames(msg), end.frame.nbytes + 256)
 
-    def send_session_end(self, reason: str) -> None:
+    def send_session_end(self, reason: str, fps_changes: list | None = None) -> None:
+        """`fps_changes`: the speed key changes of human play ([episode, step, fps] each)."""
         self._flush_batch()
         self._flush_gap()
         msg = p.SessionEnd(session=self.session, seq=self.outbox.next_seq, reason=reason,
                            steps_sent=self.stats.steps_sent,
-                           steps_dropped=self.outbox.steps_dropped)
+                           steps_dropped=self.outbox.steps_dropped,
+                           fps_changes=list(fps_changes or []))
         self.outbox.add(p.to_frames(msg), 256)
 
     def _flush_gap(self) -> None:

@@ -1,18 +1,24 @@
-"""The heads-up display drawn over the game: what is being recorded and how the writer keeps up.
+"""The heads-up display: what is being recorded and how the writer keeps up, in a bar below the
+game picture (never over the game's own score or status area).
 
-`hud_lines(info)` is pure (text and colour per line); `Overlay` draws lines onto a surface and
+`hud_lines(info)` is pure (text and colour per line); `HudBar` lays the lines out in a bar the
+window is made tall (and, at ×1, wide) enough for; `Overlay` draws lines onto a surface and
 caches rendered text, since most lines change a few times a second at most.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import pygame
 
 WHITE, GREY, RED, YELLOW, GREEN = (235, 235, 235), (170, 170, 170), (255, 70, 60), \
     (255, 210, 60), (120, 220, 120)
-READY, REC, PAUSED, SAVING = "ready", "rec", "paused", "saving"
+READY, REC, PAUSED, SAVING, BREAK = "ready", "rec", "paused", "saving", "break"
+MAX_LINES = 6  # the most lines hud_lines gives
+# The widest line the HUD is expected to show: its width sets the bar's columns.
+_WIDEST = "writer NOT ANSWERING  backlog 99999"
 
 
 @dataclass
@@ -22,6 +28,7 @@ class HudInfo:
     step: int = 0
     fps: float = 0.0
     target_fps: float = 0.0
+    speed: str = ""  # the speed keys' factor of the starting rate ("×1.5")
     late: int = 0
     connected: bool = False
     backlog: int = 0  # messages not yet confirmed durable by the writer
@@ -33,9 +40,10 @@ class HudInfo:
 
 def hud_lines(info: HudInfo) -> list[tuple[str, tuple[int, int, int]]]:
     head = {READY: ("READY", WHITE), REC: ("REC", RED), PAUSED: ("PAUSED", YELLOW),
-            SAVING: ("SAVING", YELLOW)}[info.phase]
+            SAVING: ("SAVING", YELLOW), BREAK: ("BREAK", YELLOW)}[info.phase]
+    speed = f" {info.speed}" if info.speed else ""
     lines = [(f"{head[0]}  episode {info.episode}  step {info.step}", head[1]),
-             (f"fps {info.fps:4.1f} / {info.target_fps:g}  late {info.late}",
+             (f"fps {info.fps:4.1f} / {info.target_fps:g}{speed}  late {info.late}",
               YELLOW if info.late and info.fps < 0.95 * info.target_fps else WHITE),
              (f"writer {'connected' if info.connected else 'NOT ANSWERING'}  "
               f"backlog {info.backlog}", WHITE if info.connected else RED),
@@ -100,10 +108,55 @@ class Overlay:
         return lines
 
 
+class HudBar:
+    """Where the HUD goes: a bar under the picture, in one column (narrow windows) or two. The
+    window is at least one column wide, so the HUD reads the same at ×1 as at ×2."""
+
+    def __init__(self, overlay: Overlay, picture: tuple[int, int]):
+        self.overlay = overlay
+        self.column_width = overlay.font.size(_WIDEST)[0] + 24
+        self.width = max(picture[0], self.column_width)
+        self.columns = 2 if self.width >= 2 * self.column_width else 1
+        self.rows = math.ceil(MAX_LINES / self.columns)
+        self.top = picture[1]
+        self.height = self.rows * overlay.line_height + 8
+        self.picture_left = (self.width - picture[0]) // 2  # the picture is centred above it
+
+    @property
+    def window_size(self) -> tuple[int, int]:
+        return self.width, self.top + self.height
+
+    def draw(self, surface: pygame.Surface, lines, dot: tuple[int, int, int] | None = None,
+             visible: bool = True) -> None:
+        """Clear the bar, then (if `visible`) draw `lines` down the columns, with a round `dot`
+        before the first line."""
+        surface.fill((16, 16, 16), pygame.Rect(0, self.top, self.width, self.height))
+        if not visible:
+            return
+        height = self.overlay.line_height
+        for i, (text, colour) in enumerate(lines[:self.rows * self.columns]):
+            column, row = divmod(i, self.rows)
+            x, y = 8 + column * self.column_width, self.top + 4 + row * height
+            if i == 0 and dot:
+                radius = height // 3
+                pygame.draw.circle(surface, dot, (x + radius, y + height // 2 - 1), radius)
+                x += height
+            surface.blit(self.overlay.text(text, colour), (x, y))
+
+
 def title_lines(overlay: Overlay, width: int, controls: list[str],
                 agent: bool = False) -> list[tuple[str, tuple]]:
     head = "Press SPACE to start" if not agent else "Agent playing"
     return [(head, WHITE), ("", WHITE),
             *overlay.wrap(controls, width, GREY), ("", WHITE),
-            *overlay.wrap(["P pause", "H HUD", "Backspace discard episode", "Esc save + quit"],
-                          width, GREY)]
+            *overlay.wrap(["P pause", "+/- speed", "H HUD", "Backspace discard episode",
+                           "Esc save + quit"], width, GREY)]
+
+
+def break_lines(episode: int, seconds_left: float | None) -> list[tuple[str, tuple]]:
+    """The box shown between episodes: what comes next, and when (None: when Space is
+    pressed)."""
+    when = ("Press SPACE to start" if seconds_left is None
+            else f"starts in {math.ceil(seconds_left)} s  (SPACE: now)")
+    return [(f"Next: episode {episode}", YELLOW), (when, WHITE),
+            ("nothing is recorded meanwhile", GREY)]

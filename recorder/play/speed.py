@@ -49,8 +49,9 @@ class Speed:
 
 @dataclass
 class SpeedLog:
-    """The rate changes of a session, [episode, step, fps] each: from that step of that
-    episode on, frames were paced at fps (SessionStart.fps holds the rate before the first)."""
+    """The rate changes of a session, [episode, step, fps] each: made while the frame of
+    `step` was on screen, the frames after it were paced at fps (SessionStart.fps holds the
+    rate before the first)."""
 
     changes: list[list] = field(default_factory=list)
 

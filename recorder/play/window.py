@@ -6,10 +6,16 @@ One tick of the loop, paced by FramePacer:
     wait for the deadline → read the events of the time the frame was on screen → (recording)
     step the env with the keys held meanwhile and queue the step → draw the next frame → flip.
 So the action of a frame comes from the keys held while that very frame was shown.
+
+The speed keys change the pacer's rate from the next frame on; each change is logged and sent
+with the SessionEnd (`fps_changes`), and every frame keeps its own timestamp. With
+`between_episodes` a break (seconds, or until Space) comes before each new episode: the env is
+reset, its first frame is shown with what comes next, and nothing is played or recorded.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -19,31 +25,45 @@ from typing import Any
 import numpy as np
 import pygame
 
-from recorder.agents import AGENTS
+from recorder.agents import AgentSource, make_agent
 from recorder.delivery.link import LinkStats, WriterLink
-from recorder.envs import EnvChoice, action_labels, frame_of, make_env
+from recorder.envs import EnvChoice, action_labels, frame_of, make_env, native_fps
 from recorder.episode import Episode
 from recorder.headless.loop import WorkerProgress, ring_slots
 from recorder.pacing import FramePacer
 from recorder.play.actions import describe_action, resolver_for
 from recorder.play.hud import (
+    BREAK,
     PAUSED,
     READY,
     REC,
     RED,
     SAVING,
+    HudBar,
     HudInfo,
     Overlay,
+    break_lines,
     hud_lines,
     title_lines,
 )
-from recorder.play.input import DISCARD, HUD, PAUSE, QUIT, START, InputState
+from recorder.play.input import (
+    DISCARD,
+    FASTER,
+    HUD,
+    PAUSE,
+    QUIT,
+    SLOWER,
+    START,
+    InputState,
+)
 from recorder.play.keymaps import CONTROLS, Keymap
+from recorder.play.speed import Speed, SpeedLog
 from recorder.seeds import episode_seed
 from recorder.session_start import new_session_id, session_start
 from shared.errors import UsageError
 from shared.schema import EpisodeEndData, StepData
 from shared.security import ClientKeys
+from shared.settings_file import SPACE
 
 CONNECTED_WITHIN = 3.0  # seconds since the writer's last ack for the HUD to say "connected"
 NOTICE_SECONDS = 2.0
@@ -54,7 +74,7 @@ class PlaySettings:
     choice: EnvChoice
     endpoint: str
     data_dir: Path
-    fps: float
+    fps: float | None  # None: the env's own rate (native_fps)
     keymap: Keymap
     base_seed: int
     codec: str
@@ -65,13 +85,15 @@ class PlaySettings:
     scale: int = 2
     max_steps: int | None = None
     episodes: int | None = None  # None: new episodes until the player quits
-    agent: str | None = None  # an agent plays in the window instead of the keyboard
+    agent: AgentSource | None = None  # an agent plays in the window instead of the keyboard
     curve: ClientKeys | None = None  # CURVE keys when the writer requires them
     keepalive: float = 1.0  # seconds of writer silence before the link re-announces the session
     shared_memory: bool = True  # pixels through a shared-memory ring to a writer on this machine
     # Frames per message: 4 halves the loop's cost of recording (docs/BENCHMARKS.md, game loop);
     # a frame then reaches the writer up to 3 frames (or 0.1 s) later.
     batch_steps: int = 4
+    # A break before each new episode: seconds, or "space" (until Space); None or 0: none.
+    between_episodes: float | str | None = None
 
 
 @dataclass(frozen=True)
@@ -100,6 +122,7 @@ class PlayResult:
     frame_ms: dict[str, float] = field(default_factory=dict)  # p50, p99 of the frame interval
     intervals_s: list[float] = field(default_factory=list)  # seconds between frames
     work_s: list[float] = field(default_factory=list)  # seconds of work per frame, waits excluded
+    fps_changes: list[list] = field(default_factory=list)  # [episode, step, fps] (speed keys)
 
 
 @dataclass(frozen=True)
@@ -125,7 +148,7 @@ class OfflineLink:
     def send_episode_end(self, end: EpisodeEndData) -> None:
         pass
 
-    def send_session_end(self, reason: str) -> None:
+    def send_session_end(self, reason: str, fps_changes: list | None = None) -> None:
         pass
 
     def pump(self) -> None:
@@ -148,6 +171,8 @@ def play(settings: PlaySettings, events: EventSource = window_events,
         raise UsageError(f"cannot open a window ({exc}); without a display record with "
                          "--agent random --headless") from exc
     env = make_env(settings.choice)
+    if settings.fps is None:
+        settings = dataclasses.replace(settings, fps=native_fps(env))
     try:
         game = _Game(settings, env, events, link)
         try:
@@ -173,7 +198,8 @@ class _Game:
                               fps=settings.fps, codec=settings.codec, quality=settings.quality,
                               base_seed=settings.base_seed, collector=settings.collector,
                               max_steps=settings.max_steps,
-                              player=f"agent:{settings.agent}" if settings.agent else "human",
+                              player=settings.agent.player if settings.agent else "human",
+                              agent_sha256=settings.agent.sha256 if settings.agent else "",
                               key_bindings={} if settings.agent else settings.keymap.by_name(),
                               shm_slots=ring_slots(settings.endpoint, settings.buffer_bytes,
                                                    frame.nbytes, settings.shared_memory))
@@ -183,12 +209,15 @@ class _Game:
                        batch_steps=settings.batch_steps)
         self.link.keepalive = settings.keepalive
         self.ep = self._episode(0, seed, observation)
-        self.agent = AGENTS[settings.agent](env.action_space) if settings.agent else None
+        self.agent = make_agent(settings.agent, env.action_space,
+                                env_id=settings.choice.env_id) if settings.agent else None
         if self.agent:
             self.agent.reset(seed)
         self.resolve = resolver_for(env, settings.choice.platform)
         self.input = InputState()
         self.pacer = FramePacer(settings.fps)
+        self.speed, self.speed_log = Speed(settings.fps), SpeedLog()
+        self.break_until: float | None = None  # monotonic end of a break (None: until Space)
         self.phase = REC if self.agent else READY
         self.hud_visible = True
         self.discarded = 0
@@ -196,10 +225,13 @@ class _Game:
         self.interrupted = self.completed = False
         self.fresh = False
         height, width = frame.shape[:2]
-        self.window = pygame.display.set_mode((width * settings.scale, height * settings.scale))
+        self.overlay = Overlay()
+        self.bar = HudBar(self.overlay, (width * settings.scale, height * settings.scale))
+        self.window = pygame.display.set_mode(self.bar.window_size)
+        self.picture = self.window.subsurface(pygame.Rect(
+            self.bar.picture_left, 0, width * settings.scale, height * settings.scale))
         pygame.display.set_caption(f"gymrec \u2014 {settings.choice.env_id}")
         self.canvas = pygame.Surface((width, height))
-        self.overlay = Overlay()
         self.controls_help = _control_help(settings.keymap, self.resolve,
                                            action_labels(env, settings.choice.platform))
         self.ep.shown_at = self._show()
@@ -225,6 +257,9 @@ class _Game:
         for command in self.input.take_commands():
             if not self._command(command):
                 return False
+        if self.phase == BREAK and self.break_until is not None and \
+                time.monotonic() >= self.break_until:
+            self.phase, self.fresh = REC, True
         keys = self.input.frame_keys()
         # A frame the player has not seen yet as it is (just started, resumed, or the first of
         # a new episode after a discard) is shown for a whole frame before it is played.
@@ -239,8 +274,10 @@ class _Game:
             return False
         if command == HUD:
             self.hud_visible = not self.hud_visible
-        elif command == START and self.phase == READY:
+        elif command == START and self.phase in (READY, BREAK):
             self.phase, self.fresh = REC, True
+        elif command in (FASTER, SLOWER):
+            self._change_speed(1 if command == FASTER else -1)
         elif command == PAUSE and self.phase in (REC, PAUSED):
             self.phase, self.fresh = (PAUSED if self.phase == REC else REC), True
         elif command == DISCARD and self.phase in (REC, PAUSED):
@@ -264,7 +301,30 @@ class _Game:
                     self.settings.episodes:
                 return False
             self._next_episode()
+            self._start_break()
         return True
+
+    def _start_break(self) -> None:
+        """Before a new episode: a break of `between_episodes` seconds, or until Space."""
+        wait = self.settings.between_episodes
+        if not wait:
+            return
+        self.phase = BREAK
+        self.break_until = None if wait == SPACE else time.monotonic() + float(wait)
+
+    def _change_speed(self, direction: int) -> None:
+        """A speed key: the frames after the one on screen are paced at the new rate, and the
+        change is logged with the step of the frame on screen."""
+        if not self.speed.step(direction):
+            end = "fastest" if direction > 0 else "slowest"
+            self._notify(f"speed {self.speed.label()} is the {end}")
+            return
+        if not self.speed_log.add(self.ep.index, self.ep.steps, self.speed.fps):
+            self.speed.step(-direction)
+            self._notify("too many speed changes in this session")
+            return
+        self.pacer.set_fps(self.speed.fps)
+        self._notify(f"speed {self.speed.label()}: {self.speed.fps:g} fps")
 
     def _end_episode(self, outcome: str | None = None, at: float | None = None) -> None:
         """Send the episode's final observation (by default the frame on screen, and the
@@ -303,7 +363,8 @@ class _Game:
         if not self.ep.ended and self.ep.steps > 0:
             self._end_episode("aborted")
         # Anything but a normal end (Ctrl-C, an error in the env) is an interrupted session.
-        self.link.send_session_end("completed" if self.completed else "interrupted")
+        self.link.send_session_end("completed" if self.completed else "interrupted",
+                                   fps_changes=self.speed_log.changes)
         self.phase = SAVING
         shown = 0.0
 
@@ -329,7 +390,7 @@ class _Game:
         p50, p99 = self.pacer.interval_percentiles(50, 99)
         return PlayResult(self.progress, self.discarded, self.pacer.frames, self.pacer.late,
                           {"p50": p50 * 1000, "p99": p99 * 1000}, list(self.pacer.intervals),
-                          list(self.pacer.work))
+                          list(self.pacer.work), [list(c) for c in self.speed_log.changes])
 
     # -- drawing ----------------------------------------------------------------------------
 
@@ -342,14 +403,18 @@ class _Game:
         if frame.shape[2] != 3:
             frame = np.repeat(frame[:, :, :1], 3, 2)
         pygame.surfarray.blit_array(self.canvas, frame.swapaxes(0, 1))
-        pygame.transform.scale(self.canvas, self.window.get_size(), self.window)
-        if self.hud_visible:
-            self.overlay.box(self.window, hud_lines(self._hud_info()),
-                             dot=RED if self.phase == REC else None)
+        if self.bar.picture_left:  # a window wider than the picture: clear its sides too
+            self.window.fill((0, 0, 0))
+        pygame.transform.scale(self.canvas, self.picture.get_size(), self.picture)
+        self.bar.draw(self.window, hud_lines(self._hud_info()),
+                      dot=RED if self.phase == REC else None, visible=self.hud_visible)
         width = self.window.get_width() - 40
         if self.phase == READY:
             lines = title_lines(self.overlay, width, self.controls_help, bool(self.agent))
             self.overlay.box(self.window, lines, centre=True)
+        elif self.phase == BREAK:
+            left = None if self.break_until is None else self.break_until - time.monotonic()
+            self.overlay.box(self.window, break_lines(self.ep.index, left), centre=True)
         elif self.phase == PAUSED:
             self.overlay.box(self.window, [("PAUSED", (255, 210, 60)),
                                            ("P to resume", (170, 170, 170))], centre=True)
@@ -367,7 +432,8 @@ class _Game:
             self.notice = ""
         return HudInfo(
             phase=self.phase, episode=self.ep.index, step=self.ep.steps,
-            fps=self.pacer.achieved_fps, target_fps=self.settings.fps, late=self.pacer.late,
+            fps=self.pacer.achieved_fps, target_fps=self.speed.fps, speed=self.speed.label(),
+            late=self.pacer.late,
             connected=now - self.link.stats.last_ack_at < CONNECTED_WITHIN,
             backlog=outbox.unacked, durable=outbox.steps_durable, gaps=outbox.steps_dropped,
             discarded=self.discarded, notice=self.notice,

@@ -188,7 +188,7 @@ WIRE_KEYS = {
     "episode_end": ["session", "seq", "episode", "step", "seed", "timestamp", "outcome",
                     "terminated", "truncated", "shape"],
     "gap": ["session", "seq", "episode", "first_step", "last_step", "count"],
-    "session_end": ["session", "seq", "reason", "steps_sent", "steps_dropped"],
+    "session_end": ["session", "seq", "reason", "steps_sent", "steps_dropped", "fps_changes"],
     "ack": ["session", "seq"], "resend": ["session", "seq"], "refused": ["session", "reason"],
 }
 
