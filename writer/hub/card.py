@@ -112,6 +112,8 @@ def _player_lines(sessions: list[dict]) -> list[str]:
     for s in sessions:
         start = s["start"]
         player = start.get("player") or "not recorded (recorded before gymrec sent it)"
+        if start.get("agent_sha256"):
+            player += f" (file sha256 {start['agent_sha256'][:16]}…)"
         players[player] = players.get(player, 0) + 1
         keys = start.get("key_bindings") or {}
         if keys and keys not in keymaps:
@@ -142,7 +144,8 @@ def _versions(sessions: list[dict]) -> dict[str, list[str]]:
 
 def _differences(sessions: list[dict]) -> list[str]:
     """Settings in which sessions differ from the first (then the card's are not everyone's)."""
-    keys = ("env_kwargs", "fps", "codec", "quality", "frame_shape", "action_space", "max_steps")
+    keys = ("env_kwargs", "env_settings", "fps", "codec", "quality", "frame_shape",
+            "action_space", "max_steps")
     first = sessions[0]["start"]
     return [k for k in keys if any(s["start"].get(k) != first.get(k) for s in sessions[1:])]
 
@@ -176,7 +179,9 @@ def card_text(repo_id: str, sessions: list[dict], published: Published,
         "|---|---|",
         f"| platform | {start['platform']} ({platform_package(start['platform']) or '?'}) |",
         f"| env id | `{env_id}` |",
-        f"| env kwargs | `{json.dumps(start['env_kwargs'], sort_keys=True)}` |",
+        f"| env kwargs | `{_cell(json.dumps(start['env_kwargs'], sort_keys=True))}` |",
+        f"| env settings (as made) | "
+        f"`{_cell(json.dumps(start.get('env_settings') or 'not recorded', sort_keys=True))}` |",
         f"| FPS | {fps:g} |",
         f"| frames | {'×'.join(str(n) for n in start['frame_shape'])}, stored as {codec} |",
         f"| observation space | `{start['observation_space']}` |",
