@@ -32,11 +32,14 @@ import msgpack
 
 from shared.codec import CODEC_NAMES
 from shared.errors import ProtocolError
+from shared.schema import check_space_fits
 from shared.spaces import validate_space_description
 
 # v2: SessionStart names who played (`player`) and the keys they played with.
 # v3: fields added in the round of issues 12-18 (each one's comment says what it is).
 #     Issue 18: SessionEnd.fps_changes (the speed keys of human play).
+#     Issue 12: SessionStart.owner_token, HelloReply.proof, Ack.proof; a StepBatch's steps and
+#     seqs must fit their columns, an action space's actions the action column.
 MAGIC = b"GYMREC\x03"
 PROTOCOL_VERSION = 3
 MAX_HEADER_BYTES = 256 * 1024
@@ -97,7 +100,14 @@ def _str_map(v: Any) -> bool:
 
 def _space(v: Any) -> bool:
     validate_space_description(v)  # raises ProtocolError naming what is malformed
+    check_space_fits(v)  # every action it allows fits the action column
     return True
+
+
+def _hex(length: int) -> Check:
+    """Lowercase hex of exactly `length` characters, or "" (not given)."""
+    pattern = re.compile(f"(?:[0-9a-f]{{{length}}})?")
+    return lambda v: type(v) is str and pattern.fullmatch(v) is not None
 
 
 _int32 = _int(0, _I32 - 1)
@@ -146,6 +156,9 @@ class HelloReply:
     nonce: int = _field(_int64)
     version: str = _field(_str(64))
     data_dir: str = _field(_str(4096))
+    # HMAC of `nonce` with the secret in data_dir/.writer.secret (shared/security.py): the
+    # writer proves it is the one writing there ("" from a CURVE writer: its key proves it).
+    proof: str = _field(_hex(32), default="")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -187,6 +200,9 @@ class SessionStart(_AboutSession):
     player: str = _field(_str(4096), default="human")
     # The key map of human play, key name → control ("left ctrl" → "FIRE"); {} for agents.
     key_bindings: dict = _field(_str_map, default_factory=dict)
+    # A secret of the recorder (32 hex): only a connection that shows it may continue this
+    # session (after a reconnect or a writer restart). The writer keeps its hash only.
+    owner_token: str = _field(_hex(32), default="")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -224,6 +240,8 @@ class StepBatch(_AboutSession):
         (lambda h: all(len(h[k]) == len(h["timestamps"]) for k in _per_step_fields()),
          "not one value per step in every list"),
         (lambda h: len(h["slots"]) in (0, len(h["timestamps"])), "bad slots"),
+        (lambda h: h["first_step"] + len(h["timestamps"]) <= _I32, "steps beyond int32"),
+        (lambda h: h["seq"] + len(h["timestamps"]) <= _I64, "seqs beyond int64"),
     )
     seq: int = _field(_later_seq)
     episode: int = _field(_int32)
@@ -287,6 +305,8 @@ class Ack(_AboutSession):
     """Writer → recorder: every message of `session` up to `seq` is durable."""
 
     TYPE: ClassVar[str] = "ack"
+    # HMAC of (session, seq) with the writer's secret, as in HelloReply ("" under CURVE).
+    proof: str = _field(_hex(32), default="")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -368,6 +388,18 @@ def from_frames(frames: list) -> Message:
     if len(frames) != 2:
         raise ProtocolError(f"{cls.TYPE} carries an unexpected frame")
     return cls(**header)
+
+
+def refused_start_session(frames: list) -> str | None:
+    """The session id of a SessionStart that `from_frames` refused, when it names one that is
+    well formed: the writer answers it with Refused (silence would leave a recorder waiting)."""
+    try:
+        header = _unpack_header(_buf(frames[1]))
+    except (ProtocolError, IndexError):
+        return None
+    if header.get("type") != SessionStart.TYPE or not _session_id(header.get("session")):
+        return None
+    return header["session"]
 
 
 def _validate(cls: type, header: dict) -> None:

@@ -18,6 +18,7 @@ protocol.Step and a list in protocol.StepBatch, and the code that produces it
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -143,6 +144,34 @@ def action_fill(desc: dict) -> Any:
     if kind == "Dict":
         return {k: action_fill(sub) for k, sub in desc["spaces"].items()}
     raise ProtocolError(f"unsupported action space {kind!r}")
+
+
+_I64_MAX = 2**63 - 1
+_F32_MAX = float(np.finfo(np.float32).max)
+
+
+def check_space_fits(desc: dict) -> None:
+    """Raise ProtocolError unless every action of the (well-formed) space `desc` fits its column:
+    Discrete and MultiDiscrete values int64, MultiBinary int8, Box float32."""
+    kind = desc["type"]
+    if kind == "Discrete" and not -_I64_MAX - 1 <= desc["start"] <= _I64_MAX - desc["n"] + 1:
+        raise ProtocolError("Discrete space: its actions do not fit int64")
+    if kind == "MultiDiscrete" and any(n > _I64_MAX + 1 for n in desc["nvec"]):
+        raise ProtocolError("MultiDiscrete space: its actions do not fit int64")
+    if kind == "Dict":
+        for sub in desc["spaces"].values():
+            check_space_fits(sub)
+
+
+def check_action_fits(value: Any, desc: dict) -> None:
+    """Raise ProtocolError unless a valid action of `desc` also fits its column (a Box action:
+    finite float32 values; the integer spaces' ranges are checked by check_space_fits)."""
+    kind = desc["type"]
+    if kind == "Box" and not all(math.isfinite(v) and abs(v) <= _F32_MAX for v in value):
+        raise ProtocolError("Box action holds NaN, infinity or a value beyond float32")
+    if kind == "Dict":
+        for key, sub in desc["spaces"].items():
+            check_action_fits(value[key], sub)
 
 
 def feature_dict(action_space: dict) -> dict:

@@ -7,7 +7,12 @@ allow-list folder; CURVE without such an authenticator would admit any key.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import ipaddress
+import os
+import secrets
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,3 +78,70 @@ def is_loopback(endpoint: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False  # an interface name, `*` or a host name: not loopback
+
+
+# -- proving who is who on one machine (no CURVE) ---------------------------------------------
+#
+# A writer keeps a random secret in DATA_DIR/.writer.secret (mode 0600, its user's). It answers
+# a probe with HMAC(secret, nonce) and signs every Ack, so a recorder of the same user, which
+# can read the file, tells its writer from a program that took the port first (a squatter
+# cannot read the file, so cannot sign). A session's owner token lets only the recorder that
+# started a session continue it; the writer keeps its hash only.
+
+WRITER_SECRET = ".writer.secret"
+_SECRET_BYTES = 32
+TOKEN_HEX = 32  # a session owner token: 16 random bytes as hex
+PROOF_HEX = 32  # a proof: the first 16 bytes of an HMAC-SHA256, as hex
+
+
+def new_token() -> str:
+    return secrets.token_hex(TOKEN_HEX // 2)
+
+
+def token_digest(token: str) -> str:
+    """What a writer keeps of an owner token (on disk, in a world-readable file)."""
+    return hashlib.sha256(b"gymrec-owner\0" + token.encode()).hexdigest()
+
+
+def prove(secret: bytes, *parts: object) -> str:
+    message = "\0".join(str(part) for part in parts).encode()
+    return hmac.new(secret, message, hashlib.sha256).hexdigest()[:PROOF_HEX]
+
+
+def proof_holds(secret: bytes, proof: str, *parts: object) -> bool:
+    return hmac.compare_digest(prove(secret, *parts), proof)
+
+
+def writer_secret(data_dir: Path) -> bytes:
+    """The writer's secret for `data_dir`, made on first use. Raises OSError."""
+    path = data_dir / WRITER_SECRET
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        with os.fdopen(fd, "wb") as f:
+            f.write(secrets.token_bytes(_SECRET_BYTES))
+            f.flush()
+            os.fsync(f.fileno())
+    secret = read_writer_secret(data_dir)
+    if secret is None:
+        raise OSError(f"{path} is not a private file of this user with {_SECRET_BYTES} bytes")
+    return secret
+
+
+def read_writer_secret(data_dir: Path) -> bytes | None:
+    """The secret in `data_dir`, only if it is a regular file of this user that nobody else can
+    read (else anyone could have made it); None otherwise."""
+    try:
+        fd = os.open(Path(data_dir) / WRITER_SECRET, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        info = os.fstat(fd)
+        if (not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid()
+                or info.st_mode & 0o077 or info.st_size != _SECRET_BYTES):
+            return None
+        return os.pread(fd, _SECRET_BYTES, 0)
+    finally:
+        os.close(fd)

@@ -1,18 +1,30 @@
 """Frame pixels in shared memory, for a recorder and a writer on the same machine.
 
-The recorder owns a file `/dev/shm/gymrec-<session>` of `slots` × H*W*C bytes; a StepBatch names
-the slot of each step instead of carrying its pixels. The recorder reuses a slot only after the
-writer has acknowledged the step in it (the ring doubles as the resend buffer), so the writer
-can encode straight from the mapping: no copy through sockets and kernel buffers.
+The recorder owns a file `/dev/shm/gymrec-<session>`: a header page, then `slots` slots of H*W*C
+bytes; a StepBatch names the slot of each step instead of carrying its pixels. The recorder
+reuses a slot only after the writer has acknowledged the step in it (the ring doubles as the
+resend buffer); the writer reads the frames from the file (one `pread` each), not the socket.
+
+The file is anyone's to make, so the writer trusts nothing about it: it opens it without
+following a symlink and without blocking (a FIFO), takes only a regular file with one link and
+exactly the declared size, and reads with `pread` (a file truncated later gives a short read,
+never a SIGBUS, and nothing stays mapped). The first page holds a digest of the session's owner
+token (`ring_mark`): only the recorder that started the session can have written it, so a ring
+someone else made (or hard-linked) for another's session id is refused.
 """
 
 from __future__ import annotations
 
+import hashlib
 import mmap
 import os
+import stat
 from pathlib import Path
 
+from shared.errors import ProtocolError
+
 SHM_DIR = Path("/dev/shm")
+HEADER_BYTES = 4096  # the first page: the owner mark; slot k starts at HEADER_BYTES + k * size
 # Map every page up front: faulting them in one by one cost ~30 us per 100 KB frame in the loop.
 _SHARED_POPULATED = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
 
@@ -22,6 +34,17 @@ def shm_path(session: str) -> Path:
     return SHM_DIR / f"gymrec-{session}"
 
 
+def ring_bytes(slots: int, slot_bytes: int) -> int:
+    """The exact size of a ring file."""
+    return HEADER_BYTES + slots * slot_bytes
+
+
+def ring_mark(owner_token: str) -> bytes:
+    """What a ring's first bytes hold: a digest of its session's owner token (never the token,
+    which the writer keeps as a hash of its own)."""
+    return hashlib.sha256(b"gymrec-ring\0" + owner_token.encode()).digest()
+
+
 def shm_available() -> bool:
     return SHM_DIR.is_dir() and os.access(SHM_DIR, os.W_OK)
 
@@ -29,15 +52,17 @@ def shm_available() -> bool:
 class PixelRing:
     """The recorder's side: create the ring, put frames in free slots, free them on ack."""
 
-    def __init__(self, session: str, slots: int, slot_bytes: int):
+    def __init__(self, session: str, slots: int, slot_bytes: int, owner_token: str):
         self.path = shm_path(session)
         self.slot_bytes = slot_bytes
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         try:
             # Reserve the memory now: a sparse file on a full /dev/shm would kill the game
             # with SIGBUS at the first write instead of failing here, cleanly.
-            os.posix_fallocate(fd, 0, slots * slot_bytes)
-            self._map = mmap.mmap(fd, slots * slot_bytes, flags=_SHARED_POPULATED)
+            os.posix_fallocate(fd, 0, ring_bytes(slots, slot_bytes))
+            self._map = mmap.mmap(fd, ring_bytes(slots, slot_bytes), flags=_SHARED_POPULATED)
+            mark = ring_mark(owner_token)
+            self._map[:len(mark)] = mark
         except OSError:
             os.close(fd)
             self.path.unlink(missing_ok=True)
@@ -53,7 +78,7 @@ class PixelRing:
     def put(self, frame_bytes: memoryview) -> int:
         """Copy one frame into a free slot (the caller checked `free`) and return the slot."""
         slot = self._free.pop()
-        start = slot * self.slot_bytes
+        start = HEADER_BYTES + slot * self.slot_bytes
         self._view[start:start + self.slot_bytes] = frame_bytes
         return slot
 
@@ -66,7 +91,7 @@ class PixelRing:
         if self.path.exists():
             return False
         size = len(self._map)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         try:
             os.posix_fallocate(fd, 0, size)
             fresh = mmap.mmap(fd, size, flags=_SHARED_POPULATED)
@@ -89,32 +114,49 @@ class PixelRing:
 
 
 class RingReader:
-    """The writer's side: a read-only mapping of a recorder's ring."""
+    """The writer's side: an open file descriptor on a recorder's ring, checked, read by pread.
 
-    def __init__(self, session: str, slots: int, slot_bytes: int):
+    Raises ProtocolError (naming what is wrong) for a ring that is not what its session says."""
+
+    def __init__(self, session: str, slots: int, slot_bytes: int, owner_token: str):
         path = shm_path(session)
-        fd = os.open(path, os.O_RDONLY)
         try:
-            size = os.fstat(fd).st_size
-            if size != slots * slot_bytes:
-                raise OSError(f"{path} holds {size} bytes, expected {slots * slot_bytes}")
-            self._map = mmap.mmap(fd, size, flags=_SHARED_POPULATED, prot=mmap.PROT_READ)
-        finally:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError as exc:
+            raise ProtocolError(f"shared-memory ring {path}: {exc.strerror}") from exc
+        try:
+            _check_ring(fd, path, ring_bytes(slots, slot_bytes), ring_mark(owner_token))
+        except BaseException:
             os.close(fd)
+            raise
+        self._fd = fd
         self.path = path
         self.slots = slots
         self.slot_bytes = slot_bytes
-        self._view = memoryview(self._map)
 
-    def pixels(self, slot: int) -> memoryview:
-        start = slot * self.slot_bytes
-        return self._view[start:start + self.slot_bytes]
+    def pixels(self, slot: int) -> bytes:
+        """A copy of one slot's frame. ProtocolError if the file was cut short since."""
+        data = os.pread(self._fd, self.slot_bytes, HEADER_BYTES + slot * self.slot_bytes)
+        if len(data) != self.slot_bytes:
+            raise ProtocolError(f"shared-memory ring {self.path} was truncated")
+        return data
 
     def close(self, unlink: bool = False) -> None:
-        try:
-            self._view.release()
-            self._map.close()
-        except BufferError:
-            pass  # an encoder still holds a view; the mapping goes with the process
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
         if unlink:
             self.path.unlink(missing_ok=True)
+
+
+def _check_ring(fd: int, path: Path, size: int, mark: bytes) -> None:
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        raise ProtocolError(f"shared-memory ring {path} is not a regular file")
+    if info.st_nlink != 1:
+        raise ProtocolError(f"shared-memory ring {path} has {info.st_nlink} links")
+    if info.st_size != size:
+        raise ProtocolError(f"shared-memory ring {path} holds {info.st_size} bytes, "
+                            f"expected {size}")
+    if os.pread(fd, len(mark), 0) != mark:
+        raise ProtocolError(f"shared-memory ring {path} is not this session's owner's")

@@ -3,12 +3,20 @@
 Life cycle: `Writer.create(settings)` takes the data-folder lock, recovers what a crash left and
 binds the socket; `run()` serves until `stop()` (SIGTERM/SIGINT) or, for a writer that a recorder
 started, until no session has been open for `exit_when_idle` seconds.
+
+Every peer may be hostile (README, Security). No message stops the writer: a bad message is
+refused and counted; a fault while handling one session fails that session only (one log line,
+a Refused to its recorder). A session belongs to the connection that showed its owner token;
+messages about it from any other connection are counted as foreign and answered only with "send
+your SessionStart" (Resend 0). Each turn of the loop reads at most `turn_bytes` of frames, and a
+session holding more than `session_pending_bytes` waits for its earlier frames to be written.
 """
 
 from __future__ import annotations
 
 import fcntl
 import logging
+import math
 import os
 import threading
 import time
@@ -21,14 +29,21 @@ import zmq
 
 from shared import protocol as p
 from shared.config import dataset_dir
-from shared.errors import EndpointBusy, GymrecError, ProtocolError, StorageError, UsageError
+from shared.errors import EndpointBusy, ProtocolError, StorageError, UsageError
 from shared.layout import DatasetLayout
-from shared.security import ServerKeys, is_loopback
+from shared.schema import check_action_fits
+from shared.security import ServerKeys, is_loopback, prove, writer_secret
 from shared.spaces import validate_action
 from shared.version import VERSION
 from writer.encode import encode_frame, encode_frames
 from writer.store.repair import repair_dataset
-from writer.store.session import WriterSession
+from writer.store.session import (
+    WriterSession,
+    dataset_mismatch,
+    owner_digest,
+    resume_refusal,
+    stored_session,
+)
 from writer.store.shards import ShardInfo
 
 log = logging.getLogger("gymrec.writer")
@@ -46,7 +61,12 @@ class WriterSettings:
     max_pending_frames: int = 512
     max_pending_bytes: int = 256 * 1024 * 1024
     max_sessions: int = 64
+    max_sessions_per_peer: int = 8  # open sessions one connection may hold
     max_message_bytes: int = 64 * 1024 * 1024
+    max_frame_bytes: int = 16 * 1024 * 1024  # H*W*C of a session's frames
+    # Fairness: frames read per turn of the loop, and a session's share of pending frames.
+    turn_bytes: int = 64 * 1024 * 1024
+    session_pending_bytes: int = 32 * 1024 * 1024
     session_timeout: float = 60.0
     exit_when_idle: float | None = None
     # Called in the writer's thread after each shard is sealed (e.g. to queue an upload).
@@ -61,14 +81,20 @@ class WriterStats:
     rejected: int = 0
     duplicates: int = 0
     rows: int = 0
+    foreign: int = 0  # messages about a session from a connection that does not own it
+    refused_sessions: int = 0
+    failed_sessions: int = 0
+    deferred: int = 0  # messages left unread for a session over its share (resent later)
 
 
 class Writer:
     def __init__(self, settings: WriterSettings, socket: zmq.Socket, lock_fd: int,
-                 authenticator=None, stop: threading.Event | None = None):
+                 secret: bytes, authenticator=None, stop: threading.Event | None = None):
         self.settings = settings
         self.socket = socket
         self._lock_fd = lock_fd
+        self._secret = secret  # proves to local recorders that we write DATA_DIR (security.py)
+        self._data_dir = os.path.abspath(settings.data_dir)  # where recorders find the secret
         self._authenticator = authenticator
         self.sessions: dict[str, WriterSession] = {}
         self.stats = WriterStats()
@@ -77,7 +103,8 @@ class Writer:
         self._last_activity = time.monotonic()
         self._last_reject_log = 0.0
         self._served = False
-        self._asked_to_start: dict[str, float] = {}  # session → when we last asked
+        self._asked_to_start: dict[tuple, float] = {}  # (peer, session) → when we last asked
+        self._turn_bytes = 0  # frame bytes read in this turn of the loop
 
     @classmethod
     def create(cls, settings: WriterSettings, stop: threading.Event | None = None) -> Writer:
@@ -96,8 +123,13 @@ class Writer:
         except OSError as exc:
             os.close(lock_fd)
             raise StorageError(f"another gymrec-writer is using {data_dir}") from exc
+        try:
+            secret = writer_secret(data_dir)
+        except OSError as exc:
+            os.close(lock_fd)
+            raise StorageError(f"cannot use data folder {data_dir}: {exc}") from exc
         for root in sorted(data_dir.iterdir()):
-            if (root / ".incoming").is_dir():
+            if not root.is_symlink() and (root / ".incoming").is_dir():
                 layout = DatasetLayout(root)
                 repair_dataset(layout)
         context = zmq.Context.instance()
@@ -125,7 +157,7 @@ class Writer:
             if exc.errno == zmq.EADDRINUSE:
                 raise EndpointBusy(f"endpoint {settings.endpoint} is already in use") from exc
             raise UsageError(f"cannot listen on {settings.endpoint}: {exc}") from exc
-        return cls(settings, socket, lock_fd, authenticator, stop)
+        return cls(settings, socket, lock_fd, secret, authenticator, stop)
 
     def stop(self) -> None:
         self._stop.set()
@@ -151,23 +183,30 @@ class Writer:
 
     # Shutdown order: stop reading; let the encoders finish what they hold; write and fsync
     # every complete row; acknowledge it; seal the shards; only then close the socket and pool.
+    # Nothing here raises: one session that cannot close must not keep the others open.
     def _shutdown(self) -> None:
         for session in list(self.sessions.values()):
             try:
                 session.wait_encoded()
                 self._pump(session, time.monotonic())
-                session.close("interrupted")
-                self._ack(session)
-            except (OSError, GymrecError) as exc:
+                if session.id in self.sessions:
+                    session.close("interrupted")
+                    self._ack(session)
+            except Exception as exc:  # noqa: BLE001 - see above
                 log.error("session %s: could not close cleanly: %s", session.id, exc)
         self.sessions.clear()
-        log.warning("stopped: %d messages, %d rejected, %d duplicates", self.stats.messages,
-                    self.stats.rejected, self.stats.duplicates)
-        self.pool.shutdown(wait=True)
-        self.socket.close(linger=200)
-        if self._authenticator is not None:
-            self._authenticator.stop()
-        os.close(self._lock_fd)
+        s = self.stats
+        log.warning("stopped: %d messages, %d rejected, %d duplicates, %d foreign, "
+                    "%d sessions refused, %d failed", s.messages, s.rejected, s.duplicates,
+                    s.foreign, s.refused_sessions, s.failed_sessions)
+        for close in (lambda: self.pool.shutdown(wait=True),
+                      lambda: self.socket.close(linger=200),
+                      lambda: self._authenticator and self._authenticator.stop(),
+                      lambda: os.close(self._lock_fd)):
+            try:
+                close()
+            except Exception as exc:  # noqa: BLE001 - see above
+                log.error("shutdown: %s", exc)
 
     def _has_room(self) -> bool:
         """Read more only while the frames waiting to be encoded or written fit the limits."""
@@ -183,17 +222,41 @@ class Writer:
         return now - self._last_activity > (limit if self._served else max(limit, 60.0))
 
     def _receive_some(self) -> None:
+        """Read messages until the socket is empty, the writer is full or this turn has read
+        `turn_bytes` of frames (so that one peer's big messages do not hold up the loop)."""
+        self._turn_bytes = 0
         for _ in range(256):
+            if self._turn_bytes >= self.settings.turn_bytes or not self._has_room():
+                return
             try:
                 frames = self.socket.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 return
             self.stats.messages += 1
             routing_id, body = frames[0].bytes, frames[1:]
+            self._turn_bytes += sum(len(f) for f in body)
             try:
-                self._handle(routing_id, p.from_frames(body))
+                msg = p.from_frames(body)
             except ProtocolError as exc:
+                refused = p.refused_start_session(body)
+                if refused is not None:
+                    self._refuse(routing_id, refused, str(exc))
+                else:
+                    self._reject(exc)
+                continue
+            self._handle_safely(routing_id, msg)
+
+    def _handle_safely(self, routing_id: bytes, msg: p.Message) -> None:
+        try:
+            self._handle(routing_id, msg)
+        except ProtocolError as exc:
+            self._reject(exc)
+        except Exception as exc:  # noqa: BLE001 - a bug in one session's handling
+            session = self.sessions.get(getattr(msg, "session", None))
+            if session is None or session.routing_id != routing_id:
                 self._reject(exc)
+            else:
+                self._fail(session, f"{type(exc).__name__}: {exc}")
 
     def _reject(self, exc: Exception) -> None:
         self.stats.rejected += 1
@@ -204,8 +267,9 @@ class Writer:
 
     def _handle(self, routing_id: bytes, msg: p.Message) -> None:
         if isinstance(msg, p.Hello):
-            self._send(routing_id, p.HelloReply(nonce=msg.nonce, version=VERSION,
-                                                data_dir=str(self.settings.data_dir)))
+            self._send(routing_id, p.HelloReply(
+                nonce=msg.nonce, version=VERSION, data_dir=self._data_dir,
+                proof=prove(self._secret, "hello", msg.nonce)))
             return
         if isinstance(msg, p.SessionStart):
             self._start_session(routing_id, msg)
@@ -214,18 +278,13 @@ class Writer:
             raise ProtocolError(f"a recorder may not send {msg.TYPE}")
         self._last_activity = time.monotonic()
         session = self.sessions.get(msg.session)
-        if session is None:
-            now = time.monotonic()
-            if msg.session not in self._asked_to_start:
-                log.info("session %s: unknown here, asking for its start", msg.session)
-            if len(self._asked_to_start) > 10_000:
-                self._asked_to_start.clear()  # bounded: made-up session ids must not pile up
-            if now - self._asked_to_start.get(msg.session, 0.0) > 0.2:
-                self._asked_to_start[msg.session] = now
-                # tell me who you are first
-                self._send(routing_id, p.Resend(session=msg.session, seq=0))
+        if session is None or session.routing_id != routing_id:
+            # Unknown here (we restarted), or this connection has not shown the session's
+            # owner token (the recorder reconnected, or a stranger): ask for the SessionStart.
+            if session is not None:
+                self.stats.foreign += 1
+            self._ask_to_start(routing_id, msg.session)
             return
-        session.routing_id = routing_id
         session.last_seen = time.monotonic()
         last_seq = msg.seq + msg.count - 1 if isinstance(msg, p.StepBatch) else msg.seq
         if last_seq < session.next_seq:
@@ -234,7 +293,12 @@ class Writer:
                 session.last_dup_ack = session.last_seen  # one reminder per burst of resends
                 self._ack(session)
             return
-        if msg.seq > session.next_seq:
+        if msg.seq > session.next_seq or (
+                session.pending and session.pending_bytes > self.settings.session_pending_bytes):
+            # A gap in the sequence, or this session is over its share of the writer: ask for
+            # the rest from next_seq (again once its earlier frames are written).
+            if msg.seq <= session.next_seq:
+                self.stats.deferred += 1
             if session.last_seen - session.last_resend_request > 0.2:
                 session.last_resend_request = session.last_seen
                 self._send(routing_id, p.Resend(session=session.id, seq=session.next_seq))
@@ -247,56 +311,65 @@ class Writer:
             if list(msg.shape) != list(session.start.frame_shape):
                 raise ProtocolError(f"frame shape {msg.shape} differs from the session's")
             if isinstance(msg, p.Step):
-                validate_action(msg.action, session.start.action_space)
+                _check_action(msg.action, session.start.action_space)
             encoded = self.pool.submit(
                 encode_frame, msg.pixels, msg.shape, session.start.codec, session.start.quality
             )
         session.accept(msg.seq, msg, encoded)
 
+    def _ask_to_start(self, routing_id: bytes, session_id: str) -> None:
+        """Resend(0) ("tell me who you are first"), at most every 0.2 s per peer and session."""
+        now = time.monotonic()
+        key = (routing_id, session_id)
+        if key not in self._asked_to_start:
+            log.info("session %s: not this connection's here, asking for its start", session_id)
+        if len(self._asked_to_start) > 10_000:
+            self._asked_to_start.clear()  # bounded: made-up session ids must not pile up
+        if now - self._asked_to_start.get(key, 0.0) > 0.2:
+            self._asked_to_start[key] = now
+            self._send(routing_id, p.Resend(session=session_id, seq=0))
+
     def _accept_batch(self, session: WriterSession, msg: p.StepBatch) -> None:
         if list(msg.shape) != list(session.start.frame_shape):
             raise ProtocolError(f"frame shape {msg.shape} differs from the session's")
         for action in msg.actions:
-            validate_action(action, session.start.action_space)
+            _check_action(action, session.start.action_space)
         skip = session.next_seq - msg.seq  # a resent batch may overlap what is already here
         if msg.slots:
             if session.ring is None or max(msg.slots) >= session.ring.slots:
                 raise ProtocolError("steps name shared-memory slots this session does not have")
-            pixels = [session.ring.pixels(slot) for slot in msg.slots[skip:]]
+            frame_bytes = session.ring.slot_bytes
+            if (msg.count - skip) * frame_bytes > self.settings.max_message_bytes:
+                raise ProtocolError(f"a batch of {msg.count} frames of {frame_bytes} bytes")
+            try:  # read now: the recorder may reuse a slot once it is acknowledged
+                pixels = [session.ring.pixels(slot) for slot in msg.slots[skip:]]
+            except (ProtocolError, OSError) as exc:
+                self._fail(session, str(exc))
+                return
+            self._turn_bytes += sum(len(px) for px in pixels)
         else:
             pixels = msg.pixels[skip:]
         start = session.start
         encoded = self.pool.submit(encode_frames, pixels, start.frame_shape, start.codec,
                                    start.quality)
-        session.accept(msg.seq, msg, encoded, skip)
+        session.accept(msg.seq, msg, encoded, skip, sum(len(px) for px in pixels))
 
     def _start_session(self, routing_id: bytes, msg: p.SessionStart) -> None:
         self._last_activity = time.monotonic()
         session = self.sessions.get(msg.session)
+        if session is not None and session.routing_id != routing_id:
+            # The owner back on a new connection, or someone else: only the token tells.
+            if not session.owner or owner_digest(msg) != session.owner:
+                self.stats.foreign += 1
+                self._refuse(routing_id, msg.session, "this session belongs to another "
+                             "recorder (its owner token differs)")
+                return
         returning = session is not None  # a keepalive, or a recorder back after a silence
         if session is None:
-            if len(self.sessions) >= self.settings.max_sessions:
-                raise ProtocolError(f"over {self.settings.max_sessions} open sessions")
-            try:
-                layout = DatasetLayout(dataset_dir(self.settings.data_dir, msg.env_id))
-            except UsageError as exc:
-                raise ProtocolError(str(exc)) from exc
-            returning = layout.session_file(msg.session).exists()  # resumed after a restart
-            try:
-                layout.create()
-                session = WriterSession(
-                    msg, layout, self.settings.batch_rows, self.settings.batch_seconds,
-                    self.settings.shard_rows, self.settings.shard_bytes, self.settings.on_sealed,
-                )
-            except OSError as exc:
-                log.error("session %s: cannot store it: %s", msg.session, exc)
-                self._send(routing_id, p.Refused(
-                    session=msg.session, reason=f"the writer cannot store this session: {exc}"))
+            opened = self._open_session(routing_id, msg)
+            if opened is None:
                 return
-            self.sessions[msg.session] = session
-            self._served = True
-            log.info("session %s: %s from %s (resuming after seq %d)", msg.session, msg.env_id,
-                     msg.collector, session.durable_seq)
+            session, returning = opened  # returning: resumed after a restart
         session.routing_id = routing_id
         session.last_seen = time.monotonic()
         self._ack(session)
@@ -306,6 +379,65 @@ class Writer:
             # writer). Ask for it, or a recorder whose every message was already sent would
             # wait forever, hearing acks of what is durable and nothing else.
             self._send(routing_id, p.Resend(session=session.id, seq=session.next_seq))
+
+    def _open_session(self, routing_id: bytes,
+                      msg: p.SessionStart) -> tuple[WriterSession, bool] | None:
+        """A session new to this writer: created, or resumed from its file by its owner (then
+        True). None (after a Refused to the peer) when it may not be."""
+        if len(self.sessions) >= self.settings.max_sessions:
+            return self._refuse(routing_id, msg.session,
+                                f"the writer has {self.settings.max_sessions} open sessions")
+        mine = sum(s.routing_id == routing_id for s in self.sessions.values())
+        if mine >= self.settings.max_sessions_per_peer:
+            return self._refuse(routing_id, msg.session, f"this connection has {mine} open "
+                                "sessions already")
+        frame_bytes = math.prod(msg.frame_shape)
+        if frame_bytes > self.settings.max_frame_bytes:
+            return self._refuse(routing_id, msg.session, f"frames of {frame_bytes} bytes "
+                                f"(this writer takes up to {self.settings.max_frame_bytes})")
+        try:
+            layout = DatasetLayout(dataset_dir(self.settings.data_dir, msg.env_id))
+        except UsageError as exc:
+            return self._refuse(routing_id, msg.session, str(exc))
+        stored = stored_session(layout, msg.session)
+        if stored is not None:
+            refusal = resume_refusal(stored, msg)
+            if refusal == "ended":  # its end is durable: say so, never reopen it
+                self._ack_seq(routing_id, msg.session, stored["last_control_seq"])
+                return None
+            if refusal:
+                self.stats.foreign += 1
+                return self._refuse(routing_id, msg.session, refusal)
+        else:
+            open_here = [s.start for s in self.sessions.values() if s.layout == layout]
+            mismatch = dataset_mismatch(layout, msg, open_here)
+            if mismatch:
+                return self._refuse(routing_id, msg.session, mismatch)
+        try:
+            layout.create()
+            session = WriterSession(
+                msg, layout, self.settings.batch_rows, self.settings.batch_seconds,
+                self.settings.shard_rows, self.settings.shard_bytes, self.settings.on_sealed,
+            )
+        except (OSError, ProtocolError) as exc:
+            log.error("session %s: cannot store it: %s", msg.session, exc)
+            return self._refuse(routing_id, msg.session,
+                                f"the writer cannot store this session: {exc}")
+        self.sessions[msg.session] = session
+        self._served = True
+        log.info("session %s: %s from %s (resuming after seq %d)", msg.session, msg.env_id,
+                 msg.collector, session.durable_seq)
+        return session, stored is not None
+
+    def _refuse(self, routing_id: bytes, session_id: str, reason: str) -> None:
+        """Tell a peer its SessionStart is refused (always: silence would leave it waiting)."""
+        self.stats.refused_sessions += 1
+        now = time.monotonic()
+        if now - self._last_reject_log > 1.0:
+            self._last_reject_log = now
+            log.warning("session %s refused (%d so far): %s", session_id,
+                        self.stats.refused_sessions, reason)
+        self._send(routing_id, p.Refused(session=session_id, reason=reason[:1000]))
 
     def _pump(self, session: WriterSession, now: float) -> None:
         if now < session.retry_at:
@@ -318,6 +450,9 @@ class Writer:
             if not session.retry_at:
                 log.error("session %s: write failed, will retry: %s", session.id, exc)
             session.retry_at = now + 0.25
+            return
+        except Exception as exc:  # noqa: BLE001 - a fault in one session fails that one only
+            self._fail(session, f"its rows cannot be stored: {type(exc).__name__}: {exc}")
             return
         if session.retry_at:
             log.warning("session %s: writing again", session.id)
@@ -335,11 +470,27 @@ class Writer:
             if now - session.last_seen > self.settings.session_timeout and not session.pending:
                 log.warning("session %s: no message for %.0f s, sealed as aborted",
                             session.id, self.settings.session_timeout)
-                session.close("aborted")
                 del self.sessions[session.id]
+                try:
+                    session.close("aborted")
+                except Exception as exc:  # noqa: BLE001 - its rows are durable already
+                    log.error("session %s: could not close cleanly: %s", session.id, exc)
+
+    def _fail(self, session: WriterSession, reason: str) -> None:
+        """Give up on one session after a fault in its handling; the writer goes on."""
+        self.stats.failed_sessions += 1
+        log.error("session %s: failed, no longer recorded: %s", session.id, reason)
+        self.sessions.pop(session.id, None)
+        session.fail()
+        self._send(session.routing_id, p.Refused(
+            session=session.id, reason=f"the writer gave up on this session: {reason}"[:1000]))
 
     def _ack(self, session: WriterSession) -> None:
-        self._send(session.routing_id, p.Ack(session=session.id, seq=session.durable_seq))
+        self._ack_seq(session.routing_id, session.id, session.durable_seq)
+
+    def _ack_seq(self, routing_id: bytes, session_id: str, seq: int) -> None:
+        proof = prove(self._secret, "ack", session_id, seq)
+        self._send(routing_id, p.Ack(session=session_id, seq=seq, proof=proof))
 
     def _send(self, routing_id: bytes, msg: p.Message) -> None:
         try:
@@ -358,3 +509,9 @@ def _start_authenticator(context: zmq.Context, keys: ServerKeys):
     authenticator.start()
     authenticator.configure_curve(domain="*", location=str(keys.allowed_dir))
     return authenticator
+
+
+def _check_action(value, action_space: dict) -> None:
+    """A valid action of the session's space whose values fit the action column."""
+    validate_action(value, action_space)
+    check_action_fits(value, action_space)

@@ -2,6 +2,12 @@
 
 Nothing here ever blocks the game: sends are non-blocking and whatever the socket does not take
 now stays in the Outbox and goes out on a later `pump()`.
+
+Who is at the other end is checked, not assumed: without CURVE, a step counts as durable only
+when an Ack carries the proof of the writer's secret (DATA_DIR/.writer.secret, readable by this
+user only; the first HelloReply on the connection says which DATA_DIR), so a program that took the
+writer's port cannot make the recorder report frames durable. The session's owner token (made
+here, sent in the SessionStart) keeps the session ours across reconnects and writer restarts.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import zmq
 
@@ -19,7 +26,7 @@ from recorder.delivery.outbox import Outbox
 from shared import protocol as p
 from shared.errors import ProtocolError
 from shared.schema import STEP_VALUES, EpisodeEndData, StepData
-from shared.security import ClientKeys
+from shared.security import ClientKeys, new_token, proof_holds, read_writer_secret
 from shared.shm import PixelRing
 
 
@@ -32,6 +39,7 @@ class LinkStats:
     socket_full: int = 0  # sends the socket refused (no writer connected, or its queue full)
     reconnects: int = 0
     revived: int = 0  # times the writer had given up on this session and took it up again
+    unproven_acks: int = 0  # acks without a valid proof of the writer's secret (ignored)
 
 
 class _Batch:
@@ -71,10 +79,12 @@ class WriterLink:
         # Asked between waits for the writer (room, drain): True stops waiting (a 2nd Ctrl-C).
         self.give_up: Callable[[], bool] = lambda: False
         self.ring = None
+        if not start.owner_token:
+            start = dataclasses.replace(start, owner_token=new_token())
         if start.shm_slots:
             try:
                 self.ring = PixelRing(start.session, start.shm_slots,
-                                      math.prod(start.frame_shape))
+                                      math.prod(start.frame_shape), start.owner_token)
             except OSError:  # /dev/shm too small or not ours: pixels go through the socket
                 start = dataclasses.replace(start, shm_slots=0)
         self._batch: _Batch | None = None
@@ -90,6 +100,9 @@ class WriterLink:
         self.outbox = Outbox(max_bytes)
         self.stats = LinkStats(last_ack_at=time.monotonic())
         self._curve = curve
+        # The writer's secret, once a HelloReply proved it (never needed under CURVE).
+        self._secret: bytes | None = None
+        self._hello_nonce = int.from_bytes(os.urandom(6), "big")
         self.socket = self._connect()
         self._connected_at = time.monotonic()
         self.outbox.add(self.start_frames, sum(len(f) for f in self.start_frames))
@@ -228,6 +241,9 @@ class WriterLink:
             self._start_pending = True
         if self._start_pending:
             self._restore_ring()
+            if self._curve is None and self._secret is None:
+                # Ask who is there (answered before our SessionStart's ack): see _proved.
+                self._send_raw(p.to_frames(p.Hello(nonce=self._hello_nonce, version="link")))
             # A writer that does not know us (restarted) must see the SessionStart before
             # anything else: until the socket takes it, send nothing else.
             if not self._send_raw(self.start_frames):
@@ -275,9 +291,14 @@ class WriterLink:
                 msg = p.from_frames(frames)
             except ProtocolError:
                 continue
+            if isinstance(msg, p.HelloReply) and msg.nonce == self._hello_nonce:
+                self._check_writer(msg)
             if getattr(msg, "session", None) != self.session:
                 continue
             if isinstance(msg, p.Ack):
+                if not self._proved(msg):
+                    self.stats.unproven_acks += 1
+                    continue
                 if msg.seq > self.outbox.acked_seq:
                     freed = self.outbox.ack(msg.seq)
                     if freed:
@@ -294,6 +315,24 @@ class WriterLink:
                 if msg.seq == 0:
                     self._start_pending = True
                 self.outbox.rewind(msg.seq)
+
+    def _check_writer(self, reply: p.HelloReply) -> None:
+        """Keep the writer's secret if the reply proves it; else nothing here is durable."""
+        if self._curve is not None or self._secret is not None:
+            return
+        secret = read_writer_secret(Path(reply.data_dir))
+        if secret is not None and proof_holds(secret, reply.proof, "hello", reply.nonce):
+            self._secret = secret
+        elif self.refused is None:
+            self.refused = (f"the program at {self.endpoint} is not a gymrec writer of this "
+                            f"user (it cannot prove it holds {reply.data_dir}/.writer.secret)")
+
+    def _proved(self, ack: p.Ack) -> bool:
+        """Under CURVE the connection itself proves the writer (its server key)."""
+        if self._curve is not None:
+            return True
+        return self._secret is not None and proof_holds(self._secret, ack.proof, "ack",
+                                                        ack.session, ack.seq)
 
     def wait_for_room(self, nbytes: int, stall_timeout: float) -> None:
         """Headless pacing: wait while the buffer is full and the writer is still confirming.
@@ -337,7 +376,8 @@ def _apply_curve(sock: zmq.Socket, curve: ClientKeys | None) -> None:
 def probe_writer(endpoint: str, timeout: float,
                  curve: ClientKeys | None = None) -> p.HelloReply | None:
     """Ask whether a gymrec writer listens at `endpoint`; None when nobody answers in time
-    (also when CURVE keys do not match: the writer then refuses the connection)."""
+    (also when CURVE keys do not match: the writer then refuses the connection). Whether the
+    answer is a real writer's is `writer_proven`'s to say."""
     sock = zmq.Context.instance().socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
     _apply_curve(sock, curve)
@@ -358,3 +398,10 @@ def probe_writer(endpoint: str, timeout: float,
         return None
     finally:
         sock.close(linger=0)
+
+
+def writer_proven(reply: p.HelloReply) -> bool:
+    """True when a probe's reply proves the secret in its DATA_DIR (a private file of this
+    user): the one writing there answered, not a program that took its port."""
+    secret = read_writer_secret(Path(reply.data_dir))
+    return secret is not None and proof_holds(secret, reply.proof, "hello", reply.nonce)

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from recorder.delivery.link import probe_writer
+from recorder.delivery.link import probe_writer, writer_proven
 from shared.errors import EndpointBusy, GymrecError, StorageError, WriterUnavailable
 from shared.security import ClientKeys
 
@@ -94,6 +94,11 @@ def ensure_writer(endpoint: str, data_dir: Path, log_path: Path,
     With CURVE keys the writer is a remote one: it is never started here."""
     reply = probe_writer(endpoint, timeout=0.5 if curve is None else 3.0, curve=curve)
     if reply is not None:
+        if curve is None and not writer_proven(reply):
+            # Anyone can listen on a loopback port first; our writer proves its secret.
+            raise EndpointBusy(f"the program at {endpoint} is not a gymrec writer of this user "
+                               f"(it cannot prove it holds {reply.data_dir}/.writer.secret); "
+                               "choose another --endpoint")
         return WriterHandle(endpoint, Path(reply.data_dir))
     if curve is not None:
         raise WriterUnavailable(f"no writer at {endpoint} accepted our CURVE key (is its public "
@@ -126,6 +131,12 @@ def _startup_failure(endpoint: str, log_path: Path, code: int):
     if "already in use" in last:
         return EndpointBusy(f"endpoint {endpoint} is in use by something that is not a gymrec "
                             "writer; choose another with --endpoint")
-    if "another gymrec-writer" in last or "cannot use data folder" in last:
+    if "another gymrec-writer" in last:
+        # It holds the data folder yet did not answer us without keys: it requires CURVE
+        # keys, or listens on another endpoint.
+        return StorageError(f"{last.removeprefix('gymrec-writer: ')}, and it did not answer a "
+                            f"recorder without keys at {endpoint} (does it require CURVE keys, "
+                            "--curve-key and --server-key, or listen on another --endpoint?)")
+    if "cannot use data folder" in last:
         return StorageError(last.removeprefix("gymrec-writer: "))
     return WriterUnavailable(f"the local writer failed to start: {last}")

@@ -175,12 +175,12 @@ def test_messages_are_keyword_only():
 # The wire shape, spelled out: a change here is a protocol change (bump MAGIC's version).
 WIRE_KEYS = {
     "hello": ["nonce", "version"],
-    "hello_reply": ["nonce", "version", "data_dir"],
+    "hello_reply": ["nonce", "version", "data_dir", "proof"],
     "session_start": [
         "session", "seq", "env_id", "platform", "env_kwargs", "observation_space",
         "action_space", "action_labels", "fps", "codec", "quality", "versions",
         "recorder_version", "collector", "frame_shape", "base_seed", "started_at", "max_steps",
-        "shm_slots", "player", "key_bindings"],
+        "shm_slots", "player", "key_bindings", "owner_token"],
     "step": ["session", "seq", "episode", "step", "seed", "timestamp", "action", "reward",
              "terminated", "truncated", "shape"],
     "steps": ["session", "seq", "episode", "first_step", "seed", "shape", "timestamps",
@@ -189,7 +189,7 @@ WIRE_KEYS = {
                     "terminated", "truncated", "shape"],
     "gap": ["session", "seq", "episode", "first_step", "last_step", "count"],
     "session_end": ["session", "seq", "reason", "steps_sent", "steps_dropped", "fps_changes"],
-    "ack": ["session", "seq"], "resend": ["session", "seq"], "refused": ["session", "reason"],
+    "ack": ["session", "seq", "proof"], "resend": ["session", "seq"], "refused": ["session", "reason"],
 }
 
 

@@ -20,7 +20,9 @@ def fsync_dir(path: Path) -> None:
 def write_json_atomic(path: Path, value: object) -> None:
     """Write JSON so that a crash leaves either the old file or the new one, never a mix."""
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
+    tmp.unlink(missing_ok=True)  # a leftover, or a symlink planted there: never written through
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    with open(fd, "w", encoding="utf-8") as f:
         json.dump(value, f, indent=1, sort_keys=True)
         f.flush()
         os.fsync(f.fileno())

@@ -8,6 +8,7 @@ before them, so the session file never claims more than the shards hold.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
@@ -22,6 +23,7 @@ import pyarrow as pa
 from shared import protocol as p
 from shared.layout import DatasetLayout, ShardName
 from shared.schema import arrow_schema, batch_row, episode_id, final_row, step_row
+from shared.security import token_digest
 from shared.shm import RingReader
 from writer.store.card import write_card
 from writer.store.durable import write_json_atomic
@@ -65,7 +67,8 @@ class WriterSession:
         self.pending_frames = 0
         self.ring: RingReader | None = None
         if start.shm_slots:
-            self.ring = RingReader(start.session, start.shm_slots, math.prod(start.frame_shape))
+            self.ring = RingReader(start.session, start.shm_slots, math.prod(start.frame_shape),
+                                   start.owner_token)
         self.needs_repair = False  # a seal failed half-way: finish it before writing more
         self.retry_at = 0.0  # after a failed write, when to try again (monotonic seconds)
         self._ending: dict[int, dict] = {}  # seq of a buffered final row → its episode entry
@@ -82,9 +85,10 @@ class WriterSession:
         moved aside and rebuilt from the shards."""
         path = self.layout.session_file(self.id)
         loaded = read_json_or_quarantine(self.layout, path)
-        state = {**new_state(asdict(self.start)), **(loaded or {})}
+        state = {**new_state(public_start(self.start)), **(loaded or {})}
         if state.pop("rebuilt_from_shards", False) or state["start"] is None:
-            state["start"] = asdict(self.start)  # the real one, not the start-up's guess
+            state["start"] = public_start(self.start)  # the real one, not the start-up's guess
+        state.setdefault("owner", owner_digest(self.start))
         final, _ = session_rows(self.layout, self.id)
         added = add_missing_episodes(state, final)
         if loaded is None or added:
@@ -123,11 +127,19 @@ class WriterSession:
 
     # -- messages -----------------------------------------------------------------------------
 
-    def accept(self, seq: int, msg: object, encoded: Future | None, skip: int = 0) -> None:
+    @property
+    def owner(self) -> str:
+        """The digest of the owner token ("" for a session started without one)."""
+        return self.state.get("owner", "")
+
+    def accept(self, seq: int, msg: object, encoded: Future | None, skip: int = 0,
+               nbytes: int | None = None) -> None:
         """Queue a message that continues at next_seq (the caller checks the order). A
-        StepBatch may start before next_seq: its first `skip` steps are already here."""
-        self.pending.append(_Pending(seq, msg, encoded, skip))
-        self.pending_bytes += _pixel_bytes(msg)
+        StepBatch may start before next_seq: its first `skip` steps are already here.
+        `nbytes`: its pixels' size when they are not in the message (shared memory)."""
+        nbytes = _pixel_bytes(msg) if nbytes is None else nbytes
+        self.pending.append(_Pending(seq, msg, encoded, skip, nbytes))
+        self.pending_bytes += nbytes
         self.pending_frames += _frames(msg) - skip
         self.next_seq = seq + (msg.count if isinstance(msg, p.StepBatch) else 1)
 
@@ -160,7 +172,7 @@ class WriterSession:
                 self.flush()
                 self._apply_control(item.seq, item.msg)
             self.pending.popleft()  # only once its effect is kept: a failed write retries it
-            self.pending_bytes -= _pixel_bytes(item.msg)
+            self.pending_bytes -= item.nbytes
             self.pending_frames -= _frames(item.msg) - item.skip
         if self.rows and (len(self.rows) >= self.batch_rows
                           or now - self.first_row_at >= self.batch_seconds):
@@ -284,6 +296,24 @@ class WriterSession:
             self._save_state()
         self.release_ring(unlink=status == "aborted")
 
+    def fail(self) -> None:
+        """Give up after a fault in handling this session: what is durable stays (its shard
+        sealed), rows not yet written are dropped (never acknowledged), the file says "failed".
+        Raises nothing: the writer goes on with its other sessions."""
+        self.pending.clear()
+        self.rows.clear()
+        self.pending_bytes = self.pending_frames = 0
+        for step in (self.seal, self._mark_failed, lambda: self.release_ring(unlink=False)):
+            try:
+                step()
+            except Exception as exc:  # noqa: BLE001 - see the docstring
+                log.error("session %s: while giving up: %s: %s", self.id,
+                          type(exc).__name__, exc)
+
+    def _mark_failed(self) -> None:
+        self.state["status"] = "failed"
+        self._save_state()
+
     def release_ring(self, unlink: bool) -> None:
         """Unmap the recorder's pixel ring; `unlink` when its recorder is gone for good."""
         if self.ring is not None:
@@ -300,6 +330,72 @@ class WriterSession:
         return self.layout.root
 
 
+def public_start(start: p.SessionStart) -> dict:
+    """The SessionStart as the session file keeps it: everything but the owner's secret."""
+    return {k: v for k, v in asdict(start).items() if k != "owner_token"}
+
+
+def owner_digest(start: p.SessionStart) -> str:
+    """What the session file keeps of the owner token ("" when the recorder sent none)."""
+    return token_digest(start.owner_token) if start.owner_token else ""
+
+
+def stored_session(layout: DatasetLayout, session_id: str) -> dict | None:
+    """A session's file as far as resuming it needs (status, owner, last control seq); None
+    when there is none. A damaged file counts as one without an owner."""
+    path = layout.session_file(session_id)
+    if not path.exists() and not path.is_symlink():
+        return None
+    state = read_json_or_quarantine(layout, path) or {}
+    seq = state.get("last_control_seq")
+    return {"status": state.get("status"), "owner": state.get("owner") or "",
+            "last_control_seq": seq if type(seq) is int and 0 <= seq < 2**63 else 0}
+
+
+# Sessions whose file says this are over for good: never reopened.
+_FINAL = ("ended", "failed")
+
+
+def resume_refusal(stored: dict, start: p.SessionStart) -> str:
+    """Why `start` may not take up the stored session ("ended": its end is durable, answer with
+    an ack), or "" when it may: only its owner, and never once it ended or failed."""
+    if not stored["owner"] or owner_digest(start) != stored["owner"]:
+        return "this session belongs to another recorder (its owner token differs)"
+    if stored["status"] == "ended":
+        return "ended"
+    if stored["status"] in _FINAL:
+        return f"this session {stored['status']} and cannot be reopened"
+    return ""
+
+
+def dataset_mismatch(layout: DatasetLayout, start: p.SessionStart,
+                     open_starts: list[p.SessionStart]) -> str:
+    """Why a new session cannot join the dataset in `layout` (its rows would not load beside
+    the others'), or "": its action space and frame shape must be those of the sessions there
+    (`open_starts`, or else a session file on disk)."""
+    theirs = [{"action_space": s.action_space, "frame_shape": list(s.frame_shape)}
+              for s in open_starts[:1]]
+    if not theirs and layout.sessions.is_dir():
+        for path in sorted(layout.sessions.glob("*.json")):
+            try:
+                known = json.loads(path.read_text(encoding="utf-8"))["start"]
+                theirs = [{"action_space": known["action_space"],
+                           "frame_shape": list(known["frame_shape"])}]
+                break
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+    if not theirs:
+        return ""
+    if theirs[0]["action_space"] != start.action_space:
+        return (f"{layout.root.name} holds sessions with action space "
+                f"{json.dumps(theirs[0]['action_space'])[:200]}, not "
+                f"{json.dumps(start.action_space)[:200]}: record into another --data-dir")
+    if theirs[0]["frame_shape"] != list(start.frame_shape):
+        return (f"{layout.root.name} holds frames of shape {theirs[0]['frame_shape']}, not "
+                f"{list(start.frame_shape)}: record into another --data-dir")
+    return ""
+
+
 def discarded_episodes(layout: DatasetLayout, session_id: str) -> frozenset[str]:
     """The episode ids a session's file marks as discarded (for crash recovery)."""
     state = read_json_or_quarantine(layout, layout.session_file(session_id)) or {}
@@ -309,10 +405,11 @@ def discarded_episodes(layout: DatasetLayout, session_id: str) -> frozenset[str]
 class _Pending:
     """A message waiting for its frames to be encoded and its rows to be written."""
 
-    __slots__ = ("seq", "msg", "encoded", "skip", "done")
+    __slots__ = ("seq", "msg", "encoded", "skip", "done", "nbytes")
 
-    def __init__(self, seq: int, msg: object, encoded: Future | None, skip: int):
+    def __init__(self, seq: int, msg: object, encoded: Future | None, skip: int, nbytes: int):
         self.seq, self.msg, self.encoded, self.skip, self.done = seq, msg, encoded, skip, skip
+        self.nbytes = nbytes
 
     @property
     def ready(self) -> bool:
