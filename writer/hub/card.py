@@ -180,8 +180,9 @@ def card_text(repo_id: str, sessions: list[dict], published: Published,
         f"| platform | {start['platform']} ({platform_package(start['platform']) or '?'}) |",
         f"| env id | `{env_id}` |",
         f"| env kwargs | `{_cell(json.dumps(start['env_kwargs'], sort_keys=True))}` |",
-        f"| env settings (as made) | "
-        f"`{_cell(json.dumps(start.get('env_settings') or 'not recorded', sort_keys=True))}` |",
+        *([f"| env settings (as made) | "
+           f"`{_cell(json.dumps(start['env_settings'], sort_keys=True))}` |"]
+          if start.get("env_settings") else []),
         f"| FPS | {fps:g} |",
         f"| frames | {'×'.join(str(n) for n in start['frame_shape'])}, stored as {codec} |",
         f"| observation space | `{start['observation_space']}` |",

@@ -165,8 +165,8 @@ def write_card(layout: DatasetLayout, start: dict) -> None:
         f"- action space: `{json.dumps(start['action_space'])}`; labels: "
         f"{cell(', '.join(start['action_labels'])) or 'n/a'}",
         f"- env kwargs: `{cell(json.dumps(start['env_kwargs']))}`; fps: {start['fps']:g}",
-        f"- env settings (as made): "
-        f"`{cell(json.dumps(start.get('env_settings') or 'not recorded'))}`",
+        *([f"- env settings (as made): `{cell(json.dumps(start['env_settings']))}`"]
+          if start.get("env_settings") else []),
         f"- package versions: `{cell(json.dumps(start['versions']))}`",
         *key_map_lines(_sessions(layout)),
         "",
