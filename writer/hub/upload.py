@@ -41,8 +41,10 @@ from shared.errors import GymrecError
 from shared.layout import HUB_SESSIONS_DIR, DatasetLayout, ShardName
 from writer.hub.card import Published, card_text, hub_info
 from writer.hub.client import HubClient, PublishError, Snapshot, StaleParent, Transient
+from writer.store.card import card_extras, with_statistics
 from writer.store.durable import fsync_dir, read_json, sha256_file, write_json_atomic
 from writer.store.shards import load_manifest
+from writer.summary.card_parts import PREVIEW_NAME
 
 log = logging.getLogger("gymrec.writer")
 
@@ -249,17 +251,20 @@ def metadata_files(layout: DatasetLayout, repo_id: str, entries: list[dict],
     """README.md, meta/info.json and meta/sessions/<id>.json for the published `entries` of
     this folder, the card and info counting `others` too (the repo's other session files)."""
     counts = _session_counts(entries)
-    ours = [{**s, "published": counts[s["start"]["session"]]}
-            for s in _sessions(layout, set(counts))]
+    ours = with_statistics(layout, [{**s, "published": counts[s["start"]["session"]]}
+                                    for s in _sessions(layout, set(counts))])
     if not ours:
         return {}
     sessions = sorted([*ours, *others],
                       key=lambda s: (s["start"].get("started_at", 0), s["start"]["session"]))
     published = _published(sessions)
+    extras = card_extras(layout, sessions)
     files = {
-        "README.md": card_text(repo_id, sessions, published).encode(),
-        "meta/info.json": _canonical_json(hub_info(sessions, published)),
+        "README.md": card_text(repo_id, sessions, published, extras).encode(),
+        "meta/info.json": _canonical_json(hub_info(sessions, published, extras)),
     }
+    if extras.preview is not None:
+        files[PREVIEW_NAME] = extras.preview
     for s in ours:
         files[f"meta/sessions/{s['start']['session']}.json"] = _canonical_json(s)
     return files
