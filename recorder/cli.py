@@ -26,6 +26,7 @@ from recorder.headless.workers import run_workers
 from recorder.play.keymaps import load_keymap
 from recorder.seeds import fresh_base_seed
 from recorder.session_start import collector_name
+from shared.checks import check_data_dir, check_endpoint
 from shared.codec import CODEC_NAMES
 from shared.config import (
     DEFAULT_QUALITY,
@@ -43,6 +44,7 @@ from shared.settings_file import (
     load_settings_file,
     show_lines,
 )
+from shared.version import VERSION
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -86,6 +88,7 @@ class _BetweenEpisodes(click.ParamType):
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(VERSION, "--version", prog_name="gymrec-record")
 @click.argument("env_id", required=False)
 @click.option("--agent", type=click.Choice(["random"]), default=None,
               help="Let an agent play instead of a person.")
@@ -98,7 +101,8 @@ class _BetweenEpisodes(click.ParamType):
               help="Base seed; every episode's reset seed is derived from it and stored.")
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Recorder processes playing at once, all into one writer.")
-@click.option("--state", default=None, help="Stable-Retro save state to start from.")
+@click.option("--state", default=None,
+              help="Stable-Retro save state to start from (one the game has, e.g. Level1).")
 @click.option("--fps", type=click.FloatRange(1, 1000), default=None,
               help=f"Frames per second (default per platform: {fps_defaults()}).")
 @click.option("--codec", type=click.Choice(CODEC_NAMES), default=None,
@@ -106,8 +110,12 @@ class _BetweenEpisodes(click.ParamType):
 @click.option("--quality", type=click.IntRange(1, 100), default=None,
               help=f"JPEG quality (default: {DEFAULT_QUALITY}, or the config file's).")
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None,
-              help="Folder of the datasets (default: $GYMREC_DATA_DIR or ~/.local/share/gymrec).")
-@click.option("--endpoint", default=None, help="Writer endpoint (default tcp://127.0.0.1:5557).")
+              help="Folder of the datasets (default: $GYMREC_DATA_DIR, else "
+                   "$XDG_DATA_HOME/gymrec, else ~/.local/share/gymrec). A writer already "
+                   "running for another folder is refused.")
+@click.option("--endpoint", default=None,
+              help="Writer endpoint, tcp://HOST:PORT or ipc://PATH (default: $GYMREC_ENDPOINT, "
+                   "else tcp://127.0.0.1:5557).")
 @click.option("--buffer-mb", type=click.IntRange(1), default=256, show_default=True,
               help="Resend buffer per recorder: unconfirmed frames kept, in MiB.")
 @click.option("--stall-timeout", type=click.FloatRange(0), default=30.0, show_default=True,
@@ -167,13 +175,17 @@ def run(settings: CliSettings) -> int:
         raise UsageError("--headless needs --agent (a person plays in the window)")
     if not settings.headless and settings.workers > 1:
         raise UsageError("--workers needs --headless (the window has one player)")
+    endpoint = check_endpoint(settings.endpoint or default_endpoint())
     choice = resolve_env(settings.env_id, settings.state)
     settings = dataclasses.replace(settings, fps=_fps(settings, config, choice).value)
     keys = None if settings.headless else load_keymap(settings.keymap, choice.platform)
     data_dir = Path(settings.data_dir or default_data_dir()).expanduser().resolve()
-    endpoint = settings.endpoint or default_endpoint()
     dataset_dir(data_dir, choice.env_id)  # refuses unsafe names before anything starts
+    if curve is None:  # a local writer may be started for it: it must be usable
+        check_data_dir(data_dir)
     writer = ensure_writer(endpoint, data_dir, data_dir / ".writer.log", curve)
+    if settings.data_dir is not None:
+        _check_same_folder(writer, data_dir)
     base_seed = fresh_base_seed() if settings.seed is None else settings.seed
     if keys is not None:
         return _play_in_window(settings, choice, keys, writer, endpoint, base_seed, curve)
@@ -238,6 +250,17 @@ def _play_in_window(settings: CliSettings, choice: EnvChoice, keys, writer: Writ
         interrupted = EXIT_CODES[received[0]] if received else 130
     return _summarise(play_settings.data_dir, choice.env_id, [result.progress],
                       interrupted=interrupted)
+
+
+def _check_same_folder(writer: WriterHandle, data_dir: Path) -> None:
+    """A writer that already answers writes where it was started to: never silently elsewhere
+    than the --data-dir asked for."""
+    theirs = Path(writer.data_dir)
+    same = theirs == data_dir or (theirs.is_dir() and data_dir.is_dir()
+                                  and os.path.samefile(theirs, data_dir))
+    if not same:
+        raise UsageError(f"the writer at {writer.endpoint} writes to {theirs}, not to --data-dir "
+                         f"{data_dir}: stop it, drop --data-dir, or give another --endpoint")
 
 
 def _client_keys(curve_key: Path | None, server_key: Path | None) -> ClientKeys | None:
