@@ -103,6 +103,7 @@ class WriterLink:
         # The writer's secret, once a HelloReply proved it (never needed under CURVE).
         self._secret: bytes | None = None
         self._hello_nonce = int.from_bytes(os.urandom(6), "big")
+        self._asked_who_at = 0.0
         self.socket = self._connect()
         self._connected_at = time.monotonic()
         self.outbox.add(self.start_frames, sum(len(f) for f in self.start_frames))
@@ -239,11 +240,13 @@ class WriterLink:
             # session open through a long pause instead of sealing it as abandoned.
             self._hello_at = now
             self._start_pending = True
+        if self._curve is None and self._secret is None and now - self._asked_who_at > 0.25:
+            # Ask who is there (answered before the ack of what we send next): see _proved.
+            hello = p.to_frames(p.Hello(nonce=self._hello_nonce, version="link"))
+            if self._send_raw(hello):  # else before anything else, as soon as it can go
+                self._asked_who_at = now
         if self._start_pending:
             self._restore_ring()
-            if self._curve is None and self._secret is None:
-                # Ask who is there (answered before our SessionStart's ack): see _proved.
-                self._send_raw(p.to_frames(p.Hello(nonce=self._hello_nonce, version="link")))
             # A writer that does not know us (restarted) must see the SessionStart before
             # anything else: until the socket takes it, send nothing else.
             if not self._send_raw(self.start_frames):
