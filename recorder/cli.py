@@ -27,6 +27,7 @@ from recorder.play.keymaps import load_keymap
 from recorder.seeds import fresh_base_seed
 from recorder.session_start import collector_name
 from shared.checks import check_data_dir, check_endpoint
+from shared.cli_errors import one_line_errors
 from shared.codec import CODEC_NAMES
 from shared.config import (
     DEFAULT_QUALITY,
@@ -87,7 +88,8 @@ class _BetweenEpisodes(click.ParamType):
             self.fail(str(exc), param, ctx)
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(cls=one_line_errors(click.Command, "gymrec-record"),
+               context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(VERSION, "--version", prog_name="gymrec-record")
 @click.argument("env_id", required=False)
 @click.option("--agent", type=click.Choice(["random"]), default=None,

@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from shared.checks import check_endpoint
+from shared.cli_errors import one_line_errors
 from shared.config import (
     default_data_dir,
     default_endpoint,
@@ -47,7 +48,7 @@ def _check_template(template: str) -> str:
     return template
 
 
-@click.group(invoke_without_command=True,
+@click.group(cls=one_line_errors(click.Group, "gymrec-writer"), invoke_without_command=True,
              context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(VERSION, "--version", prog_name="gymrec-writer")
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None,

@@ -39,6 +39,7 @@ from recorder.replay.replayer import (
     version_warnings,
 )
 from recorder.replay.sources.local import DatasetSource, open_source
+from shared.cli_errors import one_line_errors
 from shared.config import dataset_dir, default_data_dir
 from shared.errors import GymrecError, UsageError
 from shared.version import VERSION, package_versions
@@ -63,7 +64,8 @@ class ReplaySettings:
     helper_process: bool
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(cls=one_line_errors(click.Command, PROG),
+               context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(VERSION, "--version", prog_name=PROG)
 @click.argument("env_id")
 @click.option("--episode", default=None, help="Replay only this episode id (<session>-00000).")
