@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
 import sys
 import threading
@@ -30,6 +31,21 @@ from writer.hub.client import HubClient, PublishError, Transient
 NO_TOKEN = ("no Hugging Face token: set HF_TOKEN, put it in a .env file (see .env.example) "
             "or run `hf auth login`")
 DRAIN_SECONDS = 60.0  # after the writer stops, how long uploads may still run
+
+
+LICENSE_HELP = ("License the dataset cards declare, a Hub license id (e.g. cc-by-4.0); kept "
+                "by the dataset once given (default: other: game footage belongs to the "
+                "game's rights holders).")
+
+
+def _set_license(value: str | None) -> None:
+    if value is None:
+        return
+    if not re.fullmatch(r"[a-z0-9][a-z0-9.+-]{0,63}", value):
+        raise click.BadParameter(f"{value!r} is not a license id (lower case, like cc-by-4.0)")
+    from writer.store.card import configure_license
+
+    configure_license(value)
 
 
 def _fail(exc: GymrecError) -> None:
@@ -83,6 +99,8 @@ def _check_template(template: str) -> str:
 @click.option("--nice", type=click.IntRange(0, 19), default=5, show_default=True,
               help="Lower the writer's CPU priority so the game loops on this machine go first.")
 @click.option("--verbose", "-v", is_flag=True, help="Log every session event and commit.")
+@click.option("--license", "license_id", expose_value=False, callback=lambda c, p, v:
+              _set_license(v), help=LICENSE_HELP)
 # Testing knobs (hidden): fault tests use them to make a write land exactly where they need it.
 @click.option("--batch-rows", type=click.IntRange(1), default=64, hidden=True)
 @click.option("--batch-seconds", type=click.FloatRange(0), default=0.05, hidden=True)
@@ -216,6 +234,8 @@ def _drain(worker) -> None:
                    f"(default: {DEFAULT_REPO_TEMPLATE}).")
 @click.option("--private", is_flag=True, help="Create the repo as private if it is missing.")
 @click.option("--verbose", "-v", is_flag=True, help="Log each step.")
+@click.option("--license", "license_id", expose_value=False, callback=lambda c, p, v:
+              _set_license(v), help=LICENSE_HELP)
 @click.pass_context
 def push(ctx, env_id, data_dir, repo, private, verbose):
     """Publish the shards of ENV_ID that the Hub repo lacks, then exit (resumes any earlier run).
@@ -275,6 +295,74 @@ def verify(env_id, data_dir, repair):
         quarantine(layout, report.problems)
         click.echo("corrupt shards moved to .corrupt/; the dataset now holds only verified data")
     sys.exit(0 if report.ok else 1)
+
+
+def _dataset_to_read(env_id: str, data_dir: Path | None, repo: str | None):
+    """The local dataset of ENV_ID, or the Hub repo `repo` (its env id is not checked)."""
+    from writer.export.reading import HubDataset, LocalDataset
+    from writer.store.verify import find_dataset
+
+    if repo:
+        return HubDataset(repo, hub_endpoint(), hub_token())
+    return LocalDataset(find_dataset(data_dir or default_data_dir(), env_id).root)
+
+
+@main.command()
+@click.argument("env_id")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
+              help="Folder of the datasets (default as for the writer).")
+@click.option("--repo", default=None, help="Read this Hub dataset repo (owner/name) instead.")
+@click.option("--picture", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Where to write the picture (default: <dataset>/.meta/summary.png).")
+@click.option("--json", "as_json", is_flag=True, help="Print the statistics as JSON.")
+def summary(env_id, data_dir, repo, picture, as_json):
+    """Statistics of ENV_ID's dataset (episodes, frames, hours, returns, lengths, outcomes,
+    actions, gaps, who played) and a picture of it."""
+    from writer.summary.command import SummarySettings, default_picture, run_summary
+
+    try:
+        dataset = _dataset_to_read(env_id, data_dir, repo)
+        run_summary(SummarySettings(dataset=dataset, title=repo or dataset.layout.root.name,
+                                    picture=picture or default_picture(dataset),
+                                    as_json=as_json))
+    except GymrecError as exc:
+        _fail(exc)
+    except OSError as exc:
+        _fail(UsageError(f"cannot write the picture: {exc}"))
+
+
+@main.command()
+@click.argument("env_id")
+@click.option("--format", "fmt", type=click.Choice(["minari", "lerobot"]), required=True,
+              help="Minari (offline RL) or LeRobot dataset v3.")
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Minari: the datasets root (default: $MINARI_DATASETS_PATH or "
+                   "~/.minari/datasets); LeRobot: the dataset folder (default: "
+                   "./<env>-lerobot).")
+@click.option("--dataset-id", default=None,
+              help="Minari dataset id (default: gymrec/<env>-v0).")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
+              help="Folder of the datasets (default as for the writer).")
+@click.option("--repo", default=None, help="Export this Hub dataset repo (owner/name) instead.")
+def export(env_id, fmt, out, dataset_id, data_dir, repo):
+    """Convert ENV_ID's dataset for Minari or LeRobot (episodes the player discarded are left
+    out; an episode cut by a gap ends there, truncated)."""
+    from shared.config import dataset_dir_name
+    from writer.export.command import ExportSettings, run_export
+
+    try:
+        dataset = _dataset_to_read(env_id, data_dir, repo)
+        name = dataset.layout.root.name if repo is None else dataset_dir_name(env_id)
+        line = run_export(ExportSettings(dataset=dataset, format=fmt, out=out, name=name,
+                                         dataset_id=dataset_id))
+    except GymrecError as exc:
+        _fail(exc)
+    except OSError as exc:
+        _fail(UsageError(f"cannot write the export: {exc}"))
+    except KeyboardInterrupt:
+        click.echo("gymrec-writer: export interrupted; nothing was left behind", err=True)
+        sys.exit(130)
+    click.echo(line)
 
 
 @main.command()
