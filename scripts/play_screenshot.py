@@ -56,7 +56,7 @@ def main(env_id: str, at_step: int, out: Path) -> None:
         return pygame.event.get()
 
     settings = PlaySettings(
-        choice=choice, endpoint=endpoint, data_dir=data_dir, fps=choice.default_fps,
+        choice=choice, endpoint=endpoint, data_dir=data_dir, fps=None,
         keymap=load_keymap(None, choice.platform), base_seed=7, codec="jpeg", quality=95,
         buffer_bytes=256 << 20, drain_timeout=30, collector="screenshot",
     )

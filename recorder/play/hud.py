@@ -43,7 +43,7 @@ def hud_lines(info: HudInfo) -> list[tuple[str, tuple[int, int, int]]]:
             SAVING: ("SAVING", YELLOW), BREAK: ("BREAK", YELLOW)}[info.phase]
     speed = f" {info.speed}" if info.speed else ""
     lines = [(f"{head[0]}  episode {info.episode}  step {info.step}", head[1]),
-             (f"fps {info.fps:4.1f} / {info.target_fps:g}{speed}  late {info.late}",
+             (f"fps {info.fps:4.1f} / {info.target_fps:.4g}{speed}  late {info.late}",
               YELLOW if info.late and info.fps < 0.95 * info.target_fps else WHITE),
              (f"writer {'connected' if info.connected else 'NOT ANSWERING'}  "
               f"backlog {info.backlog}", WHITE if info.connected else RED),

@@ -7,15 +7,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Callable
 
 import numpy as np
 import pygame
 import pytest
+from click.testing import CliRunner
 
+from recorder.cli import main as record_main
 from recorder.envs import resolve_env
 from recorder.play.keymaps import load_keymap
 from recorder.play.speed import MAX_CHANGES, Speed, SpeedLog
@@ -23,7 +22,8 @@ from recorder.play.window import PlaySettings, PlayStatus, play
 from shared import protocol as p
 from shared.errors import ProtocolError
 from tests.support.datasets_check import assert_exact_episodes, episodes_of, load
-from tests.support.processes import ROOT, WriterProcess, free_endpoint, record_cmd
+from tests.support.processes import WriterProcess, free_endpoint
+from writer.cli import main as writer_main
 
 BREAKOUT = "BreakoutNoFrameskip-v4"
 
@@ -190,26 +190,24 @@ def test_fps_changes_on_the_wire():
             p.from_frames(frames)
 
 
-def _cli(*args: str, config_home, env: dict | None = None) -> subprocess.CompletedProcess:
-    environ = {**os.environ, "XDG_CONFIG_HOME": str(config_home), **(env or {})}
-    for name in ("GYMREC_DATA_DIR", "GYMREC_ENDPOINT"):
-        if name not in (env or {}):
-            environ.pop(name, None)
-    return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=120, env=environ)
+def _cli(command, *args: str, config_home, env: dict | None = None):
+    """Run a command's real CLI in this process (no process start-up: imports are done)."""
+    environ = {"XDG_CONFIG_HOME": str(config_home), "GYMREC_DATA_DIR": None,
+               "GYMREC_ENDPOINT": None, **(env or {})}
+    return CliRunner().invoke(command, list(args), env=environ)
 
 
-def test_config_file_flags_and_environment_in_order(tmp_path, endpoint, data_dir):
+def test_config_file_flags_and_environment_in_order(tmp_path, writer):
     """The config file in $XDG_CONFIG_HOME is read by both commands: flag > environment
     variable > file > default, as --show-config says and as a real recording does."""
-    home = tmp_path / "config"
+    home, endpoint, data_dir = tmp_path / "config", writer.endpoint, writer.data_dir
     (home / "gymrec").mkdir(parents=True)
     (home / "gymrec" / "config.toml").write_text(
         f'codec = "png"\nscale = 3\nendpoint = "{endpoint}"\ndata_dir = "{data_dir}"\n'
         '[fps]\natari = 24\n[hub]\nprivate = true\n')
-    shown = _cli("-m", "recorder.cli", BREAKOUT, "--show-config", "--scale", "4",
-                 config_home=home, env={"GYMREC_ENDPOINT": "tcp://127.0.0.1:1"})
-    assert shown.returncode == 0, shown.stderr
+    shown = _cli(record_main, BREAKOUT, "--show-config", "--scale", "4", config_home=home,
+                 env={"GYMREC_ENDPOINT": "tcp://127.0.0.1:1"})
+    assert shown.exit_code == 0, shown.output
     lines = {line.split(" = ")[0]: line for line in shown.stdout.splitlines()}
     config = home / "gymrec" / "config.toml"
     assert lines["codec"].endswith(f"# config {config}") and "= png" in lines["codec"]
@@ -217,17 +215,19 @@ def test_config_file_flags_and_environment_in_order(tmp_path, endpoint, data_dir
     assert lines["endpoint"].endswith("# env GYMREC_ENDPOINT")
     assert lines["quality"].endswith("# default") and "= 95" in lines["quality"]
     assert "= 24" in lines["fps.atari"]
-    shown = _cli("-m", "writer.cli", "--show-config", config_home=home)
-    assert shown.returncode == 0, shown.stderr
+    shown = _cli(writer_main, "--show-config", config_home=home)
+    assert shown.exit_code == 0, shown.output
     (private,) = [line for line in shown.stdout.splitlines() if line.startswith("hub.private")]
     assert private.startswith("hub.private = true ") and private.endswith(f"# config {config}")
 
-    # A headless recording takes its codec, endpoint, data folder and fps from the file.
-    recorded = _cli(*record_cmd(BREAKOUT, endpoint, data_dir, "--max-steps", "5")[1:],
+    # A recording (an agent in the window) takes its codec, endpoint, data folder, scale and
+    # fps from the file.
+    before = _sessions(writer)
+    recorded = _cli(record_main, BREAKOUT, "--agent", "random", "--max-steps", "5",
                     config_home=home)
-    assert recorded.returncode == 0, recorded.stderr
-    (session,) = (data_dir / BREAKOUT / ".meta" / "sessions").glob("*.json")
-    start = json.loads(session.read_text())["start"]
+    assert recorded.exit_code == 0, recorded.output
+    assert "pacing: 24 fps target" in recorded.stdout
+    start = _new_session(writer, before)["start"]
     assert (start["codec"], start["fps"]) == ("png", 24.0)
 
 
@@ -235,10 +235,10 @@ def test_a_bad_config_value_is_one_line_and_exit_2(tmp_path):
     """Either command, before anything starts (every bad value: tests/unit/test_settings_file)."""
     bad = tmp_path / "bad.toml"
     bad.write_text("[fps]\natari = 24\nsnes = 60\n")
-    for args in (["recorder.cli", BREAKOUT], ["writer.cli"]):
-        result = _cli("-m", *args, "--config", str(bad), "--data-dir", str(tmp_path / "data"),
-                      config_home=tmp_path)
-        assert result.returncode == 2, result.stderr
+    for command, args in ((record_main, [BREAKOUT]), (writer_main, [])):
+        result = _cli(command, *args, "--config", str(bad), "--data-dir",
+                      str(tmp_path / "data"), config_home=tmp_path)
+        assert result.exit_code == 2, result.output
         assert result.stderr.count("\n") == 1
         assert f"config {bad}: unknown key 'fps.snes'" in result.stderr
     assert not (tmp_path / "data").exists()
