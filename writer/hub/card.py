@@ -207,6 +207,7 @@ def card_text(repo_id: str, sessions: list[dict], published: Published,
         "there: its `action` is -1 (NaN for float actions) and its `reward` 0, so every column "
         "keeps one dtype in numpy/torch batches.",
         "",
+        *_stats_lines(extras, len(sessions)),
         "## Versions",
         "",
         "| package | version |",
