@@ -89,3 +89,17 @@ def test_pictures_are_pngs_and_webps_made_the_same_way_twice():
     assert webp[:4] == b"RIFF" and webp[8:12] == b"WEBP"
     assert evenly(list(range(9)), 3) == [0, 4, 8] and evenly([1], 3) == [1]
     assert histogram([1, 1, 3], bins=2)[0] == [2.0, 1.0]
+
+
+def test_hours_follow_the_speed_changes_of_human_play():
+    from writer.summary.stats import play_seconds
+
+    assert play_seconds(60, 0, 60.0, []) == pytest.approx(1.0)
+    # 30 frames at 60 fps, then 30 at 15 fps (a change at step 30 of episode 0).
+    assert play_seconds(60, 0, 60.0, [[0, 30, 15.0]]) == pytest.approx(0.5 + 2.0)
+    # Episode 1 starts at the rate episode 0 ended with.
+    assert play_seconds(30, 1, 60.0, [[0, 30, 15.0]]) == pytest.approx(2.0)
+    builder = StatsBuilder()
+    builder.add_rows(_rows({"a-00000t": [(0, 0.0)] * 60}))
+    ended = _session("a", fps=60.0, end={"fps_changes": [[0, 30, 15.0]]})
+    assert builder.build([ended]).hours == pytest.approx(2.5 / 3600)

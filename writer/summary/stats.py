@@ -61,7 +61,7 @@ class DatasetStats:
     episodes: int
     frames: int  # rows that hold an action (steps)
     rows: int  # frames + one final-observation row per finished episode
-    hours: float  # frames / fps, summed per session (the game's own clock)
+    hours: float  # frames / fps, each at its session's rate (with human play's speed changes)
     returns: Spread
     lengths: Spread  # steps per episode
     outcomes: dict[str, int]  # terminated / truncated / aborted / discarded / incomplete
@@ -136,10 +136,9 @@ class StatsBuilder:
         """The statistics of the rows added so far; `sessions` are the sessions' files
         (start message, episodes with the recorder's outcomes, gaps, discarded)."""
         episodes = self._episodes
-        fps = {s["start"]["session"]: float(s["start"].get("fps") or 0) for s in sessions
-               if isinstance(s.get("start"), dict)}
-        hours = sum(e.steps / fps[e.session_id] for e in episodes.values()
-                    if fps.get(e.session_id)) / 3600
+        by_id = {s["start"]["session"]: s for s in sessions if isinstance(s.get("start"), dict)}
+        hours = sum(_seconds(eid, e, by_id.get(e.session_id)) for eid, e in episodes.items())
+        hours /= 3600
         outcomes = Counter(_outcome(eid, e, _recorded_outcomes(sessions))
                            for eid, e in episodes.items())
         outcomes["discarded"] += sum(1 for s in sessions for e in s.get("episodes", [])
@@ -190,6 +189,35 @@ def _assemble(sessions: list[dict], *, returns: list[float], lengths: list[int],
                                     for s in starts).items())),
         episode_returns=returns, episode_lengths=lengths,
     )
+
+
+def play_seconds(steps: int, episode: int, fps: float, changes: list) -> float:
+    """Seconds of play of `steps` frames of `episode` at `fps`, the rate changing as
+    `changes` say ([episode, step, fps] each, in order: the speed keys of human play)."""
+    rate, points = fps, []
+    for change in changes:
+        e, s, f = int(change[0]), int(change[1]), float(change[2])
+        if (e, s) <= (episode, 0):
+            rate = f
+        elif e == episode and s < steps:
+            points.append((s, f))
+    total, at = 0.0, 0
+    for step, new_rate in points:
+        total += (step - at) / rate
+        at, rate = step, new_rate
+    return total + (steps - at) / rate
+
+
+def _seconds(episode_id: str, episode: _Episode, session: dict | None) -> float:
+    """An episode's seconds of play at its session's true rate (0 when that is unknown)."""
+    fps = float((session or {}).get("start", {}).get("fps") or 0)
+    if fps <= 0:
+        return 0.0
+    end = session.get("end") if isinstance(session.get("end"), dict) else {}
+    changes = [c for c in end.get("fps_changes") or [] if isinstance(c, list) and len(c) == 3
+               and float(c[2]) > 0]
+    index = episode_id.rsplit("-", 1)[-1]
+    return play_seconds(episode.steps, int(index) if index.isdigit() else 0, fps, changes)
 
 
 def _recorded_outcomes(sessions: list[dict]) -> dict[str, str]:
