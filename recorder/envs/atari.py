@@ -57,7 +57,7 @@ class Atari(GymPlatform):
     title = "Atari"
     module = "ale_py"
     default_fps = 15.0
-    fps_rule = "60 ÷ frameskip (NoFrameskip ids 60, v5 ids 15)"
+    fps_rule = "60/frameskip"
     controls = CONTROLS
     default_keys = DEFAULT_KEYS
 

@@ -34,7 +34,7 @@ class Platform(ABC):
 
     @property
     def fps_rule(self) -> str:
-        """How `native_fps` is found, for people ("60 ÷ frameskip"); subclasses may say more."""
+        """How `native_fps` is found, for people ("60/frameskip"); subclasses may say more."""
         return f"{self.default_fps:g}"
 
     # -- ids and resolution -------------------------------------------------------------------
@@ -220,7 +220,7 @@ def gym_ids(module: str) -> list[str]:
 # -- text helpers for `summary` ---------------------------------------------------------------
 
 def heading(platform: Platform, what: str, title: str | None = None) -> str:
-    return f"{title or platform.title} (default fps: {platform.fps_rule}): {what}"
+    return f"{title or platform.title} (fps: {platform.fps_rule}): {what}"
 
 
 def count_ids(n: int) -> str:

@@ -62,7 +62,7 @@ class Retro(Platform):
     title = "Stable-Retro"
     module = "stable_retro"
     default_fps = 60.0
-    fps_rule = "the console's own rate (Genesis 59.92)"
+    fps_rule = "the console's"
     controls = CONTROLS
     default_keys = DEFAULT_KEYS
 

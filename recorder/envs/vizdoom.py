@@ -172,7 +172,7 @@ class VizDoom(GymPlatform):
     title = "VizDoom"
     module = "vizdoom"
     default_fps = 35.0
-    fps_rule = "35 ÷ frame_skip"
+    fps_rule = "35/frame_skip"
     controls = CONTROLS
     default_keys = DEFAULT_KEYS
 

@@ -282,15 +282,15 @@ def test_listing_groups_and_filters():
            VIZDOOM: {"VizdoomBasic-v1": "", "VizdoomDoomE1M1-S1-v0": "needs doom.wad",
                      "VizdoomFreedoom1E1M1-S1-v0": ""}}
     text = "\n".join(listing_lines(cat))
-    assert "Atari, ale-py (default 15 fps): 2 games, 3 ids" in text
+    assert "Atari, ale-py (fps: 60/frameskip): 2 games, 3 ids" in text
     assert "Breakout  Pong" in text
     assert "1 of 2 games have their ROM" in text and "Nes 1" in text
     assert "VizdoomDoom<map>-S<skill 1-5>-v0: 1 id, needs doom.wad" in text
-    assert "VizDoom (default 35 fps)" in text
+    assert "VizDoom (fps: 35/frame_skip)" in text
     found = listing_lines(cat, "MARIO")
-    assert found == ["Stable-Retro (default 60 fps): 1 id",
+    assert found == ["Stable-Retro (fps: the console's): 1 id",
                      "  SuperMarioBros-Nes-v0  (ROM missing)"]
     with pytest.raises(EnvNotFound, match="no env id contains 'zelda'"):
         listing_lines(cat, "zelda")
-    assert listing_lines(cat, "doome1") == ["VizDoom (default 35 fps): 1 id",
+    assert listing_lines(cat, "doome1") == ["VizDoom (fps: 35/frame_skip): 1 id",
                                             "  VizdoomDoomE1M1-S1-v0  (needs doom.wad)"]

@@ -164,8 +164,8 @@ def test_a_registered_platform_is_picked_up_everywhere(toy, tmp_path):
 
     catalogues = gather()
     assert list(catalogues)[-1] == "toy"
-    assert "Toy (default fps: 50): 1 id" in listing_lines(catalogues)
-    assert listing_lines(catalogues, "cartpole") == ["Toy (default fps: 50): 1 id",
+    assert "Toy (fps: 50): 1 id" in listing_lines(catalogues)
+    assert listing_lines(catalogues, "cartpole") == ["Toy (fps: 50): 1 id",
                                                      "  ToyCartPole-v0"]
 
     assert "toy" in CONTROLS and CONTROLS["toy"] == ("LEFT", "RIGHT")
