@@ -18,7 +18,9 @@ from pathlib import Path
 
 import click
 
+from recorder.agents import AgentSource, agent_source
 from recorder.delivery.local_writer import WriterHandle, ensure_writer
+from recorder.env_options import parse_env_options
 from recorder.envs import EnvChoice, fps_defaults, resolve_env
 from recorder.headless.loop import RecordSettings, WorkerProgress
 from recorder.headless.stop import EXIT_CODES, StopRequest
@@ -60,6 +62,7 @@ class CliSettings:
     seed: int | None = None
     workers: int = 1
     state: str | None = None
+    env_options: tuple[str, ...] = ()
     fps: float | None = None
     codec: str | None = None
     quality: int | None = None
@@ -92,8 +95,9 @@ class _BetweenEpisodes(click.ParamType):
                context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(VERSION, "--version", prog_name="gymrec-record")
 @click.argument("env_id", required=False)
-@click.option("--agent", type=click.Choice(["random"]), default=None,
-              help="Let an agent play instead of a person.")
+@click.option("--agent", default=None, metavar="SPEC",
+              help="Let an agent play instead of a person: random, breakout-tracker, "
+                   "run-right-jump, module:attr or path/to/file.py:attr (see README, Agents).")
 @click.option("--headless", is_flag=True, help="No window, no frame pacing (needs --agent).")
 @click.option("--episodes", type=click.IntRange(1), default=None,
               help="Episodes to record (default 1 for an agent; a person plays until Esc).")
@@ -105,8 +109,11 @@ class _BetweenEpisodes(click.ParamType):
               help="Recorder processes playing at once, all into one writer.")
 @click.option("--state", default=None,
               help="Stable-Retro save state to start from (one the game has, e.g. Level1).")
+@click.option("--env-option", "env_options", multiple=True, metavar="KEY=VALUE",
+              help="A keyword for making the env (repeatable; JSON/TOML values), e.g. "
+                   "frameskip=1; stored in the dataset and used by replay.")
 @click.option("--fps", type=click.FloatRange(1, 1000), default=None,
-              help=f"Frames per second (default per platform: {fps_defaults()}).")
+              help=f"Frames per second (default: the env's own rate; {fps_defaults()}).")
 @click.option("--codec", type=click.Choice(CODEC_NAMES), default=None,
               help="Frame codec (default: jpeg, or the config file's).")
 @click.option("--quality", type=click.IntRange(1, 100), default=None,
@@ -178,7 +185,8 @@ def run(settings: CliSettings) -> int:
     if not settings.headless and settings.workers > 1:
         raise UsageError("--workers needs --headless (the window has one player)")
     endpoint = check_endpoint(settings.endpoint or default_endpoint())
-    choice = resolve_env(settings.env_id, settings.state)
+    choice = resolve_env(settings.env_id, settings.state, parse_env_options(settings.env_options))
+    agent = agent_source(settings.agent) if settings.agent else None
     settings = dataclasses.replace(settings, fps=_fps(settings, config, choice).value)
     keys = None if settings.headless else load_keymap(settings.keymap, choice.platform)
     data_dir = Path(settings.data_dir or default_data_dir()).expanduser().resolve()
@@ -190,12 +198,12 @@ def run(settings: CliSettings) -> int:
         _check_same_folder(writer, data_dir)
     base_seed = fresh_base_seed() if settings.seed is None else settings.seed
     if keys is not None:
-        return _play_in_window(settings, choice, keys, writer, endpoint, base_seed, curve)
+        return _play_in_window(settings, choice, keys, writer, endpoint, base_seed, curve, agent)
     record = RecordSettings(
         choice=choice, endpoint=endpoint, data_dir=writer.data_dir,
         episodes=settings.episodes or 1, max_steps=settings.max_steps, base_seed=base_seed,
-        agent=settings.agent, codec=settings.codec, quality=settings.quality,
-        fps=settings.fps or choice.default_fps, buffer_bytes=settings.buffer_mb * 1024 * 1024,
+        agent=agent, codec=settings.codec, quality=settings.quality,
+        fps=settings.fps, buffer_bytes=settings.buffer_mb * 1024 * 1024,
         drain_timeout=settings.drain_timeout, collector=collector_name(),
         workers=settings.workers, stall_timeout=settings.stall_timeout,
         realtime=settings.realtime, curve=curve,
@@ -213,16 +221,17 @@ def run(settings: CliSettings) -> int:
 
 
 def _play_in_window(settings: CliSettings, choice: EnvChoice, keys, writer: WriterHandle,
-                    endpoint: str, base_seed: int, curve: ClientKeys | None) -> int:
+                    endpoint: str, base_seed: int, curve: ClientKeys | None,
+                    agent: AgentSource | None) -> int:
     from recorder.play.window import PlaySettings, play  # pygame and its window only when needed
 
     play_settings = PlaySettings(
         choice=choice, endpoint=endpoint, data_dir=writer.data_dir,
-        fps=settings.fps or choice.default_fps, keymap=keys, base_seed=base_seed,
+        fps=settings.fps, keymap=keys, base_seed=base_seed,
         codec=settings.codec, quality=settings.quality,
         buffer_bytes=settings.buffer_mb * 1024 * 1024, drain_timeout=settings.drain_timeout,
         collector=collector_name(), scale=settings.scale, max_steps=settings.max_steps,
-        episodes=settings.episodes or (1 if settings.agent else None), agent=settings.agent,
+        episodes=settings.episodes or (1 if agent else None), agent=agent,
         curve=curve, between_episodes=settings.between_episodes,
     )
     # The window stops on KeyboardInterrupt (Ctrl-C); SIGTERM gets the same orderly end.
@@ -301,6 +310,7 @@ def _summarise(data_dir: Path, env_id: str, results: list[WorkerProgress], *,
     return interrupted or 0
 
 
+
 # -- the config file: each setting from its flag, else its environment variable, else the file,
 # -- else the built-in default (shared/settings_file.py) ----------------------------------------
 
@@ -336,7 +346,8 @@ def _fps(settings: CliSettings, config: SettingsFile, choice: EnvChoice) -> Chos
 def _show_config(settings: CliSettings, config: SettingsFile) -> int:
     chosen = _chosen(settings, config)
     if settings.env_id is not None:
-        choice = resolve_env(settings.env_id, settings.state)
+        choice = resolve_env(settings.env_id, settings.state,
+                             parse_env_options(settings.env_options))
         chosen[f"fps.{choice.platform}"] = _fps(settings, config, choice)
     else:
         for key in (k for k in KEYS if k.startswith("fps.")):
