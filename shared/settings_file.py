@@ -15,6 +15,7 @@ with `--config FILE`, holds the defaults a person sets once:
     [hub]                              # gymrec-writer
     repo = "my-org/{env}"
     private = true
+    license = "cc-by-4.0"
 
 A value comes from, first to last: the command's flag, an environment variable (`data_dir`:
 GYMREC_DATA_DIR, `endpoint`: GYMREC_ENDPOINT), this file, the built-in default. Every value in
@@ -38,6 +39,7 @@ from shared.version import PLATFORM_PACKAGES
 
 SPACE = "space"  # between_episodes: wait for the Space key instead of a number of seconds
 _REPO_TEMPLATE = re.compile(r"^[\w.{}\-]+/[\w.{}\-]+$")
+_LICENSE_ID = re.compile(r"[a-z0-9][a-z0-9.+-]{0,63}")  # a Hub license id: mit, cc-by-4.0
 
 
 def config_path() -> Path:
@@ -102,6 +104,12 @@ def _repo_template(value: Any, folder: Path) -> str:
     return value
 
 
+def _license(value: Any, folder: Path) -> str:
+    if not isinstance(value, str) or not _LICENSE_ID.fullmatch(value):
+        raise ValueError("must be a Hub license id, lower case (mit, cc-by-4.0, other)")
+    return value
+
+
 def between_episodes(value: Any, folder: Path | None = None) -> float | str:
     """Seconds (a number >= 0, or its text) or "space"; raises ValueError otherwise."""
     if isinstance(value, str) and value.strip().lower() == SPACE:
@@ -139,6 +147,7 @@ KEYS: Mapping[str, Key] = {k.name: k for k in (
     *(Key(f"fps.{platform}", _fps) for platform in PLATFORM_PACKAGES),
     Key("hub.repo", _repo_template),
     Key("hub.private", _bool),
+    Key("hub.license", _license),
 )}
 
 

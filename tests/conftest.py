@@ -13,6 +13,8 @@ from tests.support.processes import WriterProcess, free_endpoint
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 # Tests never touch the user's caches or the network.
 os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="gymrec-hf-")
+# ... nor the user's gymrec config file (~/.config/gymrec/config.toml): an empty config home.
+os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="gymrec-config-")
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 

@@ -23,7 +23,7 @@ from shared.config import (
 )
 from shared.errors import GymrecError, UsageError
 from shared.security import ServerKeys, load_secret
-from shared.settings_file import load_settings_file, show_lines
+from shared.settings_file import Chosen, SettingsFile, load_settings_file, show_lines
 from shared.version import VERSION
 from writer.hub.card import DEFAULT_REPO_TEMPLATE, repo_id_for
 from writer.hub.client import HubClient, PublishError, Transient
@@ -165,11 +165,25 @@ def _configured(config_file: Path | None, show: bool, data_dir: Path | None,
         "endpoint": config.choose("endpoint", endpoint, "--endpoint", default_endpoint()),
         "hub.repo": config.choose("hub.repo", repo, "--repo", DEFAULT_REPO_TEMPLATE),
         "hub.private": config.choose("hub.private", private or None, "--private", False),
+        "hub.license": _license_choice(config),
     }
     if show:
         click.echo("\n".join(show_lines(chosen, config)))
         sys.exit(0)
-    return tuple(c.value for c in chosen.values())
+    if chosen["hub.license"].source.startswith("config"):
+        from writer.store.card import configure_license
+
+        configure_license(chosen["hub.license"].value)
+    return tuple(c.value for c in chosen.values())[:4]
+
+
+def _license_choice(config: SettingsFile) -> Chosen:
+    """The cards' license: --license (applied when it is parsed; a subcommand's comes after
+    this and wins), else the file's, else each dataset's own (else "other")."""
+    ctx = click.get_current_context()
+    given = ctx.get_parameter_source("license_id") is click.core.ParameterSource.COMMANDLINE
+    return config.choose("hub.license", "(as given)" if given else None, "--license",
+                         "each dataset's own, else other")
 
 
 def _stop_on_signals() -> threading.Event:

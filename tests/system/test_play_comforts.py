@@ -242,3 +242,19 @@ def test_a_bad_config_value_is_one_line_and_exit_2(tmp_path):
         assert result.stderr.count("\n") == 1
         assert f"config {bad}: unknown key 'fps.snes'" in result.stderr
     assert not (tmp_path / "data").exists()
+
+
+def test_the_writer_takes_the_cards_license_from_the_config_file(tmp_path):
+    config = tmp_path / "config.toml"
+    config.write_text('[hub]\nlicense = "cc-by-4.0"\n')
+    process = WriterProcess(free_endpoint(), tmp_path / "data", tmp_path / "writer.log",
+                            "--config", str(config)).start()
+    try:
+        recorded = _cli(record_main, BREAKOUT, "--agent", "random", "--max-steps", "3",
+                        "--fps", "60", "--endpoint", process.endpoint, "--data-dir",
+                        str(process.data_dir), config_home=tmp_path / "none")
+        assert recorded.exit_code == 0, recorded.output
+    finally:
+        process.stop()
+    card = (process.data_dir / BREAKOUT / "README.md").read_text()
+    assert "license: cc-by-4.0" in card, card[:400]

@@ -39,6 +39,7 @@ def _file(tmp_path: Path, text: str) -> Path:
     ('colour = "red"\n', "unknown key 'colour'"),
     ('[hub]\nprivate = "yes"\n', 'hub.private = "yes": must be true or false'),
     ('[hub]\nrepo = "no slash"\n', 'hub.repo = "no slash": must be owner/name'),
+    ('[hub]\nlicense = "CC BY"\n', 'hub.license = "CC BY": must be a Hub license id'),
     ("scale = \n", "not valid TOML"),
 ])
 def test_each_bad_value_names_its_key_and_the_file(tmp_path, text, says):
