@@ -254,7 +254,7 @@ def _drain(worker) -> None:
 def push(ctx, env_id, data_dir, repo, private, verbose):
     """Publish the shards of ENV_ID that the Hub repo lacks, then exit (resumes any earlier run).
     """
-    from writer.hub.upload import publish, report_line
+    from writer.hub.upload import DamagedShard, publish, report_line
     from writer.store.verify import find_dataset
 
     parent = ctx.obj or {}
@@ -280,8 +280,8 @@ def push(ctx, env_id, data_dir, repo, private, verbose):
         click.echo("gymrec-writer: interrupted; run again to resume", err=True)
         sys.exit(130)
     click.echo(report_line(report, client.endpoint))
-    if report.skipped:
-        _fail(PublishError(f"{len(report.skipped)} shard(s) failed their checksum and were not "
+    if report.skipped:  # damaged between the check before publishing and their staging
+        _fail(DamagedShard(f"{len(report.skipped)} shard(s) failed their checksum and were not "
                            f"published: {', '.join(report.skipped)}"))
 
 
