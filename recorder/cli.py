@@ -176,6 +176,8 @@ def run(settings: CliSettings) -> int:
     config = load_settings_file(settings.config)
     if settings.show_config:
         return _show_config(settings, config)
+    if settings.headless and settings.between_episodes is not None:
+        raise UsageError("--between-episodes is for the window (not --headless)")
     settings = _with_config(settings, config)  # flag > environment variable > config > default
     curve = _client_keys(settings.curve_key, settings.server_key)
     if settings.env_id is None:

@@ -71,12 +71,11 @@ class Overlay:
         return self._cache[key]
 
     def box(self, surface: pygame.Surface, lines, topleft: tuple[int, int] = (4, 4),
-            centre: bool = False, dot: tuple[int, int, int] | None = None) -> None:
-        """Draw `lines` ((text, colour) pairs) on a translucent dark box, with a round `dot`
-        before the first line if given (the bundled font has no such glyph)."""
+            centre: bool = False) -> None:
+        """Draw `lines` ((text, colour) pairs) on a translucent dark box (centred lines in the
+        middle of `surface` with `centre`)."""
         rendered = [self.text(t, c) for t, c in lines]
-        indent = self.line_height if dot else 0
-        width = max(r.get_width() for r in rendered) + 12 + indent
+        width = max(r.get_width() for r in rendered) + 12
         height = self.line_height * len(rendered) + 8
         if centre:
             sw, sh = surface.get_size()
@@ -85,11 +84,8 @@ class Overlay:
         backdrop.fill((0, 0, 0, 170))
         surface.blit(backdrop, topleft)
         x, y = topleft[0] + 6, topleft[1] + 4
-        if dot:
-            radius = self.line_height // 3
-            pygame.draw.circle(surface, dot, (x + radius, y + self.line_height // 2 - 1), radius)
-        for i, r in enumerate(rendered):
-            shift = (width - 12 - r.get_width()) // 2 if centre else indent if i == 0 else 0
+        for r in rendered:
+            shift = (width - 12 - r.get_width()) // 2 if centre else 0
             surface.blit(r, (x + shift, y))
             y += self.line_height
 
@@ -157,6 +153,6 @@ def break_lines(episode: int, seconds_left: float | None) -> list[tuple[str, tup
     """The box shown between episodes: what comes next, and when (None: when Space is
     pressed)."""
     when = ("Press SPACE to start" if seconds_left is None
-            else f"starts in {math.ceil(seconds_left)} s  (SPACE: now)")
+            else f"starts in {max(1, math.ceil(seconds_left))} s  (SPACE: now)")
     return [(f"Next: episode {episode}", YELLOW), (when, WHITE),
             ("nothing is recorded meanwhile", GREY)]

@@ -242,6 +242,10 @@ def test_a_bad_config_value_is_one_line_and_exit_2(tmp_path):
         assert result.stderr.count("\n") == 1
         assert f"config {bad}: unknown key 'fps.snes'" in result.stderr
     assert not (tmp_path / "data").exists()
+    result = _cli(record_main, BREAKOUT, "--agent", "random", "--headless",
+                  "--between-episodes", "2", config_home=tmp_path)
+    assert result.exit_code == 2 and result.stderr == \
+        "gymrec-record: --between-episodes is for the window (not --headless)\n"
 
 
 def test_the_writer_takes_the_cards_license_from_the_config_file(tmp_path):
