@@ -161,7 +161,13 @@ def test_env_options_change_the_env_and_replay_uses_them(endpoint, data_dir):
     assert start["action_space"] == {"type": "Discrete", "n": 18, "start": 0}
     assert start["fps"] == 60.0  # one console frame per step (v5's default would be 15)
     assert start["env_settings"]["repeat_action_probability"] == 0.0
-    _replay_passes("ALE/MsPacman-v5", data_dir)
+    # A second session with the id's own frameskip (4) and sticky actions in the same dataset
+    # (same action space): replay makes each session's env with that session's options.
+    again = run_record("ALE/MsPacman-v5", endpoint, data_dir, "--env-option",
+                       "full_action_space=true", "--episodes", "1", "--max-steps", "40")
+    assert again.returncode == 0, again.stderr
+    out = _replay_passes("ALE/MsPacman-v5", data_dir)
+    assert "2 passed" in out, out
 
     bad = run_record("ALE/MsPacman-v5", endpoint, data_dir, "--env-option", "framesk=1")
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
