@@ -17,7 +17,9 @@ Only a first unseeded reset, or a reset with options, is not reproducible (seed 
 
 from __future__ import annotations
 
+import atexit
 import sys
+import weakref
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -184,6 +186,8 @@ class _Recording:
         """Start one session per observation (sub-env), all alike but for their pixels."""
         self.writer = _Writer(self.options, _notify)
         self.env_id = choice.env_id
+        # A script that ends (or dies of an exception) without close(): drain at exit anyway.
+        atexit.register(_close_at_exit, weakref.ref(self))
         fps = self.options.fps or native_fps(env)
         share = self.options.buffer_bytes // len(observations)
         for observation, sub_env in zip(observations, sub_envs, strict=True):
@@ -373,6 +377,15 @@ class _NoRender:
 
 
 _NO_RENDER = _NoRender()
+
+
+def _close_at_exit(ref: weakref.ref) -> None:
+    recording = ref()
+    if recording is not None and not recording.closed:
+        try:
+            recording.close()
+        except Exception as exc:  # at exit: say it, nothing else can be done
+            _notify(f"gymrec: {exc}")
 
 
 def _stored_seed(seed: Any) -> int:

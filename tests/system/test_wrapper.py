@@ -4,6 +4,8 @@ reproduces them. Real envs, a real auto-started writer, real replays."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections import Counter
 
 import ale_py
@@ -14,7 +16,7 @@ import pytest
 from recorder import record
 from shared.errors import UsageError
 from shared.protocol import CONTINUED, NO_SEED
-from tests.support.processes import run_replay
+from tests.support.processes import ROOT, run_replay
 from tests.support.recorders import rows_table, session_state
 
 gym.register_envs(ale_py)
@@ -134,3 +136,22 @@ def test_an_env_of_no_platform_is_refused_before_anything_starts(endpoint, data_
     with pytest.raises(UsageError, match="takes a gymnasium Env"):
         record(object(), data_dir=data_dir, endpoint=endpoint)
     assert not data_dir.exists()
+
+
+def test_a_script_that_ends_without_close_still_keeps_every_step(endpoint, data_dir):
+    script = (
+        "import gymnasium as gym, ale_py\n"
+        "gym.register_envs(ale_py)\n"
+        "from recorder import record\n"
+        f"env = record(gym.make({ENV!r}), data_dir={str(data_dir)!r}, endpoint={endpoint!r})\n"
+        "env.reset(seed=1)\n"
+        "for _ in range(150):\n"
+        "    env.step(0)\n"
+        "raise SystemExit('the script ends without close()')\n")
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 1 and "without close()" in done.stderr
+    state = session_state(data_dir)
+    assert state["status"] == "ended"
+    assert [(e["outcome"], e["steps"]) for e in state["episodes"]] == [("aborted", 150)]
+    assert sum(_rows_per_episode(data_dir).values()) == 150
