@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from huggingface_hub import hf_hub_download
 
+from shared import codec
 from shared import protocol as p
 from shared.config import dataset_dir
 from shared.layout import DatasetLayout
@@ -58,10 +59,9 @@ class _Session:
         encoded = None
         if image:
             pixels = self.rng.integers(0, 256, SHAPE, dtype=np.uint8).tobytes()
-            data = encode_frame(pixels, SHAPE, "jpeg", 95)
-            self.pixels[(msg.episode, msg.step)] = data
+            self.pixels[(msg.episode, msg.step)] = codec.encode_frame(pixels, SHAPE, "jpeg", 95)
             encoded = Future()
-            encoded.set_result(data)
+            encoded.set_result(encode_frame(pixels, SHAPE, "jpeg", 95))  # as the writer's pool
             msg = msg.__class__(**{**msg.__dict__, "pixels": pixels})
         self.session.accept(self.seq, msg, encoded)
         self.session.pump(time.monotonic() + 1)
@@ -124,10 +124,8 @@ def test_minari_leaves_out_the_discarded_episode_and_cuts_at_the_gap(holes, tmp_
     cut = episodes[1]
     assert cut.truncations.tolist() == [False, False, False, True]
     assert cut.rewards.tolist() == [0.0, 1.0, 2.0, 3.0]
-    ours = [holes.pixels[(2, step)] for step in range(5)]
-    from shared.codec import decode_frame
-
-    assert np.array_equal(cut.observations, np.stack([decode_frame(b, "jpeg", 3) for b in ours]))
+    ours = [codec.decode_frame(holes.pixels[(2, step)], "jpeg", 3) for step in range(5)]
+    assert np.array_equal(cut.observations, np.stack(ours))
     assert episodes[0].terminations.tolist() == [False] * 5 + [True]
     assert episodes[2].truncations.tolist() == [False, False, True]
 
@@ -197,3 +195,9 @@ def test_a_killed_export_from_the_hub_leaves_no_dataset_then_runs_again(hub, dat
     finally:
         del os.environ["MINARI_DATASETS_PATH"]
     assert not list(partial.glob(".*partial*"))  # the killed export's folder is gone too
+
+    missing = subprocess.run([*export_cmd(ENV_ID, data_dir, "lerobot", tmp_path / "l"),
+                              "--repo", "me/missing"], cwd=ROOT, env=env, capture_output=True,
+                             text=True, timeout=120)
+    assert missing.returncode == 2, missing.stderr
+    assert missing.stderr.count("\n") == 1 and "no such dataset repo" in missing.stderr

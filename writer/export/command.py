@@ -68,14 +68,14 @@ def run_export(settings: ExportSettings) -> str:
     raise UsageError(f"unknown export format {settings.format!r} (one of {', '.join(FORMATS)})")
 
 
-def _closing(kind: str, episodes_done: int, steps: int, cut: int, skipped: int,
-             discarded: int, where: str) -> str:
-    notes = [f"{cut} cut by a gap (truncated there)" if cut else "",
-             f"{skipped} too short to export" if skipped else "",
+def _closing(kind: str, counts, discarded: int, where: Path, how: str = "") -> str:
+    """The closing line: what was converted, where, what was left out or cut, how to open it."""
+    notes = [f"{counts.cut} cut by a gap (truncated there)" if counts.cut else "",
+             f"{counts.skipped} too short to export" if counts.skipped else "",
              f"{discarded} discarded left out" if discarded else ""]
     extra = "; ".join(n for n in notes if n)
-    return (f"exported {episodes_done} episodes, {steps} steps to {where} ({kind})"
-            + (f"; episodes: {extra}" if extra else ""))
+    return (f"exported {counts.episodes} episodes, {counts.steps} steps to {where} ({kind})"
+            + (f"; episodes: {extra}" if extra else "") + (f"; {how}" if how else ""))
 
 
 def _export_minari(settings: ExportSettings, sessions: list[dict], start: dict,
@@ -94,10 +94,9 @@ def _export_minari(settings: ExportSettings, sessions: list[dict], start: dict,
         writer.finish({s["start"].get("collector", "?") for s in sessions},
                       f"gymrec recording of {start['env_id']} ({settings.dataset.where}): "
                       f"{len(sessions)} session(s); episodes cut by a gap end truncated there.")
-    c = writer.counts
-    where = f"{target} (minari.load_dataset({dataset_id!r})"
-    where += f" with MINARI_DATASETS_PATH={root})" if settings.out else ")"
-    return _closing("Minari", c.episodes, c.steps, c.cut, c.skipped, _discarded(sessions), where)
+    how = f"open it with minari.load_dataset({dataset_id!r})"
+    how += f" and MINARI_DATASETS_PATH={root}" if settings.out else ""
+    return _closing("Minari", writer.counts, _discarded(sessions), target, how)
 
 
 def _export_lerobot(settings: ExportSettings, sessions: list[dict], start: dict,
@@ -111,6 +110,4 @@ def _export_lerobot(settings: ExportSettings, sessions: list[dict], start: dict,
             writer.add(episode)
             progress.episodes, progress.steps = writer.counts.episodes, writer.counts.steps
         writer.finish()
-    c = writer.counts
-    return _closing("LeRobot v3", c.episodes, c.steps, c.cut, c.skipped, _discarded(sessions),
-                    str(target))
+    return _closing("LeRobot v3.0", writer.counts, _discarded(sessions), target)

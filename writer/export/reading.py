@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from shared.errors import GymrecError, UsageError
+from shared.errors import GymrecError, StorageError, UsageError
 from shared.layout import HUB_SESSIONS_DIR, DatasetLayout, ShardName
 
 BATCH_ROWS = 256  # rows per record batch read from a Parquet shard
@@ -26,6 +26,25 @@ class DatasetUnreadable(GymrecError):
     """A shard or session file that cannot be read (damaged, or not a gymrec dataset)."""
 
     exit_code = 1
+
+
+class HubUnreachable(GymrecError):
+    """The Hub did not answer, or refused (network, token, HF_HUB_OFFLINE): as replay, 7."""
+
+    exit_code = 7
+
+
+def hub_error(what: str, exc: Exception, token: str | None) -> GymrecError:
+    """One error line for a failed Hub call, with the exit code of its kind."""
+    from shared.hub_errors import HubFailureKind, classify
+
+    failure = classify(exc, token)
+    if failure.kind in (HubFailureKind.REPO_NOT_FOUND, HubFailureKind.GATED):
+        return UsageError(f"{what}: no such dataset repo, or it is gated ({failure.detail})")
+    if failure.kind is HubFailureKind.LOCAL_IO:
+        return StorageError(f"{what}: the Hugging Face cache cannot be written "
+                            f"({failure.detail})")
+    return HubUnreachable(f"{what}: {failure.detail}")
 
 
 @dataclass(frozen=True)
@@ -95,8 +114,8 @@ class HubDataset:
             info = self._api.repo_info(repo_id, repo_type="dataset")
             self._files = sorted(self._api.list_repo_files(repo_id, repo_type="dataset",
                                                            revision=info.sha))
-        except Exception as exc:  # the client raises many kinds; one line is enough here
-            raise UsageError(f"cannot read the Hub repo {repo_id}: {_first_line(exc)}") from exc
+        except Exception as exc:  # the client raises many kinds: sorted by hub_error
+            raise hub_error(f"cannot read the Hub repo {repo_id}", exc, token) from exc
         self._revision = info.sha
 
     def _download(self, path: str) -> Path:
@@ -107,8 +126,8 @@ class HubDataset:
                                         revision=self._revision, endpoint=self._api.endpoint,
                                         token=self._api.token))
         except Exception as exc:
-            raise DatasetUnreadable(f"{self.repo_id}/{path}: cannot be downloaded "
-                                    f"({_first_line(exc)})") from exc
+            raise hub_error(f"{self.repo_id}/{path} cannot be downloaded", exc,
+                            self._api.token) from exc
 
     def sessions(self) -> list[dict]:
         states = []
