@@ -21,6 +21,7 @@ from huggingface_hub import hf_hub_download
 from shared import codec
 from shared import protocol as p
 from shared.config import dataset_dir
+from shared.errors import UsageError
 from shared.layout import DatasetLayout
 from tests.support.hub_cli import hub_env
 from tests.support.hub_data import ENV_ID, record_session
@@ -30,7 +31,7 @@ from tests.support.processes import ROOT
 from tests.system.test_export import export_cmd, load_lerobot
 from writer.encode import encode_frame
 from writer.export.command import ExportSettings, run_export
-from writer.export.reading import LocalDataset
+from writer.export.reading import HubDataset, LocalDataset
 from writer.hub.client import HubClient
 from writer.hub.upload import publish
 
@@ -196,8 +197,5 @@ def test_a_killed_export_from_the_hub_leaves_no_dataset_then_runs_again(hub, dat
         del os.environ["MINARI_DATASETS_PATH"]
     assert not list(partial.glob(".*partial*"))  # the killed export's folder is gone too
 
-    missing = subprocess.run([*export_cmd(ENV_ID, data_dir, "lerobot", tmp_path / "l"),
-                              "--repo", "me/missing"], cwd=ROOT, env=env, capture_output=True,
-                             text=True, timeout=120)
-    assert missing.returncode == 2, missing.stderr
-    assert missing.stderr.count("\n") == 1 and "no such dataset repo" in missing.stderr
+    with pytest.raises(UsageError, match="me/missing: no such dataset repo"):
+        HubDataset("me/missing", hub.url, hub.token)
