@@ -88,14 +88,16 @@ STEP_VALUES = (
 # Columns that say where a row sits, and the row's bookkeeping: the same for every dataset.
 _FIXED_DTYPES = {
     "session_id": "string", "episode_id": "string", "episode_index": "int32", "seed": "int64",
-    "step": "int32", "is_last": "bool", "seq": "int64",
+    "step": "int32", "frame_hash": "string", "is_last": "bool", "seq": "int64",
 }
 
 # The columns in stored order (a new step value goes before "is_last").
 COLUMNS = (
-    "session_id", "episode_id", "episode_index", "seed", "step", "timestamp", "image", "action",
-    "reward", "terminated", "truncated", "is_last", "seq",
+    "session_id", "episode_id", "episode_index", "seed", "step", "timestamp", "image",
+    "frame_hash", "action", "reward", "terminated", "truncated", "is_last", "seq",
 )
+# Columns that datasets written by earlier builds lack (readers take them as null).
+ADDED_COLUMNS = ("frame_hash",)
 
 
 # `datasets` Value dtypes and their Arrow types.
@@ -221,33 +223,39 @@ def episode_id(session_id: str, episode: int) -> str:
 # -- rows: the one place a step (as it arrived on the wire) becomes a dataset row --------------
 
 
-def step_row(session_id: str, seq: int, msg: Any, image: bytes) -> dict:
-    """The row of a protocol.Step (seq `seq`) whose frame encoded to `image`."""
+def step_row(session_id: str, seq: int, msg: Any, image: bytes,
+             frame_hash: str | None = None) -> dict:
+    """The row of a protocol.Step (seq `seq`) whose frame encoded to `image` and hashed to
+    `frame_hash` (shared.frame_hash)."""
     values = {v.name: v.to_row(getattr(msg, v.name)) for v in STEP_VALUES}
     return _row(session_id, seq, episode=msg.episode, seed=msg.seed, step=msg.step, image=image,
-                values=values, is_last=False)
+                frame_hash=frame_hash, values=values, is_last=False)
 
 
-def batch_row(session_id: str, seq: int, batch: Any, i: int, image: bytes) -> dict:
+def batch_row(session_id: str, seq: int, batch: Any, i: int, image: bytes,
+              frame_hash: str | None = None) -> dict:
     """The row of step `i` of a protocol.StepBatch that starts at seq `seq`."""
     values = {v.name: v.to_row(getattr(batch, v.batch_name)[i]) for v in STEP_VALUES}
     return _row(session_id, seq + i, episode=batch.episode, seed=batch.seed,
-                step=batch.first_step + i, image=image, values=values, is_last=False)
+                step=batch.first_step + i, image=image, frame_hash=frame_hash, values=values,
+                is_last=False)
 
 
-def final_row(session_id: str, seq: int, msg: Any, image: bytes, action_space: dict) -> dict:
+def final_row(session_id: str, seq: int, msg: Any, image: bytes, action_space: dict,
+              frame_hash: str | None = None) -> dict:
     """The final row of an episode, from its protocol.EpisodeEnd: values a step's action
     produced hold their fill (`action_fill` for an `action_space` action, reward 0.0)."""
     values = {v.name: v.to_row(getattr(msg, v.name)) if v.in_final_row
               else v.final_fill(action_space) for v in STEP_VALUES}
     return _row(session_id, seq, episode=msg.episode, seed=msg.seed, step=msg.step, image=image,
-                values=values, is_last=True)
+                frame_hash=frame_hash, values=values, is_last=True)
 
 
 def _row(session_id: str, seq: int, *, episode: int, seed: int, step: int, image: bytes,
-         values: dict, is_last: bool) -> dict:
+         frame_hash: str | None, values: dict, is_last: bool) -> dict:
     return {
         "session_id": session_id, "episode_id": episode_id(session_id, episode),
         "episode_index": episode, "seed": seed, "step": step,
-        "image": {"bytes": image, "path": None}, **values, "is_last": is_last, "seq": seq,
+        "image": {"bytes": image, "path": None}, "frame_hash": frame_hash, **values,
+        "is_last": is_last, "seq": seq,
     }

@@ -42,6 +42,7 @@ from recorder.replay.sources.local import DatasetSource, open_source
 from shared.cli_errors import one_line_errors
 from shared.config import dataset_dir, default_data_dir
 from shared.errors import GymrecError, UsageError
+from shared.frame_hash import HASH_NAME
 from shared.version import VERSION, package_versions
 
 PROG = "gymrec-replay"
@@ -62,6 +63,7 @@ class ReplaySettings:
     fps: float | None
     diff_dir: Path
     helper_process: bool
+    check_images: bool = False  # compare the stored images too, not only the frame hashes
 
 
 @click.command(cls=one_line_errors(click.Command, PROG),
@@ -81,8 +83,13 @@ class ReplaySettings:
 @click.option("--diff-dir", type=click.Path(path_type=Path), default=None,
               help="Where pictures of divergences go (default: <tmp>/gymrec-replay).")
 @click.option("--helper-process/--no-helper-process", default=True, show_default=True,
-              help="Compare frames in a second process while the env steps (headless).")
-def main(env_id, episode, data_dir, repo, render, fps, diff_dir, helper_process):
+              help="Compare stored images in a second process while the env steps (headless).")
+@click.option("--check", "checks", type=click.Choice(["hash", "image"]), multiple=True,
+              default=("hash",), show_default=True,
+              help="What frames are compared by: their raw-pixel hashes (always, where stored), "
+                   "and with `--check image` the stored images too (JPEG re-encoded, PNG "
+                   "decoded; slower).")
+def main(env_id, episode, data_dir, repo, render, fps, diff_dir, helper_process, checks):
     """Replay ENV_ID's recorded episodes: reset with each stored seed, step the stored actions and
     compare every frame, reward and end flag with the recording.
 
@@ -95,7 +102,7 @@ def main(env_id, episode, data_dir, repo, render, fps, diff_dir, helper_process)
         env_id=env_id, data_dir=Path(data_dir or default_data_dir()).expanduser(), repo=repo,
         episode=episode, render=render, fps=fps,
         diff_dir=Path(diff_dir or Path(tempfile.gettempdir()) / PROG).expanduser(),
-        helper_process=helper_process and not render,
+        helper_process=helper_process and not render, check_images="image" in checks,
     )
     try:
         sys.exit(run(settings))
@@ -119,9 +126,12 @@ def run(settings: ReplaySettings) -> int:
     replayed = {p.session_id for p in plans}
     for line in player_lines([s for s in sessions if s["start"]["session"] in replayed]):
         out.print(line, markup=False, soft_wrap=True)
+    out.print(f"comparing frames by {HASH_NAME} hashes of their raw pixels", markup=False)
     compares = {p.recorded.compare for p in plans}
     for compare in sorted(compares, key=lambda c: c.method):
-        out.print(f"comparing {compare.method}", markup=False)
+        out.print(f"comparing {compare.method}"
+                  f"{'' if settings.check_images else ' (where no hash is stored)'}",
+                  markup=False)
     results, pictures, interrupted = _replay_all(settings, source, plans, err)
     if settings.episode is not None and not results:
         raise UsageError(f"episode {settings.episode!r} has no rows in {source.where}")
@@ -179,7 +189,9 @@ def _replay_all(settings: ReplaySettings, source: DatasetSource, plans: list[Ses
     pictures: dict[str, Path] = {}
     envs = EnvCache()
     viewer = None
-    checks = frame_checks(plans[0].recorded.compare, settings.helper_process)
+    # Hashes compare inline; a helper process only pays off when images are compared.
+    checks = frame_checks(plans[0].recorded.compare,
+                          settings.helper_process and settings.check_images)
     try:
         with progress:
             if settings.render:
@@ -189,7 +201,8 @@ def _replay_all(settings: ReplaySettings, source: DatasetSource, plans: list[Ses
                                       f"{PROG} {settings.env_id}")
             for plan in plans:
                 for result in replay_session(plan, source, envs, checks, viewer,
-                                             lambda n: progress.advance(task, n)):
+                                             lambda n: progress.advance(task, n),
+                                             check_images=settings.check_images):
                     if result.first_bad_views is not None:  # kept as a file, not in memory
                         pictures[result.episode_id] = _save_picture(result, settings.diff_dir)
                         result = dataclasses.replace(result, first_bad_views=None)
@@ -255,6 +268,9 @@ def _failure_line(result: EpisodeResult, picture: Path | None) -> str:
     if d.recorded:
         parts.append(f"recorded (reward, terminated, truncated) {d.recorded}, "
                      f"replayed {d.replayed}")
+    if "image" in d.fields and "frame" not in d.fields:
+        parts.append("the stored image differs from the replayed frame, whose hash matches "
+                     "the recording's")
     if d.frame is not None:
         parts.append(f"first differing frame: row {d.frame}, largest pixel difference "
                      f"{result.max_pixel_diff}")

@@ -14,12 +14,15 @@ N+1's image). "Diverges at reset" means frame 0 (row 0) differs already. A chang
 shows as a divergence at step N, first visible in row N (reward, flags) or row N+1 (the frame),
 never earlier; its `frame` is the first row whose image differs.
 
-Frames compare exactly: for JPEG datasets the replayed frame is encoded with the recorded settings
-(`shared.codec.encode_frame`, deterministic) and the bytes compared; for PNG the recorded image is
-decoded and its raw pixels compared. `max_steps` cuts are the recorder's, so replay applies them too
-(truncated on step max_steps-1). Aborted episodes are replayed over their recorded steps, but their
-final frame is not compared: an interrupt can land after `env.step` and before the step was sent, so
-that frame may follow an action that was never recorded.
+Frames compare exactly, by hash: the replayed frame's xxh3-128 (`shared.frame_hash`) with the row's
+`frame_hash`, which the writer took from the pixels it received ("frame" when they differ). With
+`check_images`, and for rows written before gymrec stored hashes, the stored image too ("image";
+"frame" for rows without a hash): for JPEG datasets the replayed frame is encoded with the
+recorded settings (`shared.codec.encode_frame`, deterministic) and the bytes compared; for PNG the
+recorded image is decoded and its raw pixels compared. `max_steps` cuts are the recorder's, so
+replay applies them too (truncated on step max_steps-1). Aborted episodes are replayed over their
+recorded steps, but their final frame is not compared: an interrupt can land after `env.step` and
+before the step was sent, so that frame may follow an action that was never recorded.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from recorder.envs import EnvChoice, frame_of, make_env
-from recorder.replay.checks import FrameChecks, FrameCompare, FrameTally
+from recorder.replay.checks import FrameChecks, FrameCompare, FrameTally, HashTally
 from recorder.replay.sources.local import DatasetDamaged, DatasetSource
 from shared.errors import UsageError
 from shared.protocol import CONTINUED
@@ -162,6 +165,7 @@ class Row(NamedTuple):
     step: int
     seed: int
     image: bytes
+    frame_hash: str | None  # None in datasets written before gymrec stored it
     action: Any
     reward: float | None
     terminated: bool
@@ -170,7 +174,10 @@ class Row(NamedTuple):
 
 
 def _column(batch: pa.RecordBatch, name: str) -> list:
-    """A column of a batch as Python values; `image` as its encoded bytes."""
+    """A column of a batch as Python values; `image` as its encoded bytes; a column the batch
+    lacks (shared.schema.ADDED_COLUMNS, in older datasets) as nulls."""
+    if name not in batch.schema.names:
+        return [None] * batch.num_rows
     if name == "image":
         return batch.column("image").field("bytes").to_pylist()
     return batch.column(name).to_pylist()
@@ -218,8 +225,10 @@ class Divergence:
     """Where a replay first disagrees with its recording (see the module docstring).
 
     `step`: the first step whose outcome differs, None when frame 0 (after reset) differs.
-    `frame`: the first row whose image differs (None when every compared frame matched).
-    `fields`: what differs at `step`: "frame", "reward", "terminated", "truncated".
+    `frame`: the first row whose frame differs (None when every compared frame matched).
+    `fields`: what differs at `step`: "frame" (its hash, or its stored image in a dataset without
+    hashes), "image" (the stored image, while the hash matched), "reward", "terminated",
+    "truncated".
     """
 
     step: int | None
@@ -268,10 +277,11 @@ class Viewer(Protocol):
 def replay_episode(env: Any, rows: Iterator[Row], plan: SessionPlan, checks: FrameChecks,
                    viewer: Viewer | None = None,
                    progress: Callable[[int], None] | None = None,
-                   follows: bool = False) -> EpisodeResult:
-    """Reset with the episode's seed, step its recorded actions, compare every row. An episode
-    that CONTINUED the previous one is reset without a seed when `follows` (the env has just
-    replayed that previous episode to its end), else reported as not reproducible."""
+                   follows: bool = False, check_images: bool = False) -> EpisodeResult:
+    """Reset with the episode's seed, step its recorded actions, compare every row (frames by
+    hash; their stored images too with `check_images`). An episode that CONTINUED the previous
+    one is reset without a seed when `follows` (the env has just replayed that previous episode
+    to its end), else reported as not reproducible."""
     first = next(rows)
     info = plan.info(first.episode_id)
     outcome = info.outcome if info is not None else "unfinished"
@@ -285,27 +295,33 @@ def replay_episode(env: Any, rows: Iterator[Row], plan: SessionPlan, checks: Fra
             outcome=outcome, status=UNSEEDED, steps=info.steps if info is not None else rest,
             steps_replayed=0, note=_unseeded_note(first.seed))
     checks.start_episode(plan.recorded.compare)
-    play = _Playback(env.reset(seed=None if continued else first.seed)[0])
+    play = _Playback(env.reset(seed=None if continued else first.seed)[0],
+                     check_images=check_images)
     _play(env, itertools.chain([first], rows), plan, checks, outcome, play, viewer, progress)
     rest = sum(1 for _ in rows)  # rows not replayed (after a stop); no env work
     if progress is not None:
         progress(play.rows % PROGRESS_EVERY + rest)
     tally = checks.finish_episode()
+    hashes = play.hashes
     if not play.final_row and not play.stop and outcome in ("terminated", "truncated"):
         play.stop, play.note = "missing", "the final row is missing"
     if rest and play.stop == "ended":
         play.note += f"; {rest} recorded rows not replayed"
     if outcome == "aborted" and play.final_row:
         play.note = play.note or "aborted while recording; final frame not compared"
-    divergence = _divergence(tally, play.flags)
+    divergence = _divergence(tally, hashes, play.flags, play.hashed)
+    first_views = (hashes.first_bad_views if hashes.first_bad is not None
+                   and (tally.first_bad is None or hashes.first_bad <= tally.first_bad)
+                   else tally.first_bad_views)
     return EpisodeResult(
         episode_id=first.episode_id, session_id=plan.session_id,
         seed=None if continued else first.seed, outcome=outcome,
         status=_status(outcome, divergence, play.stop),
         steps=info.steps if info is not None else play.step + rest, steps_replayed=play.step,
-        frames_compared=tally.compared, frames_differing=tally.differing,
-        max_pixel_diff=tally.max_diff, divergence=divergence, note=play.note,
-        first_bad_views=tally.first_bad_views)
+        frames_compared=max(tally.compared, hashes.compared),
+        frames_differing=max(tally.differing, hashes.differing),
+        max_pixel_diff=max(tally.max_diff, hashes.max_diff), divergence=divergence,
+        note=play.note, first_bad_views=first_views)
 
 
 @dataclass
@@ -319,6 +335,18 @@ class _Playback:
     stop: str = ""  # why it stopped before the final row: gap, missing, ended, error, ...
     note: str = ""
     flags: tuple | None = None  # first (step, fields, recorded, replayed) whose values differ
+    check_images: bool = False  # compare stored images too (always for rows without a hash)
+    hashes: HashTally = field(default_factory=HashTally)
+    hashed: bool = False  # the rows carry frame hashes
+
+    def compare_frame(self, checks: FrameChecks, row: Row, frame: np.ndarray) -> None:
+        """Row `row.step`'s frame against the replayed `frame`: by hash, and by stored image
+        when asked or when the row has no hash."""
+        if row.frame_hash is not None:
+            self.hashed = True
+            self.hashes.check(row.step, row.frame_hash, row.image, frame, checks.compare)
+        if self.check_images or row.frame_hash is None:
+            checks.submit(row.step, row.image, frame)
 
 
 def _play(env: Any, rows: Iterable[Row], plan: SessionPlan, checks: FrameChecks, outcome: str,
@@ -343,9 +371,9 @@ def _play(env: Any, rows: Iterable[Row], plan: SessionPlan, checks: FrameChecks,
         if row.is_last:
             play.final_row = True
             if outcome != "aborted":
-                checks.submit(step, row.image, frame)
+                play.compare_frame(checks, row, frame)
             return
-        checks.submit(step, row.image, frame)
+        play.compare_frame(checks, row, frame)
         try:
             play.observation, reward, terminated, truncated, _ = env.step(
                 env_action(row.action, env.action_space))
@@ -366,19 +394,30 @@ def _play(env: Any, rows: Iterable[Row], plan: SessionPlan, checks: FrameChecks,
             return
 
 
-def _divergence(tally: FrameTally, flags) -> Divergence | None:
-    frame_step = None if tally.first_bad is None else tally.first_bad - 1  # -1: the reset
+def _divergence(images: FrameTally, hashes: HashTally, flags, hashed: bool = True
+                ) -> Divergence | None:
+    """The first step whose outcome differs. A frame's hash differing is "frame"; its stored
+    image differing is "image", or "frame" where no hash was stored (`hashed` False)."""
+    bad_frames = {}  # field → first row whose frame differs by that check
+    if hashes.first_bad is not None:
+        bad_frames["frame"] = hashes.first_bad
+    if images.first_bad is not None:
+        bad_frames["image" if hashed else "frame"] = images.first_bad
+    first_frame = min(bad_frames.values(), default=None)
+    frame_step = None if first_frame is None else first_frame - 1  # -1: the reset
+    frame_fields = tuple(name for name in ("frame", "image")
+                         if bad_frames.get(name, -2) == first_frame)
     if flags is None and frame_step is None:
         return None
     if frame_step == -1:
-        return Divergence(None, tally.first_bad, ("frame",))
+        return Divergence(None, first_frame, frame_fields)
     step = min(s for s in (frame_step, flags[0] if flags else None) if s is not None)
-    fields: tuple[str, ...] = ("frame",) if frame_step == step else ()
+    fields: tuple[str, ...] = frame_fields if frame_step == step else ()
     recorded = replayed = ()
     if flags is not None and flags[0] == step:
         fields += flags[1]
         recorded, replayed = flags[2], flags[3]
-    return Divergence(step, tally.first_bad, fields, recorded, replayed)
+    return Divergence(step, first_frame, fields, recorded, replayed)
 
 
 def _status(outcome: str, divergence: Divergence | None, stop: str) -> str:
@@ -437,8 +476,10 @@ class EnvCache:
 
 def replay_session(plan: SessionPlan, source: DatasetSource, envs: EnvCache, checks: FrameChecks,
                    viewer: Viewer | None = None,
-                   progress: Callable[[int], None] | None = None) -> Iterator[EpisodeResult]:
-    """Replay the session's episodes in stored order, then list the ones it could not find."""
+                   progress: Callable[[int], None] | None = None,
+                   check_images: bool = False) -> Iterator[EpisodeResult]:
+    """Replay the session's episodes in stored order, then list the ones it could not find.
+    Frames are compared by hash, and by stored image too with `check_images`."""
     env = envs.get(plan.recorded.choice)
     batches = (b for shard in source.shards(plan.session_id) for b in source.batches(shard))
     found: set[str] = set()
@@ -448,7 +489,8 @@ def replay_session(plan: SessionPlan, source: DatasetSource, envs: EnvCache, che
         info = plan.info(episode_id)
         index = info.index if info is not None else -2
         result = replay_episode(env, rows, plan, checks, viewer, progress,
-                                follows=index >= 0 and whole == index - 1)
+                                follows=index >= 0 and whole == index - 1,
+                                check_images=check_images)
         whole = index if _played_to_end(result) else -1
         yield result
         if result.status == INTERRUPTED:

@@ -25,6 +25,7 @@ from shared.layout import DatasetLayout, ShardName
 from shared.schema import arrow_schema, batch_row, episode_id, final_row, step_row
 from shared.security import token_digest
 from shared.shm import RingReader
+from writer.encode import Encoded
 from writer.store.card import write_card
 from writer.store.durable import write_json_atomic
 from writer.store.metadata import (
@@ -157,8 +158,8 @@ class WriterSession:
                     if len(self.rows) >= self.batch_rows:
                         self.flush()
                     # images holds the steps from `skip` on (the rest were here already)
-                    image = images[item.done - item.skip]
-                    self._add_batch_row(item.seq, item.msg, item.done, image)
+                    encoded = images[item.done - item.skip]
+                    self._add_batch_row(item.seq, item.msg, item.done, encoded)
                     item.done += 1
             elif item.encoded is not None:
                 if len(self.rows) >= self.batch_rows:
@@ -179,18 +180,19 @@ class WriterSession:
             self.flush()
         return self.durable_seq > before
 
-    def _add_batch_row(self, seq: int, batch: p.StepBatch, i: int, image: bytes) -> None:
-        self._append_row(seq + i, batch_row(self.id, seq, batch, i, image))
+    def _add_batch_row(self, seq: int, batch: p.StepBatch, i: int, encoded: Encoded) -> None:
+        self._append_row(seq + i, batch_row(self.id, seq, batch, i, *encoded))
 
     def _append_row(self, seq: int, row: dict) -> None:
         if not self.rows:
             self.first_row_at = time.monotonic()
         self.rows.append((seq, row))
 
-    def _add_row(self, seq: int, msg: p.Step | p.EpisodeEnd, image: bytes) -> None:
+    def _add_row(self, seq: int, msg: p.Step | p.EpisodeEnd, encoded: Encoded) -> None:
         last = isinstance(msg, p.EpisodeEnd)
-        row = (final_row(self.id, seq, msg, image, self.start.action_space) if last
-               else step_row(self.id, seq, msg, image))
+        image, frame_hash = encoded
+        row = (final_row(self.id, seq, msg, image, self.start.action_space, frame_hash) if last
+               else step_row(self.id, seq, msg, image, frame_hash))
         self._append_row(seq, row)
         if last:  # saved in the session file once the row is durable
             self._ending[seq] = episode_entry(row, msg.outcome)

@@ -26,7 +26,7 @@ from shared.config import DEFAULT_HUB_ENDPOINT
 from shared.errors import GymrecError, StorageError, UsageError
 from shared.hub_errors import HubFailureKind, classify
 from shared.layout import HUB_SESSIONS_DIR, HUB_SHARD_SUFFIX, ShardName
-from shared.schema import COLUMNS
+from shared.schema import ADDED_COLUMNS, COLUMNS
 from shared.version import VERSION
 
 BATCH_ROWS = 100  # rows per batch read: the writer's Parquet row group
@@ -126,7 +126,8 @@ class HubSource:
         except (OSError, pa.ArrowException) as exc:
             raise DatasetDamaged(f"cannot read shard {shard.file} of {self.where}: {exc}") from exc
         with parquet:
-            missing = [c for c in COLUMNS if c not in parquet.schema_arrow.names]
+            missing = [c for c in COLUMNS if c not in parquet.schema_arrow.names
+                       and c not in ADDED_COLUMNS]
             if missing:
                 raise DatasetDamaged(f"shard {shard.file} of {self.where} lacks the columns "
                                      f"{', '.join(missing)}: not a gymrec shard")
