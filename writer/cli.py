@@ -343,6 +343,9 @@ def summary(env_id, data_dir, repo, picture, as_json):
         _fail(exc)
     except OSError as exc:
         _fail(UsageError(f"cannot write the picture: {exc}"))
+    except KeyboardInterrupt:
+        click.echo("gymrec-writer: summary interrupted", err=True)
+        sys.exit(130)
 
 
 @main.command()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,15 +94,20 @@ def env_spec(start: dict) -> Any:
     if platform == "retro":
         return EnvSpec(id=env_id, entry_point="stable_retro:make",
                        kwargs={"game": env_id, **kwargs})
-    if platform == "atari":
-        import ale_py
+    try:
+        if platform == "atari":
+            import ale_py
 
-        gym.register_envs(ale_py)
-    elif platform == "vizdoom":
-        import vizdoom.gymnasium_wrapper  # noqa: F401  (registers the Vizdoom* ids)
-    else:
+            gym.register_envs(ale_py)
+        elif platform == "vizdoom":
+            import vizdoom.gymnasium_wrapper  # noqa: F401  (registers the Vizdoom* ids)
+        else:
+            return None
+        spec = gym.spec(env_id)
+    except (ImportError, gym.error.Error) as exc:  # the platform is not installed here
+        print(f"gymrec-writer: no env_spec for {env_id} ({exc}): recover_environment() will "
+              "not work", file=sys.stderr)
         return None
-    spec = gym.spec(env_id)
     return dataclasses.replace(spec, kwargs={**spec.kwargs, **kwargs})
 
 
