@@ -9,7 +9,7 @@ refused and counted; a fault while handling one session fails that session only 
 a Refused to its recorder). A session belongs to the connection that showed its owner token;
 messages about it from any other connection are counted as foreign and answered only with "send
 your SessionStart" (Resend 0). Each turn of the loop reads at most `turn_bytes` of frames, and a
-session holding more than `session_pending_bytes` waits for its earlier frames to be written.
+session holding more than its share of pending frames waits for its earlier ones to be written.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from shared import protocol as p
 from shared.config import dataset_dir
 from shared.errors import EndpointBusy, ProtocolError, StorageError, UsageError
 from shared.layout import DatasetLayout
-from shared.schema import check_action_fits
+from shared.schema import check_action_fits, check_info_fits
 from shared.security import ServerKeys, is_loopback, prove, writer_secret
 from shared.spaces import validate_action
 from shared.version import VERSION
@@ -64,7 +64,8 @@ class WriterSettings:
     max_sessions_per_peer: int = 8  # open sessions one connection may hold
     max_message_bytes: int = 64 * 1024 * 1024
     max_frame_bytes: int = 16 * 1024 * 1024  # H*W*C of a session's frames
-    # Fairness: frames read per turn of the loop, and a session's share of pending frames.
+    # Fairness: frames read per turn of the loop, and the least share of pending frames a
+    # session has when many compete (see _share).
     turn_bytes: int = 64 * 1024 * 1024
     session_pending_bytes: int = 32 * 1024 * 1024
     session_timeout: float = 60.0
@@ -157,6 +158,9 @@ class Writer:
             if exc.errno == zmq.EADDRINUSE:
                 raise EndpointBusy(f"endpoint {settings.endpoint} is already in use") from exc
             raise UsageError(f"cannot listen on {settings.endpoint}: {exc}") from exc
+        # pyarrow imports pandas when it first builds an array: seconds without cached bytecode,
+        # which at the first flush would stall the loop (every peer). Pay it beside the loop.
+        threading.Thread(target=_warm_up_arrow, daemon=True, name="warm-up").start()
         return cls(settings, socket, lock_fd, secret, authenticator, stop)
 
     def stop(self) -> None:
@@ -294,7 +298,7 @@ class Writer:
                 self._ack(session)
             return
         if msg.seq > session.next_seq or (
-                session.pending and session.pending_bytes > self.settings.session_pending_bytes):
+                session.pending and session.pending_bytes > self._share()):
             # A gap in the sequence, or this session is over its share of the writer: ask for
             # the rest from next_seq (again once its earlier frames are written).
             if msg.seq <= session.next_seq:
@@ -312,10 +316,18 @@ class Writer:
                 raise ProtocolError(f"frame shape {msg.shape} differs from the session's")
             if isinstance(msg, p.Step):
                 _check_action(msg.action, session.start.action_space)
+            check_info_fits(msg.info, session.start.info_columns)
             encoded = self.pool.submit(
                 encode_frame, msg.pixels, msg.shape, session.start.codec, session.start.quality
             )
         session.accept(msg.seq, msg, encoded)
+
+    def _share(self) -> int:
+        """Pending frame bytes one session may hold before its next message waits: an equal
+        part of the writer's room, never less than `session_pending_bytes` (alone, a session
+        has it all: the room check stops reading first)."""
+        return max(self.settings.session_pending_bytes,
+                   self.settings.max_pending_bytes // max(1, len(self.sessions)))
 
     def _ask_to_start(self, routing_id: bytes, session_id: str) -> None:
         """Resend(0) ("tell me who you are first"), at most every 0.2 s per peer and session."""
@@ -334,6 +346,8 @@ class Writer:
             raise ProtocolError(f"frame shape {msg.shape} differs from the session's")
         for action in msg.actions:
             _check_action(action, session.start.action_space)
+        for info in msg.infos:
+            check_info_fits(info, session.start.info_columns)
         skip = session.next_seq - msg.seq  # a resent batch may overlap what is already here
         if msg.slots:
             if session.ring is None or max(msg.slots) >= session.ring.slots:
@@ -515,3 +529,9 @@ def _check_action(value, action_space: dict) -> None:
     """A valid action of the session's space whose values fit the action column."""
     validate_action(value, action_space)
     check_action_fits(value, action_space)
+
+
+def _warm_up_arrow() -> None:
+    import pyarrow as pa
+
+    pa.array([0])
