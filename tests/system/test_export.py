@@ -23,8 +23,8 @@ from writer.export.reading import LocalDataset
 
 IMAGE = "observation.image"  # the LeRobot frame column
 PLATFORMS = {  # env id → folder, recording flags (small: two short episodes)
-    "BreakoutNoFrameskip-v4": ("BreakoutNoFrameskip-v4", ["--episodes", "2", "--max-steps", "60"]),
-    "Airstriker-Genesis-v0": ("Airstriker-Genesis-v0", ["--episodes", "2", "--max-steps", "40"]),
+    "BreakoutNoFrameskip-v4": ("BreakoutNoFrameskip-v4", ["--episodes", "2", "--max-steps", "30"]),
+    "Airstriker-Genesis-v0": ("Airstriker-Genesis-v0", ["--episodes", "2", "--max-steps", "30"]),
     "VizdoomBasic-v1": ("VizdoomBasic-v1", ["--episodes", "2", "--max-steps", "40"]),
 }
 

@@ -10,6 +10,7 @@ from collections import Counter, defaultdict
 
 import datasets
 import pytest
+from click.testing import CliRunner
 from PIL import Image
 
 from tests.support.hub_data import ENV_ID, record_session
@@ -62,17 +63,18 @@ def test_summary_numbers_are_the_datasets(data_dir):
 
 
 def test_summary_as_text_and_its_errors(data_dir, tmp_path):
+    """The same command in this process (quicker): text mode, --picture, a missing dataset."""
+    from writer.cli import main
+
     record_session(data_dir, episodes=1, steps=5, seed=43)
     picture = tmp_path / "pics" / "b.png"
-    result = subprocess.run(summary_cmd(data_dir, "--picture", str(picture)), cwd=ROOT,
-                            capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
+    result = CliRunner().invoke(main, summary_cmd(data_dir, "--picture", str(picture))[3:])
+    assert result.exit_code == 0, result.output
     assert f"picture: {picture}" in result.stdout and picture.is_file()
     assert "episodes 1, frames 5" in result.stdout
     assert "read 1/1 shards" in result.stderr  # progress
 
-    missing = subprocess.run(summary_cmd(tmp_path / "nothing"), cwd=ROOT, capture_output=True,
-                             text=True, timeout=120)
-    assert missing.returncode == 2
+    missing = CliRunner().invoke(main, summary_cmd(tmp_path / "nothing")[3:])
+    assert missing.exit_code == 2
     assert missing.stderr.count("\n") == 1 and "no recording of" in missing.stderr
     assert ENV_ID not in missing.stdout
