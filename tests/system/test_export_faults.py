@@ -34,6 +34,7 @@ from writer.export.command import ExportSettings, run_export
 from writer.export.reading import HubDataset, LocalDataset
 from writer.hub.client import HubClient
 from writer.hub.upload import publish
+from writer.summary.command import SummarySettings, run_summary
 
 SHAPE = [40, 48, 3]  # big enough for Minari to treat frames as images
 
@@ -152,7 +153,7 @@ def hub(monkeypatch):
 
 
 def test_a_killed_export_from_the_hub_leaves_no_dataset_then_runs_again(hub, data_dir,
-                                                                        tmp_path):
+                                                                        tmp_path, capsys):
     minari = pytest.importorskip("minari")
     record_session(data_dir, episodes=4, steps=12, shard_rows=10, seed=31)
     repo = "me/exported"
@@ -199,3 +200,10 @@ def test_a_killed_export_from_the_hub_leaves_no_dataset_then_runs_again(hub, dat
 
     with pytest.raises(UsageError, match="me/missing: no such dataset repo"):
         HubDataset("me/missing", hub.url, hub.token)
+
+    # The summary of a Hub repo reads it the same way.
+    capsys.readouterr()
+    picture = run_summary(SummarySettings(dataset=HubDataset(repo, hub.url, hub.token),
+                                          title=repo, picture=tmp_path / "s.png", as_json=True))
+    stats = json.loads(capsys.readouterr().out)
+    assert (stats["episodes"], stats["frames"], stats["picture"]) == (4, 48, str(picture))
