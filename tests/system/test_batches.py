@@ -4,7 +4,10 @@ gives exactly the (obs, action, next_obs) transitions. Real recordings of Atari 
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import uuid
+from pathlib import Path
 
 import datasets
 import numpy as np
@@ -13,9 +16,25 @@ import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 import pytest
 
-from tests.support.processes import run_record
+from tests.support.processes import ROOT, free_endpoint, record_cmd
 
 EPISODE_STEPS = 20
+
+
+@pytest.fixture(scope="module")
+def recordings(tmp_path_factory) -> dict[str, Path]:
+    """Env id → a data folder holding 2 episodes of EPISODE_STEPS steps (one per env)."""
+    made, running = {}, []
+    for env_id in ("BreakoutNoFrameskip-v4", "Airstriker-Genesis-v0"):  # both at once
+        made[env_id] = tmp_path_factory.mktemp("batches") / "data"
+        cmd = record_cmd(env_id, free_endpoint(), made[env_id], "--episodes", "2",
+                         "--max-steps", str(EPISODE_STEPS), "--seed", "3")
+        running.append(subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, text=True))
+    for proc in running:
+        _, err = proc.communicate(timeout=240)
+        assert proc.returncode == 0, err
+    return made
 
 
 def transitions(ds: datasets.Dataset) -> tuple[datasets.Dataset, datasets.Dataset]:
@@ -30,11 +49,8 @@ def transitions(ds: datasets.Dataset) -> tuple[datasets.Dataset, datasets.Datase
     ("BreakoutNoFrameskip-v4", ()),  # Discrete: was float32 with NaN
     ("Airstriker-Genesis-v0", (12,)),  # MultiBinary: was an object array
 ])
-def test_a_slice_across_a_final_row_keeps_its_dtypes(endpoint, data_dir, env_id, action_shape):
-    result = run_record(env_id, endpoint, data_dir, "--episodes", "2", "--max-steps",
-                        str(EPISODE_STEPS), "--seed", "3")
-    assert result.returncode == 0, result.stderr
-    ds = datasets.load_dataset(str(data_dir / env_id), split="train")
+def test_a_slice_across_a_final_row_keeps_its_dtypes(recordings, env_id, action_shape):
+    ds = datasets.load_dataset(str(recordings[env_id] / env_id), split="train")
     last = int(np.flatnonzero(ds.with_format("numpy")["is_last"])[0])
     batch = ds.with_format("numpy")[last - 2:last + 3]
     assert batch["is_last"].tolist() == [False, False, True, False, False]
@@ -55,10 +71,10 @@ def test_a_slice_across_a_final_row_keeps_its_dtypes(endpoint, data_dir, env_id,
     assert nxt["episode_id"] == obs["episode_id"]
 
 
-def test_a_dataset_with_null_final_rows_from_before_still_loads(endpoint, data_dir):
+def test_a_dataset_with_null_final_rows_from_before_still_loads(recordings, tmp_path):
     env_id = "BreakoutNoFrameskip-v4"
-    result = run_record(env_id, endpoint, data_dir, "--episodes", "1", "--max-steps", "10")
-    assert result.returncode == 0, result.stderr
+    data_dir = tmp_path / "data"
+    shutil.copytree(recordings[env_id], data_dir, ignore=shutil.ignore_patterns(".writer.*"))
     [shard] = (data_dir / env_id / "data").glob("*.arrow")
     with pa.memory_map(str(shard)) as stream:
         table = ipc.open_stream(stream).read_all()
@@ -74,4 +90,4 @@ def test_a_dataset_with_null_final_rows_from_before_still_loads(endpoint, data_d
     ds = datasets.load_dataset(str(data_dir / env_id), split="train")
     assert len(ds) == 2 * table.num_rows
     actions = ds["action"]
-    assert actions.count(None) == 1 and actions.count(-1) == 1
+    assert actions.count(None) == 2 and actions.count(-1) == 2  # 2 episodes in each
