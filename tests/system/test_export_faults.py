@@ -97,7 +97,7 @@ class _Session:
 @pytest.fixture
 def holes(data_dir) -> _Session:
     """Episode 0: 6 steps, terminated. 1: discarded. 2: steps 0-4, a gap of 5-9, steps 10-12,
-    truncated. 3: 3 steps, truncated."""
+    truncated. 3: 3 steps, truncated. 4: a gap of 0-2 (no start to step from), 3-5."""
     s = _Session(data_dir)
     s.steps(0, range(6), ends="terminated")
     s.end(0, 6, "terminated")
@@ -109,6 +109,9 @@ def holes(data_dir) -> _Session:
     s.end(2, 13, "truncated")
     s.steps(3, range(3), ends="truncated")
     s.end(3, 3, "truncated")
+    s.gap(4, 0, 2)
+    s.steps(4, range(3, 6), ends="truncated")
+    s.end(4, 6, "truncated")
     s.close()
     return s
 
@@ -120,6 +123,7 @@ def test_minari_leaves_out_the_discarded_episode_and_cuts_at_the_gap(holes, tmp_
                                      out=tmp_path, name=ENV_ID))
     assert line.startswith("exported 3 episodes, 13 steps to ")
     assert "1 cut by a gap (truncated there)" in line and "1 discarded left out" in line
+    assert "1 too short to export" in line  # episode 4: its start was never recorded
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path))
     episodes = list(minari.load_dataset(f"gymrec/{ENV_ID}-v0").iterate_episodes())
     assert [len(e.actions) for e in episodes] == [6, 4, 3]

@@ -87,8 +87,12 @@ def _export_minari(settings: ExportSettings, sessions: list[dict], start: dict,
     root = settings.out or minari.storage.get_dataset_path()
     target = Path(root) / dataset_id
     with staged(target) as folder:
-        writer = mx.MinariWriter(folder, start, dataset_id)
-        for episode in episodes(settings.dataset, progress):
+        # The typed info goes into Minari's infos when every session recorded the same columns.
+        info_columns = start.get("info_columns") or {}
+        if any((s["start"].get("info_columns") or {}) != info_columns for s in sessions):
+            info_columns = {}
+        writer = mx.MinariWriter(folder, start, dataset_id, info_columns)
+        for episode in episodes(settings.dataset, progress, info=bool(info_columns)):
             writer.add(episode)
             progress.episodes, progress.steps = writer.counts.episodes, writer.counts.steps
         writer.finish({s["start"].get("collector", "?") for s in sessions},

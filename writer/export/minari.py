@@ -111,6 +111,9 @@ def env_spec(start: dict) -> Any:
     return dataclasses.replace(spec, kwargs={**spec.kwargs, **kwargs})
 
 
+_INFO_TYPES = {"int64": pa.int64(), "float64": pa.float64(), "bool": pa.bool_()}
+
+
 def _fixed_list(values: np.ndarray, dtype: np.dtype) -> pa.Array:
     values = values.reshape(len(values), -1).astype(dtype)
     kind = pa.list_(pa.from_numpy_dtype(dtype), values.shape[1])
@@ -143,10 +146,13 @@ class MinariCounts:
 class MinariWriter:
     """Writes episodes into a Minari dataset folder (`<root>/data/`)."""
 
-    def __init__(self, root: Path, start: dict, dataset_id: str):
+    def __init__(self, root: Path, start: dict, dataset_id: str,
+                 info_columns: dict | None = None):
         from minari.dataset.minari_storage import MinariStorage, is_image_space
 
         self.start, self.dataset_id = start, dataset_id
+        # The typed info (name → dtype) as fields of infos, beside the timestamp.
+        self.info_columns = {k: d for k, d in (info_columns or {}).items() if k != "timestamp"}
         self.data = root / "data"
         self.data.mkdir(parents=True)
         self.obs_space = observation_space(start["frame_shape"])
@@ -184,8 +190,7 @@ class MinariWriter:
             "rewards": pa.array(episode.rewards[:steps] + [0.0], pa.float64()),
             "terminations": pa.array(episode.terminations[:steps] + [False], pa.bool_()),
             "truncations": pa.array(truncations + [False], pa.bool_()),
-            "infos": pa.StructArray.from_arrays(
-                [pa.array(episode.timestamps[:steps + 1], pa.float64())], names=["timestamp"]),
+            "infos": self._infos(episode, steps + 1),
         })
         folder = self.data / str(n)
         folder.mkdir()
@@ -199,6 +204,13 @@ class MinariWriter:
         (folder / "metadata.json").write_text(json.dumps(meta))
         self.counts.episodes += 1
         self.counts.steps += steps
+
+    def _infos(self, episode: Episode, rows: int) -> pa.StructArray:
+        """Minari's infos: the timestamp and the typed info of each observation."""
+        arrays = [pa.array(episode.timestamps[:rows], pa.float64())]
+        arrays += [pa.array([i.get(name) for i in episode.infos[:rows]], _INFO_TYPES[dtype])
+                   for name, dtype in self.info_columns.items()]
+        return pa.StructArray.from_arrays(arrays, names=["timestamp", *self.info_columns])
 
     def finish(self, collectors: Iterable[str], description: str) -> None:
         """The dataset's own metadata (counts, ids, who recorded it, package requirements)."""

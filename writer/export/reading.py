@@ -1,5 +1,5 @@
 """Reading a recorded dataset shard by shard, for exports and summaries: a local folder (the
-sealed Arrow shards listed in its manifest) or a Hub repo as `gymrec-writer push` publishes it
+sealed Arrow shards in its `data/`) or a Hub repo as `gymrec-writer push` publishes it
 (`data/<session>-<n>.parquet`, `meta/sessions/<id>.json`).
 
 Both give the sessions' files (ordered by start time) and the shards in dataset order (sessions in
