@@ -2,19 +2,21 @@
 one StepData for the link (the one place a step becomes a message), `max_steps` cuts the
 episode, and its end (the final observation) is sent once.
 
-A new per-step value (say the env's `info`) is produced in `Episode.record`, where the env's
-step result is at hand, and declared in shared/schema.py and shared/protocol.py.
+A new per-step value is produced in `Episode.record`, where the env's step result is at hand,
+and declared in shared/schema.py and shared/protocol.py. The env's info travels with the frame
+it came with (reset's with frame 0): typed values read by the platform, the rest as JSON.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 import numpy as np
 
-from recorder.envs import frame_of
+from recorder.envs import frame_of, info_reader
+from recorder.info import info_json
 from shared.schema import EpisodeEndData, StepData
 from shared.spaces import action_to_wire
 
@@ -33,11 +35,17 @@ class Episode:
 
     def __init__(self, *, sink: StepSink, env: Any, index: int, seed: int, observation: Any,
                  action_space: dict, max_steps: int | None,
-                 picture: Callable[[Any], np.ndarray] | None = None):
+                 picture: Callable[[Any], np.ndarray] | None = None,
+                 info: Mapping | None = None,
+                 typed_info: Callable[[Mapping], dict] | None = None):
         self.sink, self.env = sink, env
         # The frame in an observation (default: frame_of with `env`; a vector env's sub-env
         # is not at hand, so its recorder says how).
         self.picture = picture or (lambda observation: frame_of(observation, env))
+        # The typed info of a frame from the info that came with it (default: the platform
+        # reads it, from the live env where the info lacks it); `info`: reset's.
+        self.typed_info = typed_info or info_reader(env)
+        self.info, self.info_json = self._info_of(info or {})
         self.index, self.seed = index, seed
         self.action_space = action_space  # its description, for actions in wire form
         self.max_steps = max_steps  # None: never cut
@@ -57,21 +65,27 @@ class Episode:
         """Record `action`, chosen on the current frame, and `result`, what env.step(action)
         returned; the next frame becomes current (`shown_at`: now, until the caller says when
         it was shown). Returns whether the link kept the step."""
-        observation, reward, terminated, truncated, _info = result
+        observation, reward, terminated, truncated, info = result
         if self.max_steps is not None and self.steps + 1 >= self.max_steps:
             truncated = True
         step = StepData(
             episode=self.index, step=self.steps, seed=self.seed, frame=self.frame,
             timestamp=self.shown_at, action=action_to_wire(action, self.action_space),
             reward=float(reward), terminated=bool(terminated), truncated=bool(truncated),
+            info=self.info, info_json=self.info_json,
         )
         kept = self.sink.send_step(step)
         self.steps += 1
         self.terminated, self.truncated = step.terminated, step.truncated
         self.observation = observation
         self.frame = self.picture(observation)
+        self.info, self.info_json = self._info_of(info if isinstance(info, Mapping) else {})
         self.shown_at = time.time()
         return kept
+
+    def _info_of(self, info: Mapping) -> tuple[dict, str]:
+        typed = self.typed_info(info)
+        return typed, info_json(info, typed)
 
     def end(self, outcome: str | None = None, at: float | None = None) -> None:
         """Send the final observation (the current frame) once. `outcome` defaults to how the
@@ -85,5 +99,6 @@ class Episode:
         self.sink.send_episode_end(EpisodeEndData(
             episode=self.index, step=self.steps, seed=self.seed, frame=self.frame,
             timestamp=self.shown_at if at is None else at, outcome=outcome,
-            terminated=self.terminated, truncated=self.truncated,
+            terminated=self.terminated, truncated=self.truncated, info=self.info,
+            info_json=self.info_json,
         ))

@@ -8,7 +8,7 @@ import time
 import uuid
 from typing import Any
 
-from recorder.envs import EnvChoice, action_labels, env_settings, frame_of
+from recorder.envs import EnvChoice, action_labels, env_settings, frame_of, info_columns
 from shared import protocol as p
 from shared.spaces import describe_space
 from shared.version import VERSION, package_versions
@@ -43,5 +43,5 @@ def session_start(session_id: str, choice: EnvChoice, env: Any, first_observatio
         collector=collector, frame_shape=list(frame.shape), base_seed=base_seed,
         started_at=time.time(), max_steps=max_steps or 0, shm_slots=shm_slots,
         player=player, key_bindings=dict(key_bindings or {}), env_settings=env_settings(env),
-        agent_sha256=agent_sha256,
+        agent_sha256=agent_sha256, info_columns=info_columns(env),
     )

@@ -20,7 +20,7 @@ from __future__ import annotations
 import atexit
 import sys
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +31,7 @@ import numpy as np
 
 from recorder.delivery.link import WriterLink
 from recorder.delivery.local_writer import ensure_writer
-from recorder.envs import choice_of_env, frame_of, native_fps, platform_named
+from recorder.envs import choice_of_env, frame_of, info_reader, native_fps, platform_named
 from recorder.episode import Episode
 from recorder.headless.loop import ring_slots
 from recorder.seeds import episode_seed, fresh_base_seed
@@ -125,19 +125,23 @@ class _Session:
     """One (sub-)env's episodes as one recorded session."""
 
     def __init__(self, link: WriterLink, options: RecordOptions,
-                 picture: Callable[[Any], np.ndarray], env: Any):
+                 picture: Callable[[Any], np.ndarray], env: Any,
+                 typed_info: Callable[[Mapping], dict]):
         self.link, self.options, self.picture, self.env = link, options, picture, env
+        self.typed_info = typed_info
         self.episode: Episode | None = None
         self.next_index = 0
         self.episodes = self.steps = 0
         self.unrecorded = 0  # steps taken after an episode's end without a reset
 
-    def begin(self, observation: Any, seed: int) -> None:
-        """A new episode starts at `observation` (reset with `seed`; NO_SEED: unknown)."""
+    def begin(self, observation: Any, seed: int, info: Mapping | None = None) -> None:
+        """A new episode starts at `observation` (reset with `seed`; NO_SEED: unknown; `info`:
+        what the reset returned with it)."""
         self.end("aborted")  # one still running was left by a reset: it ends here
         self.episode = Episode(sink=self.link, env=self.env, index=self.next_index, seed=seed,
                                observation=observation, action_space=self.link.action_space,
-                               max_steps=self.options.max_steps, picture=self.picture)
+                               max_steps=self.options.max_steps, picture=self.picture,
+                               info=info, typed_info=self.typed_info)
         self.next_index += 1
 
     def step(self, action: Any, result: tuple) -> None:
@@ -200,7 +204,9 @@ class _Recording:
                 player=f"agent:{self.options.agent}", agent_sha256=self.options.agent_sha256)
             link = WriterLink(self.options.endpoint, start, share,
                               batch_steps=1 if self.options.realtime else 16)
-            self.sessions.append(_Session(link, self.options, picture, sub_env))
+            # A vector env's sub-envs are elsewhere: their typed info comes from their infos.
+            typed = info_reader(env, live=sub_env is env)
+            self.sessions.append(_Session(link, self.options, picture, sub_env, typed))
 
     def drawn_seed(self) -> int:
         """A seed for a reset the user did not seed, reproducible from the base seed."""
@@ -267,7 +273,7 @@ class RecordingEnv(gym.Wrapper):
         if not recording.sessions:
             picture = _picture_of(self.env)
             recording.open_sessions(self._choice, self.env, [observation], picture, [self.env])
-        recording.sessions[0].begin(observation, stored)
+        recording.sessions[0].begin(observation, stored, info)
         return observation, info
 
     def step(self, action: Any):
@@ -326,7 +332,7 @@ class RecordingVectorEnv(gym.vector.VectorWrapper):
             if seeds[i] is None and recording.sessions[i].next_index > 0:
                 stored = CONTINUED
             stored = NO_SEED if extra else stored
-            recording.sessions[i].begin(_sub(observations, i), stored)
+            recording.sessions[i].begin(_sub(observations, i), stored, _sub_info(info, i))
             self._pending[i] = False
         return observations, info
 
@@ -340,16 +346,18 @@ class RecordingVectorEnv(gym.vector.VectorWrapper):
             if self._pending[i]:
                 self._pending[i] = False
                 if self._mode == "next_step":  # this step was sub-env i's reset
-                    session.begin(observation, CONTINUED)
+                    session.begin(observation, CONTINUED, _sub_info(infos, i))
                 continue
             ended = bool(terminated[i] or truncated[i])
-            reached = observation
+            reached, reached_info = observation, _sub_info(infos, i)
             if ended and self._mode == "same_step":
                 reached = _sub(infos["final_obs"], i)
-            session.step(_sub(actions, i), (reached, rewards[i], terminated[i], truncated[i], {}))
+                reached_info = _sub_info(infos.get("final_info", {}), i)
+            session.step(_sub(actions, i),
+                         (reached, rewards[i], terminated[i], truncated[i], reached_info))
             if ended:
                 if self._mode == "same_step":
-                    session.begin(observation, CONTINUED)
+                    session.begin(observation, CONTINUED, _sub_info(infos, i))
                 else:
                     self._pending[i] = True
         return observations, rewards, terminated, truncated, infos
@@ -402,6 +410,26 @@ def _picture_of(env: Any) -> Callable[[Any], np.ndarray]:
         return frame_of(observation, env)
 
     return picture
+
+
+def _sub_info(infos: Mapping, i: int) -> dict:
+    """Sub-env `i`'s info from a vector env's batched infos: each key whose `_key` mask is set
+    for it (nested infos the same way)."""
+    out = {}
+    for key, values in infos.items():
+        if key.startswith("_") or key in ("final_obs", "final_info"):
+            continue
+        mask = infos.get(f"_{key}")
+        if mask is not None and not mask[i]:
+            continue
+        if isinstance(values, Mapping):
+            out[key] = _sub_info(values, i)
+        elif hasattr(values, "__getitem__") and not isinstance(values, str):
+            try:
+                out[key] = values[i]
+            except (IndexError, KeyError, TypeError):
+                pass  # not one value per sub-env: not this sub-env's
+    return out
 
 
 def _sub(batch: Any, i: int) -> Any:

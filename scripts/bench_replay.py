@@ -2,10 +2,11 @@
 
 For each platform: record a dataset with the random agent (gymrec-record, its own writer), then
 alternate, `--repeats` times, (1) bare: reset with each episode's seed and step its recorded
-actions, nothing else; (2) replay, frames compared in the helper process; (3) replay, frames
-compared inline. Replay runs the real code path (shards read batch by batch, every frame
-JPEG-encoded and compared, flags checked) on an env already made and a helper already started (one
-untimed warm-up run each), so every side times steady stepping. Medians are printed.
+actions, nothing else; (2) replay as by default, frames compared by their xxh3-128 hashes
+(inline); (3) replay with `--check image`: hashes, and every frame JPEG-encoded and compared with
+the stored bytes in the helper process. Replay runs the real code path (shards read batch by
+batch, flags checked) on an env already made and a helper already started (one untimed warm-up
+run each), so every side times steady stepping. Medians are printed.
 
     uv run python scripts/bench_replay.py [--steps 3000] [--repeats 5] [--platform atari ...]
 """
@@ -73,9 +74,9 @@ def bench(platform: str, repeats: int, data_dir: Path) -> dict:
     env = envs.get(plan.recorded.choice)
     recorded = [(seed, [env_action(a, env.action_space) for a in actions])
                 for seed, actions in recorded]
-    rates: dict[str, list[float]] = {"bare": [], "replay": [], "replay (inline)": []}
-    checkers = {"replay": frame_checks(plan.recorded.compare, True),
-                "replay (inline)": frame_checks(plan.recorded.compare, False)}
+    rates: dict[str, list[float]] = {"bare": [], "hash": [], "hash+image": []}
+    checkers = {"hash": frame_checks(plan.recorded.compare, False),
+                "hash+image": frame_checks(plan.recorded.compare, True)}
     try:
         for repeat in range(-1, repeats):  # -1: warm-up, not timed
             started = time.perf_counter()
@@ -87,7 +88,8 @@ def bench(platform: str, repeats: int, data_dir: Path) -> dict:
                 rates["bare"].append(steps / (time.perf_counter() - started))
             for name, checks in checkers.items():
                 started = time.perf_counter()
-                results = list(replay_session(plan, source, envs, checks))
+                results = list(replay_session(plan, source, envs, checks,
+                                              check_images=name == "hash+image"))
                 if repeat >= 0:
                     rates[name].append(steps / (time.perf_counter() - started))
                 if any(r.status != PASS for r in results):
@@ -111,12 +113,12 @@ def main() -> None:
         for platform in args.platform or list(PLATFORMS):
             rows.append(bench(platform, args.repeats, Path(tmp)))
             print(f"... {platform} done", file=sys.stderr)
-    print(f"{'env':<24}{'steps':>7}{'bare/s':>9}{'replay/s':>14}{'ratio':>7}"
-          f"{'replay inl/s':>14}{'ratio':>7}")
+    print(f"{'env':<24}{'steps':>7}{'bare/s':>9}{'hash/s':>10}{'ratio':>7}"
+          f"{'hash+image/s':>14}{'ratio':>7}")
     for r in rows:
-        thr, inl = r["replay"], r["replay (inline)"]
-        print(f"{r['env_id']:<24}{r['steps']:>7}{r['bare']:>9.0f}{thr:>14.0f}"
-              f"{thr / r['bare']:>7.2f}{inl:>14.0f}{inl / r['bare']:>7.2f}")
+        hashed, imaged = r["hash"], r["hash+image"]
+        print(f"{r['env_id']:<24}{r['steps']:>7}{r['bare']:>9.0f}{hashed:>10.0f}"
+              f"{hashed / r['bare']:>7.2f}{imaged:>14.0f}{imaged / r['bare']:>7.2f}")
     print(f"medians of {args.repeats} runs each; min-max per column:")
     for r in rows:
         spans = "  ".join(f"{k} {lo:.0f}-{hi:.0f}" for k, (lo, hi) in r["ranges"].items())

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import math
 import re
 from collections.abc import Callable
@@ -32,12 +33,14 @@ import msgpack
 
 from shared.codec import CODEC_NAMES
 from shared.errors import ProtocolError
-from shared.schema import check_space_fits
+from shared.schema import MAX_INFO_COLUMNS, MAX_INFO_JSON, check_info_columns, check_space_fits
 from shared.spaces import validate_space_description
 
 # v2: SessionStart names who played (`player`) and the keys they played with.
 # v3: fields added in the round of issues 12-18 (each one's comment says what it is).
 #     Issue 18: SessionEnd.fps_changes (the speed keys of human play).
+#     Issue 14: SessionStart.info_columns; info and info_json in Step, EpisodeEnd (infos and
+#     info_jsons in StepBatch): the env's info with each frame.
 #     Issue 12: SessionStart.owner_token, HelloReply.proof, Ack.proof; a StepBatch's steps and
 #     seqs must fit their columns, an action space's actions the action column.
 MAGIC = b"GYMREC\x03"
@@ -104,6 +107,29 @@ def _space(v: Any) -> bool:
     return True
 
 
+def _info_columns(v: Any) -> bool:
+    check_info_columns(v)  # raises ProtocolError naming the bad column
+    return True
+
+
+def _info(v: Any) -> bool:
+    """A step's typed info: name → None, bool, int or finite float (each value is checked
+    against its declared column when the step is accepted)."""
+    return (isinstance(v, dict) and len(v) <= MAX_INFO_COLUMNS
+            and all(type(x) in (type(None), bool, int) or type(x) is float and math.isfinite(x)
+                    for x in v.values()))
+
+
+def _info_json(v: Any) -> bool:
+    """The rest of a step's info: a JSON object of at most MAX_INFO_JSON characters."""
+    if type(v) is not str or len(v) > MAX_INFO_JSON:
+        return False
+    try:
+        return isinstance(json.loads(v), dict)
+    except ValueError:
+        return False
+
+
 def _hex(length: int) -> Check:
     """Lowercase hex of exactly `length` characters, or "" (not given)."""
     pattern = re.compile(f"(?:[0-9a-f]{{{length}}})?")
@@ -126,8 +152,12 @@ def _field(check: Check, **kwargs: Any) -> Any:
     return field(metadata={"check": check}, **kwargs)
 
 
-def _per_step(item: Check) -> Any:
-    """A StepBatch field holding one value per step, each passing `item`."""
+def _per_step(item: Check, optional: bool = False) -> Any:
+    """A StepBatch field holding one value per step, each passing `item`; an `optional` one
+    may instead be empty (no value for any step: the column's default)."""
+    if optional:
+        return field(default_factory=list,
+                     metadata={"check": _list_of(item), "per_step": True, "optional": True})
     return field(metadata={"check": _list_of(item), "per_step": True})
 
 
@@ -203,6 +233,8 @@ class SessionStart(_AboutSession):
     # A secret of the recorder (32 hex): only a connection that shows it may continue this
     # session (after a reconnect or a writer restart). The writer keeps its hash only.
     owner_token: str = _field(_hex(32), default="")
+    # The typed info columns (name → "int64", "float64" or "bool"): fields of the `info` column.
+    info_columns: dict = _field(_info_columns, default_factory=dict)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -226,6 +258,9 @@ class Step(_AtStep):
     terminated: bool = _field(_bool)
     truncated: bool = _field(_bool)
     shape: list = _field(_frame_shape)
+    # The env's info with this frame: typed values (SessionStart.info_columns), the rest JSON.
+    info: dict = _field(_info, default_factory=dict)
+    info_json: str = _field(_info_json, default="{}")
     pixels: Any = _pixels()
 
 
@@ -237,7 +272,8 @@ class StepBatch(_AboutSession):
     TYPE: ClassVar[str] = "steps"
     RULES: ClassVar[tuple[Rule, ...]] = (
         (lambda h: len(h["timestamps"]) > 0, "a batch holds 1 to 256 steps"),
-        (lambda h: all(len(h[k]) == len(h["timestamps"]) for k in _per_step_fields()),
+        (lambda h: all(len(h[k]) == len(h["timestamps"])
+                       or k in _optional_fields() and not h[k] for k in _per_step_fields()),
          "not one value per step in every list"),
         (lambda h: len(h["slots"]) in (0, len(h["timestamps"])), "bad slots"),
         (lambda h: h["first_step"] + len(h["timestamps"]) <= _I32, "steps beyond int32"),
@@ -253,6 +289,8 @@ class StepBatch(_AboutSession):
     rewards: list = _per_step(_num)
     terminated: list = _per_step(_bool)
     truncated: list = _per_step(_bool)
+    infos: list = _per_step(_info, optional=True)
+    info_jsons: list = _per_step(_info_json, optional=True)
     # The shared-memory slot of each step, or [] when the pixels follow as frames.
     slots: list = _field(_list_of(_int(0, 1 << 20)))
     pixels: Any = _pixels()
@@ -271,6 +309,8 @@ class EpisodeEnd(_AtStep):
     terminated: bool = _field(_bool)
     truncated: bool = _field(_bool)
     shape: list = _field(_frame_shape)
+    info: dict = _field(_info, default_factory=dict)  # the info with the final observation
+    info_json: str = _field(_info_json, default="{}")
     pixels: Any = _pixels()
 
 
@@ -354,6 +394,12 @@ def _header_fields(cls: type) -> tuple[tuple[str, Check], ...]:
     """(name, check) of each header field of a message class, in declaration order."""
     return tuple((f.name, f.metadata["check"]) for f in dataclasses.fields(cls)
                  if "check" in f.metadata)
+
+
+@functools.cache
+def _optional_fields() -> tuple[str, ...]:
+    """The StepBatch per-step fields that may be empty."""
+    return tuple(f.name for f in dataclasses.fields(StepBatch) if f.metadata.get("optional"))
 
 
 @functools.cache

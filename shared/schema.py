@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -42,6 +42,10 @@ class StepData:
     reward: float
     terminated: bool
     truncated: bool
+    # The env's info with `frame` (reset's for step 0, else the previous step's): the values of
+    # the session's typed info columns (SessionStart.info_columns), and the rest as JSON.
+    info: dict = field(default_factory=dict)
+    info_json: str = "{}"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -56,10 +60,18 @@ class EpisodeEndData:
     outcome: str  # one of protocol.OUTCOMES
     terminated: bool
     truncated: bool
+    info: dict = field(default_factory=dict)  # the info that came with the final observation
+    info_json: str = "{}"
 
 
 def _same(value: Any) -> Any:
     return value
+
+
+INFO_STRUCT = "struct"  # the dtype of `info`: its fields are the session's info columns
+INFO_DTYPES = ("int64", "float64", "bool")  # what a typed info column may be
+MAX_INFO_COLUMNS = 128
+MAX_INFO_JSON = 768  # characters of one step's info_json, at most (the rest is dropped)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -73,6 +85,7 @@ class StepValue:
     in_final_row: bool = False  # the episode's final row holds it too (else `final_fill`)
     final_fill: Callable[[dict], Any] = lambda action_space: None  # its value in a final row
     to_row: Callable[[Any], Any] = _same  # wire value → column value
+    default: Any = None  # its value where a StepBatch sent none (an empty optional list)
 
 
 STEP_VALUES = (
@@ -83,6 +96,11 @@ STEP_VALUES = (
               final_fill=lambda action_space: 0.0),
     StepValue(name="terminated", batch_name="terminated", dtype="bool", in_final_row=True),
     StepValue(name="truncated", batch_name="truncated", dtype="bool", in_final_row=True),
+    # The typed info columns: a struct whose fields SessionStart.info_columns declares (no
+    # column when it declares none).
+    StepValue(name="info", batch_name="infos", dtype=INFO_STRUCT, in_final_row=True, default={}),
+    StepValue(name="info_json", batch_name="info_jsons", dtype="string", in_final_row=True,
+              default="{}"),
 )
 
 # Columns that say where a row sits, and the row's bookkeeping: the same for every dataset.
@@ -94,10 +112,12 @@ _FIXED_DTYPES = {
 # The columns in stored order (a new step value goes before "is_last").
 COLUMNS = (
     "session_id", "episode_id", "episode_index", "seed", "step", "timestamp", "image",
-    "frame_hash", "action", "reward", "terminated", "truncated", "is_last", "seq",
+    "frame_hash", "action", "reward", "terminated", "truncated", "info", "info_json", "is_last",
+    "seq",
 )
-# Columns that datasets written by earlier builds lack (readers take them as null).
-ADDED_COLUMNS = ("frame_hash",)
+# Columns that datasets written by earlier builds lack (readers take them as null); `info` is
+# also absent from a dataset whose env has no typed info.
+ADDED_COLUMNS = ("frame_hash", "info", "info_json")
 
 
 # `datasets` Value dtypes and their Arrow types.
@@ -176,15 +196,51 @@ def check_action_fits(value: Any, desc: dict) -> None:
             check_action_fits(value[key], sub)
 
 
-def feature_dict(action_space: dict) -> dict:
-    """The dataset's `datasets.Features`, serialized (as `Features.to_dict()` gives them)."""
+def check_info_columns(columns: dict) -> None:
+    """Raise ProtocolError unless `columns` (name → dtype) can be the typed info columns."""
+    if not isinstance(columns, dict) or len(columns) > MAX_INFO_COLUMNS:
+        raise ProtocolError(f"info columns: a map of at most {MAX_INFO_COLUMNS} names")
+    for name, dtype in columns.items():
+        if not (type(name) is str and 0 < len(name) <= 128) or dtype not in INFO_DTYPES:
+            raise ProtocolError(f"info column {str(name)[:60]!r}: {str(dtype)[:20]!r} is not one "
+                                f"of {', '.join(INFO_DTYPES)}")
+
+
+def check_info_fits(values: Any, columns: dict) -> None:
+    """Raise ProtocolError unless `values` (a step's typed info) holds only declared columns,
+    each None or a value of its dtype (int64 in range, a finite float, a bool)."""
+    if not isinstance(values, dict):
+        raise ProtocolError("info is not a map")
+    for name, value in values.items():
+        dtype = columns.get(name)
+        if dtype is None:
+            raise ProtocolError(f"info {str(name)[:60]!r} is not a declared info column")
+        if value is None:
+            continue
+        fits = (type(value) is bool if dtype == "bool"
+                else type(value) is int and -_I64_MAX - 1 <= value <= _I64_MAX
+                if dtype == "int64"
+                else type(value) in (int, float) and math.isfinite(value))
+        if not fits:
+            raise ProtocolError(f"info {name!r}: {str(value)[:40]} does not fit {dtype}")
+
+
+def feature_dict(action_space: dict, info_columns: dict | None = None) -> dict:
+    """The dataset's `datasets.Features`, serialized (as `Features.to_dict()` gives them);
+    `info_columns` (name → dtype): the fields of the `info` struct (none: no `info` column)."""
     dtypes = _FIXED_DTYPES | {v.name: v.dtype for v in STEP_VALUES}
-    return {
-        name: {"_type": "Image"} if name == "image"
-        else action_feature(action_space) if dtypes[name] is None
-        else _value(dtypes[name])
-        for name in COLUMNS
-    }
+    described = {}
+    for name in COLUMNS:
+        if name == "image":
+            described[name] = {"_type": "Image"}
+        elif dtypes[name] == INFO_STRUCT:
+            if info_columns:
+                described[name] = {k: _value(d) for k, d in info_columns.items()}
+        elif dtypes[name] is None:
+            described[name] = action_feature(action_space)
+        else:
+            described[name] = _value(dtypes[name])
+    return described
 
 
 def _arrow_type(feature: dict) -> pa.DataType:
@@ -197,22 +253,32 @@ def _arrow_type(feature: dict) -> pa.DataType:
     return pa.struct([(k, _arrow_type(sub)) for k, sub in feature.items()])
 
 
-def features(action_space: dict):
+def features(action_space: dict, info_columns: dict | None = None):
     """The `datasets.Features` of a dataset whose actions follow `action_space` (imports
     `datasets`: ~2 s the first time; the writer itself only needs `arrow_schema`)."""
     from datasets import Features
 
-    return Features.from_dict(feature_dict(action_space))
+    return Features.from_dict(feature_dict(action_space, info_columns))
 
 
-def arrow_schema(action_space: dict) -> pa.Schema:
+def arrow_schema(action_space: dict, info_columns: dict | None = None) -> pa.Schema:
     """The Arrow schema, carrying the `datasets` features metadata so `image` decodes as
     Image(). Built without importing `datasets` (a writer is up at once); a unit test holds
     it equal to `features(action_space).arrow_schema`."""
-    described = feature_dict(action_space)
+    described = feature_dict(action_space, info_columns)
     metadata = {"huggingface": json.dumps({"info": {"features": described}})}
     return pa.schema([(name, _arrow_type(f)) for name, f in described.items()],
                      metadata=metadata)
+
+
+def column_notes(info_columns: dict | None) -> str:
+    """What the hash and info columns hold, for the cards (Markdown, one paragraph)."""
+    typed = ", ".join(f"`{name}` ({dtype})" for name, dtype in (info_columns or {}).items())
+    info = (f"`info` holds the env's info with each frame, typed: {typed}; "
+            if typed else "This env reports no typed info (no `info` column); ")
+    return (f"{info}`info_json` the rest of it as a JSON object. "
+            "`frame_hash` is the xxh3-128 of the frame's raw pixels (H, W, C uint8, row-major), "
+            "hex: replay compares it, whatever the codec.")
 
 
 def episode_id(session_id: str, episode: int) -> str:
@@ -235,10 +301,15 @@ def step_row(session_id: str, seq: int, msg: Any, image: bytes,
 def batch_row(session_id: str, seq: int, batch: Any, i: int, image: bytes,
               frame_hash: str | None = None) -> dict:
     """The row of step `i` of a protocol.StepBatch that starts at seq `seq`."""
-    values = {v.name: v.to_row(getattr(batch, v.batch_name)[i]) for v in STEP_VALUES}
+    values = {v.name: v.to_row(_nth(getattr(batch, v.batch_name), i, v.default))
+              for v in STEP_VALUES}
     return _row(session_id, seq + i, episode=batch.episode, seed=batch.seed,
                 step=batch.first_step + i, image=image, frame_hash=frame_hash, values=values,
                 is_last=False)
+
+
+def _nth(values: list, i: int, default: Any) -> Any:
+    return values[i] if values else default
 
 
 def final_row(session_id: str, seq: int, msg: Any, image: bytes, action_space: dict,

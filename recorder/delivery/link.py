@@ -185,6 +185,7 @@ class WriterLink:
                            step=end.step, seed=end.seed, timestamp=end.timestamp,
                            outcome=end.outcome, terminated=bool(end.terminated),
                            truncated=bool(end.truncated), shape=list(end.frame.shape),
+                           info=end.info, info_json=end.info_json,
                            pixels=end.frame.tobytes())
         self.outbox.add(p.to_frames(msg), end.frame.nbytes + 256)
 

@@ -12,6 +12,8 @@ from recorder.envs.registry import (
     env_settings,
     fps_defaults,
     frame_of,
+    info_columns,
+    info_reader,
     known_ids,
     make_env,
     native_fps,
@@ -24,6 +26,7 @@ from recorder.envs.registry import (
 
 __all__ = [
     "EnvChoice", "Platform", "action_labels", "choice_of_env", "env_settings", "fps_defaults",
-    "frame_of", "known_ids", "make_env", "native_fps", "platform_named", "platform_names",
+    "frame_of", "info_columns", "info_reader", "known_ids", "make_env", "native_fps",
+    "platform_named", "platform_names",
     "platforms", "resolve_env", "resolver_for",
 ]

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
-from recorder.envs.base import GymPlatform, heading, json_safe, wrapped
+from recorder.envs.base import GymPlatform, heading, json_safe, typed_info, wrapped
 from recorder.envs.controls import cancel_opposites, nearest
 from shared.errors import UsageError
 
@@ -22,6 +22,9 @@ DEFAULT_KEYS = MappingProxyType({"up": "UP", "down": "DOWN", "left": "LEFT", "ri
 
 
 ATARI_HZ = 60.0  # the console's frame rate (NTSC)
+# What ale-py's info holds with every frame (reset's too).
+INFO_COLUMNS = MappingProxyType({"lives": "int64", "episode_frame_number": "int64",
+                                 "frame_number": "int64"})
 
 
 def mean_frameskip(frameskip: int | Sequence[int]) -> float:
@@ -84,6 +87,23 @@ class Atari(GymPlatform):
 
     def action_labels(self, env: Any) -> list[str]:
         return list(env.unwrapped.get_action_meanings())
+
+    def info_columns(self, env: Any) -> dict[str, str]:
+        return dict(INFO_COLUMNS)
+
+    def info_reader(self, env: Any, live: bool = True) -> Callable[[Mapping], dict]:
+        if not live:
+            return super().info_reader(env, live)
+        ale = env.unwrapped.ale  # the info ale-py returns, read where an info lacks it
+
+        def read(info: Mapping) -> dict:
+            if all(k in info for k in INFO_COLUMNS):
+                return typed_info(info, INFO_COLUMNS)
+            return typed_info({"lives": ale.lives(),
+                               "episode_frame_number": ale.getEpisodeFrameNumber(),
+                               "frame_number": ale.getFrameNumber()}, INFO_COLUMNS)
+
+        return read
 
     def resolver(self, env: Any) -> Callable[[frozenset[str]], Any]:
         meanings = self.action_labels(env)

@@ -111,6 +111,21 @@ class Platform(ABC):
             options["max_episode_steps"] = spec.max_episode_steps
         return spec.id, options
 
+    # -- what the game knows ------------------------------------------------------------------
+
+    def info_columns(self, env: Any) -> dict[str, str]:
+        """The env's typed info columns, name → "int64", "float64" or "bool": values its info
+        holds with every frame, with one type (fixed per env; the rest of an info goes to
+        JSON). Default: none."""
+        return {}
+
+    def info_reader(self, env: Any, live: bool = True) -> Callable[[Mapping], dict]:
+        """A function from the info that came with a frame (reset's or step's) to that frame's
+        typed info, one value per info column (None where unknown). `live`: it may read the
+        env itself, which holds that frame's state (False: a vector env's sub-env, elsewhere)."""
+        columns = self.info_columns(env)
+        return lambda info: typed_info(info, columns)
+
     # -- listing ------------------------------------------------------------------------------
 
     def catalogue(self) -> dict[str, str]:
@@ -197,6 +212,22 @@ def json_safe(value: Any) -> Any:
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     return str(value)
+
+
+def typed_info(values: Mapping, columns: Mapping[str, str]) -> dict:
+    """`values` (an info, or what a platform read) as a typed info: each column's value as its
+    dtype (int64: int, float64: float, bool: bool), None where absent or not a number."""
+    kinds = {"int64": int, "float64": float, "bool": bool}
+    out = {}
+    for name, dtype in columns.items():
+        value = values.get(name)
+        if isinstance(value, np.ndarray) and value.size == 1:
+            value = value.reshape(()).item()
+        try:
+            out[name] = None if value is None else kinds[dtype](value)
+        except (TypeError, ValueError, OverflowError):
+            out[name] = None
+    return out
 
 
 def is_image(observation: Any) -> bool:

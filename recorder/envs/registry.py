@@ -10,7 +10,7 @@ Adding a platform: one module beside atari.py answering `base.Platform`, one lin
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -151,6 +151,21 @@ def platform_of_env(env: Any) -> Platform | None:
     if kind not in _BY_ENV_TYPE:
         _BY_ENV_TYPE[kind] = next((p for p in platforms() if p.owns_env(env)), None)
     return _BY_ENV_TYPE[kind]
+
+
+def info_columns(env: Any) -> dict[str, str]:
+    """`env`'s typed info columns, name → dtype ({} for an env no platform claims)."""
+    platform = platform_of_env(env)
+    return platform.info_columns(env) if platform else {}
+
+
+def info_reader(env: Any, live: bool = True) -> Callable[[Mapping], dict]:
+    """A function from the info with a frame to that frame's typed info (see
+    Platform.info_reader); {} for an env no platform claims."""
+    platform = platform_of_env(env)
+    if platform is None:
+        return lambda info: {}
+    return platform.info_reader(env, live)
 
 
 def frame_of(observation: Any, env: Any) -> np.ndarray:

@@ -15,7 +15,15 @@ from typing import Any
 
 import numpy as np
 
-from recorder.envs.base import Platform, check_keywords, heading, json_safe, keywords_of, wrapped
+from recorder.envs.base import (
+    Platform,
+    check_keywords,
+    heading,
+    json_safe,
+    keywords_of,
+    typed_info,
+    wrapped,
+)
 from recorder.envs.controls import cancel_opposites
 from shared.errors import RomMissing, UsageError
 
@@ -137,6 +145,17 @@ class Retro(Platform):
 
     def action_labels(self, env: Any) -> list[str]:
         return [b if b is not None else "" for b in env.unwrapped.buttons]
+
+    def info_columns(self, env: Any) -> dict[str, str]:
+        """The game's data.json variables (score, lives, ...): integers in its RAM."""
+        return {name: "int64" for name in sorted(env.unwrapped.data.lookup_all())}
+
+    def info_reader(self, env: Any, live: bool = True) -> Callable[[Mapping], dict]:
+        if not live:
+            return super().info_reader(env, live)
+        columns, data = self.info_columns(env), env.unwrapped.data
+        # A step's info is data.lookup_all(); reset's is {}, so read it where it is.
+        return lambda info: typed_info(data.lookup_all(), columns)
 
     def resolver(self, env: Any) -> Callable[[frozenset[str]], Any]:
         from shared.spaces import describe_space

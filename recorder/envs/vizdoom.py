@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from recorder.envs.base import GymPlatform, as_frame, count_ids, heading, wrapped
+from recorder.envs.base import GymPlatform, as_frame, count_ids, heading, typed_info, wrapped
 from recorder.envs.controls import cancel_opposites, nearest
 from shared.errors import EnvNotFound, RomMissing, UsageError
 
@@ -137,6 +137,11 @@ def doom_action(controls: Iterable[str], available: Sequence[str], space: dict,
     return binary_part(space)
 
 
+def _game_variables(env: Any) -> list[str]:
+    """The names of the scenario's game variables, in the game's order."""
+    return [str(v).split(".")[-1] for v in env.unwrapped.game.get_available_game_variables()]
+
+
 def doom_available_buttons(env: Any) -> list[str]:
     return [b.name for b in env.unwrapped.game.get_available_buttons()]
 
@@ -225,6 +230,20 @@ class VizDoom(GymPlatform):
         if isinstance(observation, dict) and "screen" in observation:
             return as_frame(observation["screen"])
         return super().frame(observation, env)
+
+    def info_columns(self, env: Any) -> dict[str, str]:
+        """The scenario's game variables by name (HEALTH, AMMO2, KILLCOUNT...)."""
+        return {name: "float64" for name in _game_variables(env)}
+
+    def info_reader(self, env: Any, live: bool = True) -> Callable[[Mapping], dict]:
+        if not live:  # the gymnasium env's info is empty: only the game knows them
+            return super().info_reader(env, live)
+        game, columns = env.unwrapped.game, self.info_columns(env)
+        variables = list(game.get_available_game_variables())
+        names = _game_variables(env)
+        return lambda info: typed_info(
+            {n: game.get_game_variable(v) for n, v in zip(names, variables, strict=True)},
+            columns)
 
     def action_labels(self, env: Any) -> list[str]:
         names = doom_available_buttons(env)

@@ -268,6 +268,8 @@ def _failure_line(result: EpisodeResult, picture: Path | None) -> str:
     if d.recorded:
         parts.append(f"recorded (reward, terminated, truncated) {d.recorded}, "
                      f"replayed {d.replayed}")
+    if d.detail:
+        parts.append(d.detail)
     if "image" in d.fields and "frame" not in d.fields:
         parts.append("the stored image differs from the replayed frame, whose hash matches "
                      "the recording's")

@@ -38,7 +38,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from recorder.envs import EnvChoice, frame_of, make_env
+from recorder.envs import EnvChoice, frame_of, info_reader, make_env
 from recorder.replay.checks import FrameChecks, FrameCompare, FrameTally, HashTally
 from recorder.replay.sources.local import DatasetDamaged, DatasetSource
 from shared.errors import UsageError
@@ -166,6 +166,7 @@ class Row(NamedTuple):
     seed: int
     image: bytes
     frame_hash: str | None  # None in datasets written before gymrec stored it
+    info: dict | None  # the typed info with the frame (None: not recorded)
     action: Any
     reward: float | None
     terminated: bool
@@ -227,8 +228,9 @@ class Divergence:
     `step`: the first step whose outcome differs, None when frame 0 (after reset) differs.
     `frame`: the first row whose frame differs (None when every compared frame matched).
     `fields`: what differs at `step`: "frame" (its hash, or its stored image in a dataset without
-    hashes), "image" (the stored image, while the hash matched), "reward", "terminated",
-    "truncated".
+    hashes), "image" (the stored image, while the hash matched), "info.<name>" (a typed info
+    column of the frame it led to), "reward", "terminated", "truncated".
+    `detail`: the recorded and replayed values of the first differing info column.
     """
 
     step: int | None
@@ -236,6 +238,7 @@ class Divergence:
     fields: tuple[str, ...]
     recorded: tuple = ()  # (reward, terminated, truncated) of row `step`, when those differ
     replayed: tuple = ()
+    detail: str = ""
 
     @property
     def where(self) -> str:
@@ -295,8 +298,9 @@ def replay_episode(env: Any, rows: Iterator[Row], plan: SessionPlan, checks: Fra
             outcome=outcome, status=UNSEEDED, steps=info.steps if info is not None else rest,
             steps_replayed=0, note=_unseeded_note(first.seed))
     checks.start_episode(plan.recorded.compare)
-    play = _Playback(env.reset(seed=None if continued else first.seed)[0],
-                     check_images=check_images)
+    observation, reset_info = env.reset(seed=None if continued else first.seed)
+    play = _Playback(observation, check_images=check_images, read_info=info_reader(env))
+    play.info = play.read_info(reset_info)
     _play(env, itertools.chain([first], rows), plan, checks, outcome, play, viewer, progress)
     rest = sum(1 for _ in rows)  # rows not replayed (after a stop); no env work
     if progress is not None:
@@ -309,7 +313,7 @@ def replay_episode(env: Any, rows: Iterator[Row], plan: SessionPlan, checks: Fra
         play.note += f"; {rest} recorded rows not replayed"
     if outcome == "aborted" and play.final_row:
         play.note = play.note or "aborted while recording; final frame not compared"
-    divergence = _divergence(tally, hashes, play.flags, play.hashed)
+    divergence = _divergence(tally, hashes, play.flags, play.hashed, play.info_bad)
     first_views = (hashes.first_bad_views if hashes.first_bad is not None
                    and (tally.first_bad is None or hashes.first_bad <= tally.first_bad)
                    else tally.first_bad_views)
@@ -338,6 +342,19 @@ class _Playback:
     check_images: bool = False  # compare stored images too (always for rows without a hash)
     hashes: HashTally = field(default_factory=HashTally)
     hashed: bool = False  # the rows carry frame hashes
+    read_info: Callable[[Any], dict] = lambda info: {}  # noqa: E731 (the env's typed info)
+    info: dict = field(default_factory=dict)  # the replayed typed info with `observation`
+    info_bad: tuple | None = None  # first (row, column, recorded, replayed) that differs
+
+    def compare_info(self, row: Row) -> None:
+        """The row's typed info against the replayed one (rows that recorded none: skipped)."""
+        if self.info_bad is not None or not row.info:
+            return
+        for name, recorded in row.info.items():
+            replayed = self.info.get(name)
+            if replayed != recorded:
+                self.info_bad = (row.step, name, recorded, replayed)
+                return
 
     def compare_frame(self, checks: FrameChecks, row: Row, frame: np.ndarray) -> None:
         """Row `row.step`'s frame against the replayed `frame`: by hash, and by stored image
@@ -365,6 +382,7 @@ def _play(env: Any, rows: Iterable[Row], plan: SessionPlan, checks: FrameChecks,
                          f"rows missing from step {step} (no gap recorded)")
             return
         frame = frame_of(play.observation, env)
+        play.compare_info(row)
         if viewer is not None and not viewer.show(step, *checks.compare.views(row.image, frame)):
             play.stop, play.note = INTERRUPTED, f"window closed at step {step}"
             return
@@ -375,8 +393,9 @@ def _play(env: Any, rows: Iterable[Row], plan: SessionPlan, checks: FrameChecks,
             return
         play.compare_frame(checks, row, frame)
         try:
-            play.observation, reward, terminated, truncated, _ = env.step(
+            play.observation, reward, terminated, truncated, info = env.step(
                 env_action(row.action, env.action_space))
+            play.info = play.read_info(info)
         except Exception as exc:  # envs raise anything; the episode fails, the replay goes on
             play.stop, play.note = "error", f"the env raised at step {step}: {exc!r}"
             return
@@ -394,10 +413,12 @@ def _play(env: Any, rows: Iterable[Row], plan: SessionPlan, checks: FrameChecks,
             return
 
 
-def _divergence(images: FrameTally, hashes: HashTally, flags, hashed: bool = True
-                ) -> Divergence | None:
+def _divergence(images: FrameTally, hashes: HashTally, flags, hashed: bool = True,
+                info_bad: tuple | None = None) -> Divergence | None:
     """The first step whose outcome differs. A frame's hash differing is "frame"; its stored
-    image differing is "image", or "frame" where no hash was stored (`hashed` False)."""
+    image differing is "image", or "frame" where no hash was stored (`hashed` False); a typed
+    info column of the frame differing (`info_bad`: row, name, recorded, replayed) is
+    "info.<name>"."""
     bad_frames = {}  # field → first row whose frame differs by that check
     if hashes.first_bad is not None:
         bad_frames["frame"] = hashes.first_bad
@@ -407,17 +428,27 @@ def _divergence(images: FrameTally, hashes: HashTally, flags, hashed: bool = Tru
     frame_step = None if first_frame is None else first_frame - 1  # -1: the reset
     frame_fields = tuple(name for name in ("frame", "image")
                          if bad_frames.get(name, -2) == first_frame)
-    if flags is None and frame_step is None:
+    info_step = detail = None
+    if info_bad is not None:
+        info_step = info_bad[0] - 1
+        detail = (f"info {info_bad[1]}: recorded {info_bad[2]!r}, replayed {info_bad[3]!r}"
+                  + ("" if bad_frames.get("frame") == info_bad[0] else ", frame still equal"))
+    if flags is None and frame_step is None and info_step is None:
         return None
-    if frame_step == -1:
-        return Divergence(None, first_frame, frame_fields)
-    step = min(s for s in (frame_step, flags[0] if flags else None) if s is not None)
+    steps = [s for s in (frame_step, info_step, flags[0] if flags else None) if s is not None]
+    step = min(steps)
     fields: tuple[str, ...] = frame_fields if frame_step == step else ()
+    if info_step == step:
+        fields += (f"info.{info_bad[1]}",)
+    if step == -1:
+        return Divergence(None, first_frame if frame_step == -1 else None, fields,
+                          detail=(detail or "") if info_step == -1 else "")
     recorded = replayed = ()
     if flags is not None and flags[0] == step:
         fields += flags[1]
         recorded, replayed = flags[2], flags[3]
-    return Divergence(step, first_frame, fields, recorded, replayed)
+    return Divergence(step, first_frame, fields, recorded, replayed,
+                      detail=(detail or "") if info_step == step else "")
 
 
 def _status(outcome: str, divergence: Divergence | None, stop: str) -> str:

@@ -43,7 +43,8 @@ def test_each_step_value_has_its_field_in_every_message_and_a_column():
 def _batch() -> p.StepBatch:
     return make_batch(2, session=SID, seq=10, episode=2, first_step=5, seed=9,
                       timestamps=[1.0, 1.5], actions=[3, 1], rewards=[1, 0.5],
-                      terminated=[False, True], slots=[0, 1], pixels=None)
+                      terminated=[False, True], slots=[0, 1], pixels=None,
+                      infos=[{"lives": 3}, {"lives": 2}], info_jsons=['{"a":[1]}', "{}"])
 
 
 def test_a_batched_step_and_a_single_step_make_the_same_row():

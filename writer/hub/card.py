@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from shared.codec import describe_codec
 from shared.config import dataset_dir_name
 from shared.errors import UsageError
-from shared.schema import COLUMNS, features
+from shared.schema import COLUMNS, column_notes, features
 from shared.version import platform_package
 from writer.summary.card_parts import (
     PREVIEW_NAME,
@@ -88,7 +88,8 @@ def _front_matter(start: dict, published: Published, license_id: str) -> str:
         "size_categories": [size_category(published.rows)],
         "configs": [{"config_name": "default",
                      "data_files": [{"split": "train", "path": DATA_GLOB}]}],
-        "dataset_info": {"features": features(start["action_space"])._to_yaml_list()},
+        "dataset_info": {"features": features(start["action_space"],
+                                              start.get("info_columns"))._to_yaml_list()},
     }
     return "---\n" + yaml.safe_dump(meta, sort_keys=False, allow_unicode=True) + "---\n"
 
@@ -242,7 +243,7 @@ def card_text(repo_id: str, sessions: list[dict], published: Published,
         "",
         ", ".join(f"`{c}`" for c in COLUMNS) + ". Row t holds the frame seen when `action` t "
         "was chosen, and the reward and end flags that action produced. `seq` numbers each "
-        "session's messages, for auditing delivery.",
+        "session's messages, for auditing delivery. " + column_notes(start.get("info_columns")),
         "",
         *license_section(extras.license_id),
     ]

@@ -20,7 +20,7 @@ import yaml
 
 from shared.codec import describe_codec
 from shared.layout import DatasetLayout
-from shared.schema import COLUMNS
+from shared.schema import COLUMNS, column_notes
 from writer.export.reading import DatasetUnreadable, LocalDataset, ShardRef, read_batches
 from writer.store.durable import write_json_atomic
 from writer.store.metadata import read_json_or_quarantine
@@ -172,7 +172,8 @@ def write_card(layout: DatasetLayout, start: dict) -> None:
         *key_map_lines(_sessions(layout)),
         "",
         *stats_section(stats),
-        "Columns: " + ", ".join(f"`{c}`" for c in COLUMNS) + ".",
+        "Columns: " + ", ".join(f"`{c}`" for c in COLUMNS) + ". "
+        + column_notes(start.get("info_columns")),
         "Row t holds the frame seen when `action` t was chosen; each episode ends with a row",
         "where `is_last` is true that holds the final observation (no action there: `action` "
         "holds -1 in integer slots, NaN in float ones, and `reward` 0, so batches keep their "

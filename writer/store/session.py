@@ -49,7 +49,7 @@ class WriterSession:
         self.start = start
         self.id = start.session
         self.layout = layout
-        self.schema = arrow_schema(start.action_space)
+        self.schema = arrow_schema(start.action_space, start.info_columns)
         self.batch_rows = batch_rows
         self.batch_seconds = batch_seconds
         self.shard_rows = shard_rows
