@@ -139,6 +139,8 @@ def test_atari_keys_pause_discard_and_quit(writer):
     assert state["start"]["player"] == "human"  # and the keys it played with, by name
     assert state["start"]["key_bindings"]["space"] == "FIRE"
     assert state["start"]["key_bindings"]["left"] == "LEFT"
+    card = (data_dir / "BreakoutNoFrameskip-v4" / "README.md").read_text()
+    assert "key bindings of human play:" in card and "`space` FIRE" in card
     assert (data_dir / "BreakoutNoFrameskip-v4" / ".discarded").is_dir()
 
     # Exact frames: replaying the recorded actions from the stored seed gives the recorded
