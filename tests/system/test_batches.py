@@ -1,9 +1,11 @@
 """Recorded datasets batch like any other: a slice that crosses an episode's final row
 (`is_last`) keeps every column's dtype under `with_format("numpy")`, and the README's recipe
-gives exactly the (obs, action, next_obs) transitions. Real recordings of Atari and Retro."""
+gives exactly the (obs, action, next_obs) transitions. Real recordings of Atari and Retro,
+whose progress went into a pipe: whole plain lines, never a bar cut to a guessed width."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import uuid
@@ -22,8 +24,9 @@ EPISODE_STEPS = 20
 
 
 @pytest.fixture(scope="module")
-def recordings(tmp_path_factory) -> dict[str, Path]:
-    """Env id → a data folder holding 2 episodes of EPISODE_STEPS steps (one per env)."""
+def recordings(tmp_path_factory) -> dict[str, tuple[Path, str]]:
+    """Env id → (a data folder holding 2 episodes of EPISODE_STEPS steps, the recorder's
+    stdout)."""
     made, running = {}, []
     for env_id in ("BreakoutNoFrameskip-v4", "Airstriker-Genesis-v0"):  # both at once
         made[env_id] = tmp_path_factory.mktemp("batches") / "data"
@@ -31,9 +34,10 @@ def recordings(tmp_path_factory) -> dict[str, Path]:
                          "--max-steps", str(EPISODE_STEPS), "--seed", "3")
         running.append(subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE,
                                         stderr=subprocess.PIPE, text=True))
-    for proc in running:
-        _, err = proc.communicate(timeout=240)
+    for env_id, proc in zip(made, running, strict=True):
+        out, err = proc.communicate(timeout=240)
         assert proc.returncode == 0, err
+        made[env_id] = (made[env_id], out)
     return made
 
 
@@ -50,7 +54,7 @@ def transitions(ds: datasets.Dataset) -> tuple[datasets.Dataset, datasets.Datase
     ("Airstriker-Genesis-v0", (12,)),  # MultiBinary: was an object array
 ])
 def test_a_slice_across_a_final_row_keeps_its_dtypes(recordings, env_id, action_shape):
-    ds = datasets.load_dataset(str(recordings[env_id] / env_id), split="train")
+    ds = datasets.load_dataset(str(recordings[env_id][0] / env_id), split="train")
     last = int(np.flatnonzero(ds.with_format("numpy")["is_last"])[0])
     batch = ds.with_format("numpy")[last - 2:last + 3]
     assert batch["is_last"].tolist() == [False, False, True, False, False]
@@ -74,7 +78,8 @@ def test_a_slice_across_a_final_row_keeps_its_dtypes(recordings, env_id, action_
 def test_a_dataset_with_null_final_rows_from_before_still_loads(recordings, tmp_path):
     env_id = "BreakoutNoFrameskip-v4"
     data_dir = tmp_path / "data"
-    shutil.copytree(recordings[env_id], data_dir, ignore=shutil.ignore_patterns(".writer.*"))
+    shutil.copytree(recordings[env_id][0], data_dir,
+                    ignore=shutil.ignore_patterns(".writer.*"))
     [shard] = (data_dir / env_id / "data").glob("*.arrow")
     with pa.memory_map(str(shard)) as stream:
         table = ipc.open_stream(stream).read_all()
@@ -91,3 +96,12 @@ def test_a_dataset_with_null_final_rows_from_before_still_loads(recordings, tmp_
     assert len(ds) == 2 * table.num_rows
     actions = ds["action"]
     assert actions.count(None) == 2 and actions.count(-1) == 2  # 2 episodes in each
+
+
+def test_progress_into_a_pipe_is_plain_whole_lines(recordings):
+    for env_id, (_, out) in recordings.items():
+        assert "…" not in out and "\x1b[" not in out  # nothing cut, no terminal escapes
+        progress = [ln for ln in out.splitlines() if ln.startswith(f"{env_id}: episodes")]
+        assert progress, out
+        assert re.fullmatch(rf"{env_id}: episodes 2/2  frames {2 * EPISODE_STEPS}  [\d,]+/s  "
+                            r"durable \d+  backlog \d+  gaps 0  \(\d+ s\)", progress[-1]), out
