@@ -185,8 +185,9 @@ def test_hub_source_streams_the_shards_in_order_batch_by_batch(hub, tmp_path, mo
 
     source, local = open_hub_source(repo, hub.url, None), LocalSource(layout.root)
     assert source.where == f"{repo} on {hub.url}"
-    # The Hub copy of a session file adds the counts of its published shards.
-    assert [{k: v for k, v in s.items() if k != "published"} for s in source.sessions()] == \
+    # The Hub copy of a session file adds its published counts and its statistics.
+    hub_only = {"published", "statistics"}
+    assert [{k: v for k, v in s.items() if k not in hub_only} for s in source.sessions()] == \
         local.sessions()
     for session in local.sessions():
         sid = session["start"]["session"]
