@@ -3,7 +3,9 @@
 For each platform and codec a real writer process records a few thousand frames from the random
 agent (`record_worker`, seeded episodes: both codecs see the same frames), then the sealed Arrow
 shards are measured: bytes on disk, of which image bytes, and the size of the zstd Parquet the
-Hub upload makes of them (`writer.hub.upload.stage_parquet`, the very function and settings).
+Hub upload makes of them (`writer.hub.upload.stage_parquet`, the very function and settings),
+and what the columns of issue 14 add to that: `frame_hash`, `info` and `info_json` (their Arrow
+buffers, and those columns alone as zstd Parquet).
 
     uv run python scripts/bench_size.py [--quick] [--json out.json]
 """
@@ -11,6 +13,7 @@ Hub upload makes of them (`writer.hub.upload.stage_parquet`, the very function a
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import sys
 import tempfile
@@ -19,12 +22,14 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.ipc as ipc
+import pyarrow.parquet as pq
 from rich.progress import Progress
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_common import ENVS, Writer, markdown_table  # noqa: E402
 
+from recorder.agents import agent_source  # noqa: E402
 from recorder.envs import resolve_env  # noqa: E402
 from recorder.headless.loop import RecordSettings, record_worker  # noqa: E402
 from shared.config import dataset_dir  # noqa: E402
@@ -35,6 +40,8 @@ from writer.store.shards import load_manifest  # noqa: E402
 CODECS = ["jpeg", "png"]
 SCHEDULE = {"atari": (4, 1000), "retro": (3, 1000), "vizdoom": (12, 300)}  # episodes, max steps
 MB = 1e6
+KB = 1e3
+ADDED = ("frame_hash", "info", "info_json")  # the columns issue 14 added
 
 
 def record(platform: str, codec: str, episodes: int, max_steps: int, workdir: Path) -> Path:
@@ -43,7 +50,8 @@ def record(platform: str, codec: str, episodes: int, max_steps: int, workdir: Pa
     with Writer(workdir / f"{platform}-{codec}") as writer:
         settings = RecordSettings(
             choice=resolve_env(env_id), endpoint=writer.endpoint, data_dir=writer.data_dir,
-            episodes=episodes, max_steps=max_steps, base_seed=5, agent="random", codec=codec,
+            episodes=episodes, max_steps=max_steps, base_seed=5, agent=agent_source("random"),
+            codec=codec,
             quality=95, fps=60, buffer_bytes=256 << 20, drain_timeout=300,
             collector="bench-size")
         progress = record_worker(settings, 0, lambda p: None)
@@ -55,7 +63,7 @@ def record(platform: str, codec: str, episodes: int, max_steps: int, workdir: Pa
 def measure(root: Path) -> dict:
     layout = DatasetLayout(root)
     shards = load_manifest(layout)["shards"]
-    rows = arrow = images = parquet = 0
+    rows = arrow = images = parquet = added_arrow = added_parquet = 0
     for shard in shards:
         with pa.memory_map(str(root / shard["file"])) as stream:
             table = ipc.open_stream(stream).read_all()
@@ -65,8 +73,14 @@ def measure(root: Path) -> dict:
                                           .field("bytes"))).as_py()
         path, _ = stage_parquet(layout, shard)
         parquet += path.stat().st_size
+        added = table.select([c for c in ADDED if c in table.column_names])
+        added_arrow += added.nbytes
+        buffer = io.BytesIO()
+        pq.write_table(added, buffer, compression="zstd")
+        added_parquet += len(buffer.getvalue())
     return {"rows": rows, "shards": len(shards), "arrow_bytes": arrow, "image_bytes": images,
-            "parquet_bytes": parquet}
+            "parquet_bytes": parquet, "added_arrow_bytes": added_arrow,
+            "added_parquet_bytes": added_parquet}
 
 
 def table(results: list[dict]) -> str:
@@ -76,10 +90,13 @@ def table(results: list[dict]) -> str:
         rows.append([r["env_id"], r["codec"], f"{r['rows']:,}",
                      *(f"{r[k] * per / MB:.2f}"
                        for k in ("arrow_bytes", "image_bytes", "parquet_bytes")),
-                     f"{r['arrow_bytes'] / r['parquet_bytes']:.1f}×"])
+                     f"{r['arrow_bytes'] / r['parquet_bytes']:.1f}×",
+                     *(f"{r[k] * per / KB:.1f}"
+                       for k in ("added_arrow_bytes", "added_parquet_bytes"))])
     return markdown_table(["env", "codec", "frames", "Arrow shards, MB / 1k frames",
                            "of which image bytes, MB", "Parquet zstd, MB / 1k frames",
-                           "Arrow / Parquet"], rows)
+                           "Arrow / Parquet", "hash + info columns, KB / 1k frames (Arrow)",
+                           "same, Parquet zstd"], rows)
 
 
 def main() -> None:

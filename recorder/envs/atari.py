@@ -97,8 +97,12 @@ class Atari(GymPlatform):
         ale = env.unwrapped.ale  # the info ale-py returns, read where an info lacks it
 
         def read(info: Mapping) -> dict:
-            if all(k in info for k in INFO_COLUMNS):
-                return typed_info(info, INFO_COLUMNS)
+            try:  # every step's info holds them, as ints: the fast path (replay, per step)
+                values = {k: info[k] for k in INFO_COLUMNS}
+                if all(type(v) is int for v in values.values()):
+                    return values
+            except KeyError:
+                pass
             return typed_info({"lives": ale.lives(),
                                "episode_frame_number": ale.getEpisodeFrameNumber(),
                                "frame_number": ale.getFrameNumber()}, INFO_COLUMNS)

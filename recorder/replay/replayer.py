@@ -348,7 +348,7 @@ class _Playback:
 
     def compare_info(self, row: Row) -> None:
         """The row's typed info against the replayed one (rows that recorded none: skipped)."""
-        if self.info_bad is not None or not row.info:
+        if self.info_bad is not None or not row.info or row.info == self.info:
             return
         for name, recorded in row.info.items():
             replayed = self.info.get(name)

@@ -16,10 +16,19 @@ import pytest
 from recorder.envs import frame_of, make_env, resolve_env
 from shared.codec import decode_frame, encode_frame
 from shared.frame_hash import frame_hash
-from tests.support.processes import free_endpoint, run_record, run_replay
+from tests.support.processes import free_endpoint, run_record
 from tests.support.replay_rows import edit_rows, failures, read_rows
 
 ENV_ID = "BreakoutNoFrameskip-v4"
+
+
+def replay(env_id: str, data_dir: Path, *extra: str):
+    """gymrec-replay in this process (no interpreter start-up); .exit_code, .stdout."""
+    from click.testing import CliRunner
+
+    from recorder.replay.cli import main
+
+    return CliRunner().invoke(main, [env_id, "--data-dir", str(data_dir), *extra])
 
 
 @pytest.fixture(scope="module")
@@ -53,12 +62,12 @@ def test_every_row_holds_the_hash_of_the_bare_envs_frame(breakout):
 
 
 def test_a_clean_recording_passes_by_hashes_alone_and_with_images(breakout):
-    result = run_replay(ENV_ID, breakout)
-    assert result.returncode == 0, result.stdout + result.stderr
+    result = replay(ENV_ID, breakout)
+    assert result.exit_code == 0, result.output
     assert "comparing frames by xxh3-128 hashes of their raw pixels" in result.stdout
     assert "(where no hash is stored)" in result.stdout
-    result = run_replay(ENV_ID, breakout, "--check", "image")
-    assert result.returncode == 0, result.stdout + result.stderr
+    result = replay(ENV_ID, breakout, "--check", "image")
+    assert result.exit_code == 0, result.output
     assert "(where no hash is stored)" not in result.stdout
 
 
@@ -74,10 +83,10 @@ def test_a_replaced_valid_jpeg_fails_the_image_check_not_the_hash_check(breakout
         return {"bytes": other["bytes"], "path": None}
 
     assert edit_rows(root, lambda r: r["step"] == target, "image", other_picture) == 1
-    hashes_only = run_replay(ENV_ID, root.parent)
-    assert hashes_only.returncode == 0, hashes_only.stdout  # the frames themselves reproduce
-    result = run_replay(ENV_ID, root.parent, "--check", "image", "--diff-dir", str(tmp_path))
-    assert result.returncode == 1, result.stdout + result.stderr
+    hashes_only = replay(ENV_ID, root.parent)
+    assert hashes_only.exit_code == 0, hashes_only.output  # the frames themselves reproduce
+    result = replay(ENV_ID, root.parent, "--check", "image", "--diff-dir", str(tmp_path))
+    assert result.exit_code == 1, result.output
     (fail,) = failures(result.stdout).values()
     assert (fail["step"], fail["frame"], fail["fields"]) == (target - 1, target, ("image",))
     assert "the stored image differs from the replayed frame, whose hash matches" in result.stdout
@@ -90,8 +99,8 @@ def test_an_altered_hash_fails_the_hash_check_at_that_step(breakout, tmp_path):
     assert edit_rows(root, lambda r: r["step"] == target, "frame_hash",
                      lambda h: flip.get(h[0], "0") + h[1:]) == 1
     for extra in ((), ("--check", "image")):
-        result = run_replay(ENV_ID, root.parent, "--diff-dir", str(tmp_path), *extra)
-        assert result.returncode == 1, result.stdout + result.stderr
+        result = replay(ENV_ID, root.parent, "--diff-dir", str(tmp_path), *extra)
+        assert result.exit_code == 1, result.output
         (fail,) = failures(result.stdout).values()
         # the stored image still matches: only the hash check fails
         assert (fail["step"], fail["frame"], fail["fields"], fail["max_diff"]) == (
@@ -111,13 +120,13 @@ def _drop_hashes(root: Path) -> None:
 def test_a_dataset_without_hashes_is_compared_by_its_images(breakout, tmp_path):
     root = _copy(breakout, tmp_path)
     _drop_hashes(root)
-    result = run_replay(ENV_ID, root.parent)
-    assert result.returncode == 0, result.stdout + result.stderr
+    result = replay(ENV_ID, root.parent)
+    assert result.exit_code == 0, result.output
     blank = encode_frame(np.zeros((210, 160, 3), np.uint8), [210, 160, 3], "jpeg", 95)
     assert edit_rows(root, lambda r: r["step"] == 12, "image",
                      lambda _: {"bytes": blank, "path": None}) == 1
-    result = run_replay(ENV_ID, root.parent, "--diff-dir", str(tmp_path))
-    assert result.returncode == 1, result.stdout + result.stderr
+    result = replay(ENV_ID, root.parent, "--diff-dir", str(tmp_path))
+    assert result.exit_code == 1, result.output
     (fail,) = failures(result.stdout).values()
     # the stored image is the only record of the frame here: it reads as the frame differing
     assert (fail["step"], fail["frame"], fail["fields"]) == (11, 12, ("frame",))

@@ -13,8 +13,17 @@ from pathlib import Path
 import pytest
 
 from recorder.envs import make_env, resolve_env
-from tests.support.processes import free_endpoint, run_record, run_replay
+from tests.support.processes import free_endpoint, run_record
 from tests.support.replay_rows import edit_rows, failures, read_rows
+
+
+def replay(env_id: str, data_dir: Path, *extra: str):
+    """gymrec-replay in this process (no interpreter start-up); .exit_code, .stdout."""
+    from click.testing import CliRunner
+
+    from recorder.replay.cli import main
+
+    return CliRunner().invoke(main, [env_id, "--data-dir", str(data_dir), *extra])
 
 
 def _record(tmp_path_factory, env_id: str, steps: int) -> Path:
@@ -108,8 +117,8 @@ def test_a_tampered_info_value_is_the_first_divergence_at_its_step(breakout, tmp
         return {**info, "lives": info["lives"] - 1}
 
     assert edit_rows(root, lambda r: r["step"] == target, "info", fewer_lives) == 1
-    result = run_replay(env_id, root.parent, "--diff-dir", str(tmp_path))
-    assert result.returncode == 1, result.stdout + result.stderr
+    result = replay(env_id, root.parent, "--diff-dir", str(tmp_path))
+    assert result.exit_code == 1, result.output
     (fail,) = failures(result.stdout).values()
     assert (fail["step"], fail["fields"]) == (target - 1, ("info.lives",))
     assert "info lives: recorded 4, replayed 5, frame still equal" in result.stdout
@@ -130,3 +139,39 @@ def test_the_minari_export_carries_the_typed_info_in_its_infos(breakout, tmp_pat
     for name in ("lives", "episode_frame_number", "frame_number"):
         assert list(episode.infos[name]) == [r["info"][name] for r in rows]  # N+1 of them
     assert len(episode.infos["timestamp"]) == len(rows)
+
+
+_LOAD_INFO = r"""
+import json, sys
+import datasets
+out = {}
+for streaming in (False, True):
+    ds = datasets.load_dataset(sys.argv[1], split="train", streaming=streaming)
+    out[str(streaming)] = [[r["seq"], r["info"], r["info_json"], r["frame_hash"]] for r in ds]
+print(json.dumps(out))
+"""
+
+
+def test_the_hub_parquet_carries_info_and_hashes_plain_and_streaming(breakout, tmp_path):
+    import subprocess
+    import sys
+
+    from tests.support.hub_cli import hub_env
+    from tests.support.hub_server import HubServer
+    from tests.support.processes import ROOT
+
+    env_id = "BreakoutNoFrameskip-v4"
+    repo = f"me/GymnasiumRecording__{env_id}"
+    with HubServer() as hub:
+        env = hub_env(hub, tmp_path / "hf")
+        pushed = subprocess.run([sys.executable, "-m", "writer.cli", "push", env_id,
+                                 "--data-dir", str(breakout)], env=env, cwd=ROOT,
+                                capture_output=True, text=True, timeout=180)
+        assert pushed.returncode == 0, pushed.stderr
+        loaded = subprocess.run([sys.executable, "-c", _LOAD_INFO, repo], env=env,
+                                capture_output=True, text=True, timeout=180)
+        assert loaded.returncode == 0, loaded.stderr[-3000:]
+    local = [[r["seq"], r["info"], r["info_json"], r["frame_hash"]]
+             for r in read_rows(breakout / env_id)]
+    for streaming, rows in json.loads(loaded.stdout.splitlines()[-1]).items():
+        assert sorted(rows, key=lambda r: r[0]) == local, streaming
