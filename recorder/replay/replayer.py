@@ -352,7 +352,7 @@ class _Playback:
             return
         for name, recorded in row.info.items():
             replayed = self.info.get(name)
-            if replayed != recorded:
+            if recorded is not None and replayed != recorded:  # None: not recorded
                 self.info_bad = (row.step, name, recorded, replayed)
                 return
 
