@@ -99,8 +99,12 @@ def bench(platform: str, repeats: int, data_dir: Path) -> dict:
             checks.close()
         envs.close()
     medians = {k: statistics.median(v) for k, v in rates.items()}
+    # Each repeat's ratio to the bare run just before it: the load changes between repeats.
+    ratios = {k: [r / b for r, b in zip(rates[k], rates["bare"], strict=True)]
+              for k in ("hash", "hash+image")}
     return {"env_id": env_id, "steps": steps, **medians,
-            "ranges": {k: (min(v), max(v)) for k, v in rates.items()}}
+            "ranges": {k: (min(v), max(v)) for k, v in rates.items()},
+            "ratios": {k: (statistics.median(v), min(v), max(v)) for k, v in ratios.items()}}
 
 
 def main() -> None:
@@ -122,6 +126,11 @@ def main() -> None:
     print(f"medians of {args.repeats} runs each; min-max per column:")
     for r in rows:
         spans = "  ".join(f"{k} {lo:.0f}-{hi:.0f}" for k, (lo, hi) in r["ranges"].items())
+        print(f"  {r['env_id']}: {spans}")
+    print("ratio to the bare run of the same repeat, median (min-max):")
+    for r in rows:
+        spans = "  ".join(f"{k} {m:.2f} ({lo:.2f}-{hi:.2f})"
+                          for k, (m, lo, hi) in r["ratios"].items())
         print(f"  {r['env_id']}: {spans}")
 
 

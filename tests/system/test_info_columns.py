@@ -10,6 +10,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from recorder.envs import make_env, resolve_env
@@ -175,3 +176,32 @@ def test_the_hub_parquet_carries_info_and_hashes_plain_and_streaming(breakout, t
              for r in read_rows(breakout / env_id)]
     for streaming, rows in json.loads(loaded.stdout.splitlines()[-1]).items():
         assert sorted(rows, key=lambda r: r[0]) == local, streaming
+
+
+@pytest.mark.parametrize("autoreset", ["NEXT_STEP", "SAME_STEP"])
+def test_a_vector_envs_sub_env_rows_hold_their_own_info(tmp_path, autoreset):
+    """record() of a vector env: each sub-env's rows carry that sub-env's info (from the
+    batched infos and, under SAME_STEP, the final infos), the final rows included."""
+    import ale_py
+    import gymnasium as gym
+
+    from recorder import record
+    from tests.support.processes import free_endpoint as endpoint
+
+    gym.register_envs(ale_py)
+    envs = gym.make_vec("BreakoutNoFrameskip-v4", num_envs=2, vectorization_mode="sync",
+                        max_episode_steps=15,
+                        vector_kwargs={"autoreset_mode": getattr(gym.vector.AutoresetMode,
+                                                                 autoreset)})
+    data_dir = tmp_path / "data"
+    recorded = record(envs, data_dir=data_dir, endpoint=endpoint())
+    recorded.reset(seed=3)
+    for _ in range(40):
+        recorded.step(np.zeros(2, dtype=np.int64))
+    recorded.close()
+    rows = read_rows(data_dir / "BreakoutNoFrameskip-v4")
+    ends = [r for r in rows if r["is_last"]]
+    assert len(ends) >= 4
+    for row in rows:  # NoFrameskip: one frame a step, counted from each reset
+        assert row["info"] == {"lives": 5, "episode_frame_number": row["step"],
+                               "frame_number": row["info"]["frame_number"]}, row
