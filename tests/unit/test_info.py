@@ -91,3 +91,30 @@ def test_info_survives_the_wire():
     step = make_step(info={"lives": 3, "x": 0.5, "dead": None}, info_json='{"k":[1,2]}')
     back = p.from_frames(p.to_frames(step))
     assert (back.info, back.info_json) == (step.info, step.info_json)
+
+
+def _session_file(root, start: dict) -> None:
+    sessions = root / ".meta" / "sessions"
+    sessions.mkdir(parents=True)
+    (sessions / "s.json").write_text(json.dumps({"start": start}))
+
+
+def test_a_session_with_other_info_columns_cannot_join_a_dataset(tmp_path):
+    """Its rows would not load beside the others' (load_dataset: one schema per dataset)."""
+    from dataclasses import asdict
+
+    from shared.layout import DatasetLayout
+    from writer.store.session import dataset_mismatch
+
+    atari = make_start(info_columns={"lives": "int64"})
+    layout = DatasetLayout(tmp_path / "atari")
+    _session_file(layout.root, asdict(atari))
+    assert dataset_mismatch(layout, make_start(info_columns={"lives": "int64"}), []) == ""
+    why = dataset_mismatch(layout, make_start(info_columns={"x": "float64"}), [])
+    assert "info columns" in why and "another --data-dir" in why
+    assert "info columns" in dataset_mismatch(DatasetLayout(tmp_path / "none"),
+                                              make_start(), [atari])
+    before = {k: v for k, v in asdict(atari).items() if k != "info_columns"}
+    old = DatasetLayout(tmp_path / "old")
+    _session_file(old.root, before)  # written before gymrec stored hashes and info
+    assert "earlier gymrec" in dataset_mismatch(old, atari, [])

@@ -374,15 +374,17 @@ def dataset_mismatch(layout: DatasetLayout, start: p.SessionStart,
                      open_starts: list[p.SessionStart]) -> str:
     """Why a new session cannot join the dataset in `layout` (its rows would not load beside
     the others'), or "": its action space and frame shape must be those of the sessions there
-    (`open_starts`, or else a session file on disk)."""
-    theirs = [{"action_space": s.action_space, "frame_shape": list(s.frame_shape)}
-              for s in open_starts[:1]]
+    (`open_starts`, or else a session file on disk), and so must its typed info columns (a
+    session file without them was written before gymrec stored frame hashes and info)."""
+    theirs = [{"action_space": s.action_space, "frame_shape": list(s.frame_shape),
+               "info_columns": s.info_columns} for s in open_starts[:1]]
     if not theirs and layout.sessions.is_dir():
         for path in sorted(layout.sessions.glob("*.json")):
             try:
                 known = json.loads(path.read_text(encoding="utf-8"))["start"]
                 theirs = [{"action_space": known["action_space"],
-                           "frame_shape": list(known["frame_shape"])}]
+                           "frame_shape": list(known["frame_shape"]),
+                           "info_columns": known.get("info_columns")}]
                 break
             except (OSError, ValueError, KeyError, TypeError):
                 continue
@@ -395,6 +397,13 @@ def dataset_mismatch(layout: DatasetLayout, start: p.SessionStart,
     if theirs[0]["frame_shape"] != list(start.frame_shape):
         return (f"{layout.root.name} holds frames of shape {theirs[0]['frame_shape']}, not "
                 f"{list(start.frame_shape)}: record into another --data-dir")
+    if theirs[0]["info_columns"] is None:
+        return (f"{layout.root.name} was recorded by an earlier gymrec (without the frame_hash "
+                "and info columns): record into another --data-dir")
+    if theirs[0]["info_columns"] != start.info_columns:
+        return (f"{layout.root.name} holds sessions with info columns "
+                f"{json.dumps(theirs[0]['info_columns'])[:200]}, not "
+                f"{json.dumps(start.info_columns)[:200]}: record into another --data-dir")
     return ""
 
 
