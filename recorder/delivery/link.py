@@ -104,6 +104,7 @@ class WriterLink:
         self._secret: bytes | None = None
         self._hello_nonce = int.from_bytes(os.urandom(6), "big")
         self._asked_who_at = 0.0
+        self._ring_gone = False  # the writer refused us for want of the ring: make it again
         self.socket = self._connect()
         self._connected_at = time.monotonic()
         self.outbox.add(self.start_frames, sum(len(f) for f in self.start_frames))
@@ -247,7 +248,9 @@ class WriterLink:
             if self._send_raw(hello):  # else before anything else, as soon as it can go
                 self._asked_who_at = now
         if self._start_pending:
-            self._restore_ring()
+            if self._ring_gone:
+                self._ring_gone = False
+                self._restore_ring()
             # A writer that does not know us (restarted) must see the SessionStart before
             # anything else: until the socket takes it, send nothing else.
             if not self._send_raw(self.start_frames):
@@ -310,7 +313,9 @@ class WriterLink:
                 self.stats.last_ack_at = time.monotonic()
             elif isinstance(msg, p.Refused):
                 if self.ring is not None and not self.ring.path.exists():
-                    self._start_pending = True  # it gave up on us just now: see _restore_ring
+                    # It gave up on us (see _restore_ring). Only its word counts: a ring missing
+                    # at any other time is one it removed after our session's end was durable.
+                    self._start_pending = self._ring_gone = True
                 else:
                     self.refused = msg.reason
             elif isinstance(msg, p.Resend):
