@@ -37,12 +37,13 @@ from shared.schema import MAX_INFO_COLUMNS, MAX_INFO_JSON, check_info_columns, c
 from shared.spaces import validate_space_description
 
 # v2: SessionStart names who played (`player`) and the keys they played with.
-# v3: fields added in the round of issues 12-18 (each one's comment says what it is).
+# v3: fields added in the round of issues 12-18 (each one's comment says what it is):
+#     SessionStart env_settings and agent_sha256; seeds -1 (NO_SEED) and -2 (CONTINUED).
+#     Issue 12: SessionStart.owner_token, HelloReply.proof, Ack.proof; a StepBatch's steps and
+#     seqs must fit their columns, an action space's actions the action column.
 #     Issue 18: SessionEnd.fps_changes (the speed keys of human play).
 #     Issue 14: SessionStart.info_columns; info and info_json in Step, EpisodeEnd (infos and
 #     info_jsons in StepBatch): the env's info with each frame.
-#     Issue 12: SessionStart.owner_token, HelloReply.proof, Ack.proof; a StepBatch's steps and
-#     seqs must fit their columns, an action space's actions the action column.
 MAGIC = b"GYMREC\x03"
 PROTOCOL_VERSION = 3
 MAX_HEADER_BYTES = 256 * 1024
@@ -138,6 +139,11 @@ def _hex(length: int) -> Check:
 
 _int32 = _int(0, _I32 - 1)
 _int64 = _int()
+NO_SEED = -1  # an episode whose reset was not seeded (its start cannot be reproduced)
+# An episode reset without a seed right after the session's previous episode, in the same env
+# (a vector env's autoreset): replaying the session's episodes in order reproduces it.
+CONTINUED = -2
+_seed = _int(CONTINUED)
 _later_seq = _int(1)  # seq 0 is the SessionStart
 
 
@@ -233,6 +239,10 @@ class SessionStart(_AboutSession):
     # A secret of the recorder (32 hex): only a connection that shows it may continue this
     # session (after a reconnect or a writer restart). The writer keeps its hash only.
     owner_token: str = _field(_hex(32), default="")
+    # The env's effective settings as made (its spec's kwargs, frameskip, state, resolution...).
+    env_settings: dict = _field(lambda v: isinstance(v, dict), default_factory=dict)
+    # sha256 of the file an agent was loaded from ("" for a person or a built-in agent).
+    agent_sha256: str = _field(_str(64), default="")
     # The typed info columns (name → "int64", "float64" or "bool"): fields of the `info` column.
     info_columns: dict = _field(_info_columns, default_factory=dict)
 
@@ -244,7 +254,7 @@ class _AtStep(_AboutSession):
     seq: int = _field(_later_seq)
     episode: int = _field(_int32)
     step: int = _field(_int32)
-    seed: int = _field(_int64)  # the episode's reset seed
+    seed: int = _field(_seed)  # the episode's reset seed (NO_SEED: not seeded)
     timestamp: float = _field(_num)  # Unix time the frame was shown, seconds
 
 
@@ -282,7 +292,7 @@ class StepBatch(_AboutSession):
     seq: int = _field(_later_seq)
     episode: int = _field(_int32)
     first_step: int = _field(_int32)
-    seed: int = _field(_int64)
+    seed: int = _field(_seed)
     shape: list = _field(_frame_shape)
     timestamps: list = _per_step(_num)
     actions: list = _per_step(_any)

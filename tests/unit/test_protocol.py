@@ -180,7 +180,7 @@ WIRE_KEYS = {
         "session", "seq", "env_id", "platform", "env_kwargs", "observation_space",
         "action_space", "action_labels", "fps", "codec", "quality", "versions",
         "recorder_version", "collector", "frame_shape", "base_seed", "started_at", "max_steps",
-        "shm_slots", "player", "key_bindings", "owner_token",
+        "shm_slots", "player", "key_bindings", "owner_token", "env_settings", "agent_sha256",
         "info_columns"],
     "step": ["session", "seq", "episode", "step", "seed", "timestamp", "action", "reward",
              "terminated", "truncated", "shape", "info", "info_json"],
@@ -190,7 +190,8 @@ WIRE_KEYS = {
                     "terminated", "truncated", "shape", "info", "info_json"],
     "gap": ["session", "seq", "episode", "first_step", "last_step", "count"],
     "session_end": ["session", "seq", "reason", "steps_sent", "steps_dropped", "fps_changes"],
-    "ack": ["session", "seq", "proof"], "resend": ["session", "seq"], "refused": ["session", "reason"],
+    "ack": ["session", "seq", "proof"], "resend": ["session", "seq"],
+    "refused": ["session", "reason"],
 }
 
 
