@@ -254,7 +254,7 @@ def _play_in_window(settings: CliSettings, choice: EnvChoice, keys, writer: Writ
     finally:
         signal.signal(signal.SIGTERM, previous)
     ms = result.frame_ms
-    click.echo(f"pacing: {play_settings.fps:g} fps target, {result.frames} frames, frame time "
+    click.echo(f"pacing: {result.fps:g} fps target, {result.frames} frames, frame time "
                f"p50 {ms['p50']:.1f} ms p99 {ms['p99']:.1f} ms, late frames {result.late}")
     if result.discarded:
         click.echo(f"discarded episodes: {result.discarded} (kept aside, not in the dataset)")

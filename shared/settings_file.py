@@ -218,7 +218,8 @@ def check_values(tables: Mapping[str, Any], path: Path) -> dict[str, Any]:
 
 
 def _flatten(tables: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
-    """("fps.atari", 20) for {"fps": {"atari": 20}}; a table only where the file has one."""
+    """("fps.<platform>", 20) for {"fps": {<platform>: 20}}; a table only where the file has
+    one."""
     items = []
     for name, value in tables.items():
         dotted = prefix + name

@@ -14,6 +14,14 @@ PLATFORM_PACKAGES = MappingProxyType({
     "retro": ("stable-retro",),
     "vizdoom": ("vizdoom",),
 })
+# How a dataset's env is made again outside the recorder (the exports' env_spec): "register:M"
+# (importing module M registers the platform's gymnasium ids) or "make:M:F" (F in M makes it,
+# taking the game id as `game`).
+PLATFORM_MAKERS = MappingProxyType({
+    "atari": "register:ale_py",
+    "retro": "make:stable_retro:make",
+    "vizdoom": "register:vizdoom.gymnasium_wrapper",
+})
 TRACKED_PACKAGES = ("gymnasium", *(n for names in PLATFORM_PACKAGES.values() for n in names),
                     "numpy", "simplejpeg")
 

@@ -123,6 +123,7 @@ class PlayResult:
     intervals_s: list[float] = field(default_factory=list)  # seconds between frames
     work_s: list[float] = field(default_factory=list)  # seconds of work per frame, waits excluded
     fps_changes: list[list] = field(default_factory=list)  # [episode, step, fps] (speed keys)
+    fps: float = 0.0  # the target rate play started at (the env's own unless --fps)
 
 
 @dataclass(frozen=True)
@@ -390,7 +391,8 @@ class _Game:
         p50, p99 = self.pacer.interval_percentiles(50, 99)
         return PlayResult(self.progress, self.discarded, self.pacer.frames, self.pacer.late,
                           {"p50": p50 * 1000, "p99": p99 * 1000}, list(self.pacer.intervals),
-                          list(self.pacer.work), [list(c) for c in self.speed_log.changes])
+                          list(self.pacer.work), [list(c) for c in self.speed_log.changes],
+                          self.settings.fps)
 
     # -- drawing ----------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
+from recorder.agents import agent_source
 from recorder.envs import resolve_env
 from recorder.headless.loop import RecordSettings, record_worker
 
@@ -30,7 +31,8 @@ def main() -> None:
     args = parser.parse_args()
     settings = RecordSettings(
         choice=resolve_env(args.env), endpoint=args.endpoint, data_dir=args.data_dir,
-        episodes=args.episodes, max_steps=args.max_steps, base_seed=args.seed, agent="random",
+        episodes=args.episodes, max_steps=args.max_steps, base_seed=args.seed,
+        agent=agent_source("random"),
         codec="jpeg", quality=95, fps=args.fps, buffer_bytes=int(args.buffer_mb * 2**20),
         drain_timeout=args.drain_timeout, collector="fault-test", realtime=True,
     )

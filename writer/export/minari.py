@@ -13,6 +13,7 @@ its steps up to the gap, the last one marked truncated. Infos hold each frame's 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 import sys
 from collections.abc import Iterable
@@ -25,7 +26,7 @@ import pyarrow as pa
 
 from shared.codec import decode_frame
 from shared.errors import UsageError
-from shared.version import platform_package
+from shared.version import PLATFORM_MAKERS, platform_package
 from writer.export.episodes import Episode
 
 DATA_FORMAT = "arrow"
@@ -91,18 +92,13 @@ def env_spec(start: dict) -> Any:
     from gymnasium.envs.registration import EnvSpec
 
     platform, env_id, kwargs = start["platform"], start["env_id"], dict(start["env_kwargs"])
-    if platform == "retro":
-        return EnvSpec(id=env_id, entry_point="stable_retro:make",
-                       kwargs={"game": env_id, **kwargs})
+    how, _, where = PLATFORM_MAKERS.get(platform, "").partition(":")
+    if how == "make":
+        return EnvSpec(id=env_id, entry_point=where, kwargs={"game": env_id, **kwargs})
+    if how != "register":
+        return None
     try:
-        if platform == "atari":
-            import ale_py
-
-            gym.register_envs(ale_py)
-        elif platform == "vizdoom":
-            import vizdoom.gymnasium_wrapper  # noqa: F401  (registers the Vizdoom* ids)
-        else:
-            return None
+        importlib.import_module(where)  # registers the platform's ids
         spec = gym.spec(env_id)
     except (ImportError, gym.error.Error) as exc:  # the platform is not installed here
         print(f"gymrec-writer: no env_spec for {env_id} ({exc}): recover_environment() will "
