@@ -197,7 +197,7 @@ def run(settings: CliSettings) -> int:
         check_data_dir(data_dir)
     writer = ensure_writer(endpoint, data_dir, data_dir / ".writer.log", curve)
     if settings.data_dir is not None:
-        _check_same_folder(writer, data_dir)
+        writer.check_folder(data_dir)
     base_seed = fresh_base_seed() if settings.seed is None else settings.seed
     if keys is not None:
         return _play_in_window(settings, choice, keys, writer, endpoint, base_seed, curve, agent)
@@ -263,17 +263,6 @@ def _play_in_window(settings: CliSettings, choice: EnvChoice, keys, writer: Writ
         interrupted = EXIT_CODES[received[0]] if received else 130
     return _summarise(play_settings.data_dir, choice.env_id, [result.progress],
                       interrupted=interrupted)
-
-
-def _check_same_folder(writer: WriterHandle, data_dir: Path) -> None:
-    """A writer that already answers writes where it was started to: never silently elsewhere
-    than the --data-dir asked for."""
-    theirs = Path(writer.data_dir)
-    same = theirs == data_dir or (theirs.is_dir() and data_dir.is_dir()
-                                  and os.path.samefile(theirs, data_dir))
-    if not same:
-        raise UsageError(f"the writer at {writer.endpoint} writes to {theirs}, not to --data-dir "
-                         f"{data_dir}: stop it, drop --data-dir, or give another --endpoint")
 
 
 def _client_keys(curve_key: Path | None, server_key: Path | None) -> ClientKeys | None:

@@ -49,6 +49,7 @@ class RecordOptions:
 
     data_dir: Path
     endpoint: str
+    data_dir_given: bool = True  # False: the default folder (a running writer's is fine)
     agent: str = "python"
     agent_sha256: str = ""
     codec: str = "jpeg"
@@ -93,8 +94,9 @@ def record(env: Any, *, data_dir: str | Path | None = None, endpoint: str | None
     digest = hashlib.sha256(Path(agent_file).read_bytes()).hexdigest() if agent_file else ""
     options = RecordOptions(
         data_dir=Path(data_dir or default_data_dir()).expanduser().resolve(),
-        endpoint=endpoint or default_endpoint(), agent=agent, agent_sha256=digest, codec=codec,
-        quality=quality, fps=fps, max_steps=max_steps, realtime=realtime,
+        endpoint=endpoint or default_endpoint(), data_dir_given=data_dir is not None,
+        agent=agent, agent_sha256=digest, codec=codec, quality=quality, fps=fps,
+        max_steps=max_steps, realtime=realtime,
         seed_resets=seed_resets, buffer_bytes=buffer_mb * 1024 * 1024,
         stall_timeout=stall_timeout, drain_timeout=drain_timeout)
     if isinstance(env, gym.vector.VectorEnv):
@@ -111,6 +113,8 @@ class _Writer:
         self.stack = ExitStack()
         self.handle = ensure_writer(options.endpoint, options.data_dir,
                                     options.data_dir / ".writer.log")
+        if options.data_dir_given:
+            self.handle.check_folder(options.data_dir)
         self.stack.enter_context(self.handle.kept_alive(notify))
 
     @property

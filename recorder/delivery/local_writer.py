@@ -9,6 +9,7 @@ buffer make the restart exact).
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -20,7 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from recorder.delivery.link import probe_writer, writer_proven
-from shared.errors import EndpointBusy, GymrecError, StorageError, WriterUnavailable
+from shared.errors import (
+    EndpointBusy,
+    GymrecError,
+    StorageError,
+    UsageError,
+    WriterUnavailable,
+)
 from shared.security import ClientKeys
 
 IDLE_EXIT_SECONDS = 2  # an auto-started writer exits once no session was open this long
@@ -35,6 +42,17 @@ class WriterHandle:
     process: subprocess.Popen | None = None
     log_path: Path | None = None
     restarts: int = 0
+
+    def check_folder(self, data_dir: Path) -> None:
+        """A writer that already answers writes where it was started to: raise UsageError when
+        that is not `data_dir` (never silently elsewhere than the user asked for)."""
+        theirs = Path(self.data_dir)
+        same = theirs == data_dir or (theirs.is_dir() and data_dir.is_dir()
+                                      and os.path.samefile(theirs, data_dir))
+        if not same:
+            raise UsageError(f"the writer at {self.endpoint} writes to {theirs}, not to "
+                             f"--data-dir {data_dir}: stop it, drop --data-dir, or give another "
+                             "--endpoint")
 
     def wait_for_exit(self, timeout: float, give_up: Callable[[], bool] = lambda: False) -> None:
         """An auto-started writer exits by itself once idle; make sure it did (after `timeout`

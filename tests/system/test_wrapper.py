@@ -16,7 +16,7 @@ import pytest
 from recorder import record
 from shared.errors import UsageError
 from shared.protocol import CONTINUED, NO_SEED
-from tests.support.processes import ROOT, run_replay
+from tests.support.processes import ROOT, free_endpoint, run_replay
 from tests.support.recorders import rows_table, session_state
 
 gym.register_envs(ale_py)
@@ -84,8 +84,9 @@ def test_unseeded_resets_kept_as_such(endpoint, data_dir, tmp_path):
     out = _replay(data_dir)
     assert "verdict: PASS" in out and "UNSEEDED" not in out
 
-    elsewhere = tmp_path / "unknown"
-    with record(gym.make(ENV), data_dir=elsewhere, endpoint=endpoint, seed_resets=False) as env:
+    elsewhere = tmp_path / "unknown"  # its own endpoint: the first one's writer may linger
+    with record(gym.make(ENV), data_dir=elsewhere, endpoint=free_endpoint(),
+                seed_resets=False) as env:
         env.reset()  # the env's RNG state is unknown: its episodes cannot be re-created
         for _ in range(5):
             env.step(0)
@@ -155,3 +156,13 @@ def test_a_script_that_ends_without_close_still_keeps_every_step(endpoint, data_
     assert state["status"] == "ended"
     assert [(e["outcome"], e["steps"]) for e in state["episodes"]] == [("aborted", 150)]
     assert sum(_rows_per_episode(data_dir).values()) == 150
+
+
+def test_a_running_writer_of_another_folder_is_refused(writer_factory, endpoint, data_dir,
+                                                       tmp_path):
+    writer_factory().start()  # writes to data_dir
+    env = record(gym.make(ENV), data_dir=tmp_path / "mine", endpoint=endpoint)
+    with pytest.raises(UsageError, match=r"writes to .*data, not to --data-dir .*mine"):
+        env.reset(seed=1)
+    env.close()
+    assert not (tmp_path / "mine").exists() and not (data_dir / ENV).exists()
