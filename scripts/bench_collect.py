@@ -28,7 +28,7 @@ from rich.progress import Progress
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from recorder.agents import RandomAgent  # noqa: E402
+from recorder.agents import RandomAgent, agent_source  # noqa: E402
 from recorder.delivery.link import probe_writer  # noqa: E402
 from recorder.envs import frame_of, make_env, resolve_env  # noqa: E402
 from recorder.headless.loop import RecordSettings, record_worker  # noqa: E402
@@ -103,7 +103,8 @@ def gymrec_fps(env_id: str, episodes: int, max_steps: int, workdir: Path,
             time.sleep(0.1)
         settings = RecordSettings(
             choice=resolve_env(env_id), endpoint=endpoint, data_dir=data_dir,
-            episodes=episodes, max_steps=max_steps, base_seed=BASE_SEED, agent="random",
+            episodes=episodes, max_steps=max_steps, base_seed=BASE_SEED,
+            agent=agent_source("random"),
             codec="jpeg", quality=95, fps=60, buffer_bytes=256 * 2**20, drain_timeout=120,
             collector="bench", shared_memory=shared_memory, batch_steps=batch_steps,
             workers=workers)

@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_common import ENVS, ROOT, Writer, markdown_table, memory_mb  # noqa: E402
 
+from recorder.agents import agent_source  # noqa: E402
 from recorder.envs import resolve_env  # noqa: E402
 from recorder.headless.loop import RecordSettings, WorkerProgress, record_worker  # noqa: E402
 
@@ -81,7 +82,7 @@ def bench(episodes: int, max_steps: int | None, warmup: int, workdir: Path,
 
         settings = RecordSettings(
             choice=resolve_env(env_id), endpoint=writer.endpoint, data_dir=writer.data_dir,
-            episodes=episodes, max_steps=max_steps, base_seed=11, agent="random",
+            episodes=episodes, max_steps=max_steps, base_seed=11, agent=agent_source("random"),
             codec="jpeg", quality=95, fps=60, buffer_bytes=256 << 20, drain_timeout=120,
             collector="bench-memory")
         progress = record_worker(settings, 0, report)
