@@ -312,7 +312,7 @@ def test_cli_list(tmp_path):
     result = subprocess.run([sys.executable, "-m", "recorder.cli", "--list", "airstriker"],
                             cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == ["Stable-Retro (default 60 fps): 1 id",
+    assert result.stdout.splitlines() == ["Stable-Retro (fps: the console's): 1 id",
                                           "  Airstriker-Genesis-v0"]
 
 
