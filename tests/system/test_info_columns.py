@@ -127,7 +127,8 @@ def test_a_tampered_info_value_is_the_first_divergence_at_its_step(breakout, tmp
 
 def test_the_minari_export_carries_the_typed_info_in_its_infos(breakout, tmp_path,
                                                                 monkeypatch):
-    minari = pytest.importorskip("minari")
+    import minari  # in the dev group: always installed for the suite
+
     from writer.export.command import ExportSettings, run_export
     from writer.export.reading import LocalDataset
 
