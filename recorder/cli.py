@@ -60,9 +60,10 @@ class CliSettings:
     episodes: int | None = None
     max_steps: int | None = None
     seed: int | None = None
-    workers: int = 1
+    workers: int | None = None  # None: default_workers
     state: str | None = None
     env_options: tuple[str, ...] = ()
+    record: str | None = None  # extra observations, comma-separated: "ram", "depth,labels"
     fps: float | None = None
     codec: str | None = None
     quality: int | None = None
@@ -105,13 +106,18 @@ class _BetweenEpisodes(click.ParamType):
               help="Cut each episode after this many steps (recorded as truncated).")
 @click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=None,
               help="Base seed; every episode's reset seed is derived from it and stored.")
-@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
-              help="Recorder processes playing at once, all into one writer.")
+@click.option("--workers", type=click.IntRange(1, 64), default=None,
+              help="Recorder processes playing at once, all into one writer (default: "
+                   "--headless, the cores this process may use, at most one per episode; "
+                   "else 1).")
 @click.option("--state", default=None,
               help="Stable-Retro save state to start from (one the game has, e.g. Level1).")
 @click.option("--env-option", "env_options", multiple=True, metavar="KEY=VALUE",
               help="A keyword for making the env (repeatable; JSON/TOML values), e.g. "
                    "frameskip=1; stored in the dataset and used by replay.")
+@click.option("--record", "record", default=None, metavar="NAME[,NAME]",
+              help="Extra observations to store with each frame, a column each: ram (Atari, "
+                   "Stable-Retro), depth, labels, automap (VizDoom). Default: frames and info.")
 @click.option("--fps", type=click.FloatRange(1, 1000), default=None,
               help=f"Frames per second (default: the env's own rate; {fps_defaults()}).")
 @click.option("--codec", type=click.Choice(CODEC_NAMES), default=None,
@@ -184,10 +190,11 @@ def run(settings: CliSettings) -> int:
         raise UsageError("missing ENV_ID (try BreakoutNoFrameskip-v4, or --list)")
     if settings.headless and not settings.agent:
         raise UsageError("--headless needs --agent (a person plays in the window)")
-    if not settings.headless and settings.workers > 1:
+    if not settings.headless and (settings.workers or 1) > 1:
         raise UsageError("--workers needs --headless (the window has one player)")
     endpoint = check_endpoint(settings.endpoint or default_endpoint())
-    choice = resolve_env(settings.env_id, settings.state, parse_env_options(settings.env_options))
+    choice = resolve_env(settings.env_id, settings.state, parse_env_options(settings.env_options),
+                         record_names(settings.record))
     agent = agent_source(settings.agent) if settings.agent else None
     settings = dataclasses.replace(settings, fps=_fps(settings, config, choice).value)
     keys = None if settings.headless else load_keymap(settings.keymap, choice.platform)
@@ -195,7 +202,9 @@ def run(settings: CliSettings) -> int:
     dataset_dir(data_dir, choice.env_id)  # refuses unsafe names before anything starts
     if curve is None:  # a local writer may be started for it: it must be usable
         check_data_dir(data_dir)
-    writer = ensure_writer(endpoint, data_dir, data_dir / ".writer.log", curve)
+    # A writer started here answers a moment later; headless workers start meanwhile.
+    writer = ensure_writer(endpoint, data_dir, data_dir / ".writer.log", curve,
+                           wait=keys is not None)
     if settings.data_dir is not None:
         writer.check_folder(data_dir)
     base_seed = fresh_base_seed() if settings.seed is None else settings.seed
@@ -207,15 +216,16 @@ def run(settings: CliSettings) -> int:
         agent=agent, codec=settings.codec, quality=settings.quality,
         fps=settings.fps, buffer_bytes=settings.buffer_mb * 1024 * 1024,
         drain_timeout=settings.drain_timeout, collector=collector_name(),
-        workers=settings.workers, stall_timeout=settings.stall_timeout,
+        workers=settings.workers or default_workers(settings.episodes or 1, settings.realtime),
+        stall_timeout=settings.stall_timeout,
         realtime=settings.realtime, curve=curve,
     )
     stop = StopRequest()  # SIGINT/SIGTERM stop the recording in order (see workers.py)
     try:
         with writer.kept_alive(_notify):
-            pool = run_workers(record, notify=_notify, stop=stop)
-        # Stopped by a signal: the writer (in its own process group) finishes on its own.
-        writer.wait_for_exit(timeout=30, give_up=lambda: stop.requested)
+            pool = run_workers(record, notify=_notify, stop=stop,
+                               ready=lambda: writer.wait_ready(lambda: stop.requested))
+        # An auto-started writer exits by itself once idle: nobody waits for it.
         return _summarise(record.data_dir, choice.env_id, pool.workers,
                           interrupted=pool.interrupted_code, cut_short=pool.cut_short)
     finally:
@@ -246,11 +256,7 @@ def _play_in_window(settings: CliSettings, choice: EnvChoice, keys, writer: Writ
     previous = signal.signal(signal.SIGTERM, interrupt)
     try:
         with writer.kept_alive(_notify):
-            result = play(play_settings)
-        try:
-            writer.wait_for_exit(timeout=30)
-        except KeyboardInterrupt:
-            pass  # a late Ctrl-C: the writer finishes on its own
+            result = play(play_settings)  # an auto-started writer exits by itself once idle
     finally:
         signal.signal(signal.SIGTERM, previous)
     ms = result.frame_ms
@@ -263,6 +269,15 @@ def _play_in_window(settings: CliSettings, choice: EnvChoice, keys, writer: Writ
         interrupted = EXIT_CODES[received[0]] if received else 130
     return _summarise(play_settings.data_dir, choice.env_id, [result.progress],
                       interrupted=interrupted)
+
+
+def default_workers(episodes: int, realtime: bool) -> int:
+    """Headless workers when --workers is not given: one per core this process may run on
+    (more recorders get nearer the machine's bound: docs/BENCHMARKS.md), never more than the
+    episodes; 1 with --realtime (a paced agent plays like one person)."""
+    if realtime:
+        return 1
+    return max(1, min(len(os.sched_getaffinity(0)), episodes))
 
 
 def _client_keys(curve_key: Path | None, server_key: Path | None) -> ClientKeys | None:
@@ -327,6 +342,15 @@ def _with_config(settings: CliSettings, config: SettingsFile) -> CliSettings:
         if key not in ("data_dir", "endpoint") or chosen.source.startswith("config"):
             values[key] = chosen.value
     return dataclasses.replace(settings, **values)
+
+
+def record_names(flag: str | None) -> tuple[str, ...]:
+    """`--record ram,depth` → ("ram", "depth"); whether the env can record them is checked
+    by resolve_env."""
+    names = tuple(n.strip() for n in (flag or "").split(",") if n.strip())
+    if flag is not None and not names:
+        raise UsageError("--record: name what to record (ram; depth, labels, automap)")
+    return names
 
 
 def _fps(settings: CliSettings, config: SettingsFile, choice: EnvChoice) -> Chosen:

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from recorder.envs import frame_of, info_reader
+from recorder.envs import extras_reader, frame_of, info_reader
 from recorder.info import info_json
 from shared.schema import EpisodeEndData, StepData
 from shared.spaces import action_to_wire
@@ -37,7 +37,9 @@ class Episode:
                  action_space: dict, max_steps: int | None,
                  picture: Callable[[Any], np.ndarray] | None = None,
                  info: Mapping | None = None,
-                 typed_info: Callable[[Mapping], dict] | None = None):
+                 start_state: bytes | None = None,
+                 typed_info: Callable[[Mapping], dict] | None = None,
+                 record: tuple[str, ...] = ()):
         self.sink, self.env = sink, env
         # The frame in an observation (default: frame_of with `env`; a vector env's sub-env
         # is not at hand, so its recorder says how).
@@ -46,7 +48,11 @@ class Episode:
         # reads it, from the live env where the info lacks it); `info`: reset's.
         self.typed_info = typed_info or info_reader(env)
         self.info, self.info_json = self._info_of(info or {})
+        # The extra observations (`record`: "ram", ...) with each frame, read from the env.
+        self.read_extras = extras_reader(env, record) if record else _no_extras
+        self.extras = self.read_extras(observation)
         self.index, self.seed = index, seed
+        self.start_state = start_state  # the snapshot it started from (step 0 carries it)
         self.action_space = action_space  # its description, for actions in wire form
         self.max_steps = max_steps  # None: never cut
         self.observation = observation
@@ -55,6 +61,11 @@ class Episode:
         self.steps = 0
         self.terminated = self.truncated = False
         self.ended = False
+
+    @property
+    def extras_bytes(self) -> int:
+        """Bytes of the current frame's extras (room a step needs beside its pixels)."""
+        return sum(array.nbytes for array in self.extras.values())
 
     @property
     def over(self) -> bool:
@@ -72,7 +83,8 @@ class Episode:
             episode=self.index, step=self.steps, seed=self.seed, frame=self.frame,
             timestamp=self.shown_at, action=action_to_wire(action, self.action_space),
             reward=float(reward), terminated=bool(terminated), truncated=bool(truncated),
-            info=self.info, info_json=self.info_json,
+            start_state=self.start_state if self.steps == 0 else None,
+            info=self.info, info_json=self.info_json, extras=self.extras,
         )
         kept = self.sink.send_step(step)
         self.steps += 1
@@ -80,6 +92,7 @@ class Episode:
         self.observation = observation
         self.frame = self.picture(observation)
         self.info, self.info_json = self._info_of(info if isinstance(info, Mapping) else {})
+        self.extras = self.read_extras(observation)
         self.shown_at = time.time()
         return kept
 
@@ -100,5 +113,9 @@ class Episode:
             episode=self.index, step=self.steps, seed=self.seed, frame=self.frame,
             timestamp=self.shown_at if at is None else at, outcome=outcome,
             terminated=self.terminated, truncated=self.truncated, info=self.info,
-            info_json=self.info_json,
+            info_json=self.info_json, extras=self.extras,
         ))
+
+
+def _no_extras(observation: Any) -> dict:
+    return {}

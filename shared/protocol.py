@@ -7,6 +7,12 @@ A message is a list of ZeroMQ frames:
     [MAGIC, header, pixels]        Step and EpisodeEnd: raw uint8 pixels, row-major (H, W, C)
     [MAGIC, header, pixels * N]    StepBatch of N steps with their pixels inline
 
+A session that records extra observations (SessionStart.extras: RAM, VizDoom's buffers) adds
+their raw uint8 bytes as frames after the pixels: one per extra for a Step or EpisodeEnd, in the
+order of its header's `extras` (name → shape); for a StepBatch, step by step, each step's extras
+in that order, after the N pixel frames (or right after the header when the pixels are in
+shared memory). Never in the header: 64 KB of RAM × 256 steps would not fit it.
+
 MAGIC names the protocol and its version. The header is a msgpack map whose key "type" names the
 message; every message about a session carries "session" (32 hex chars) and "seq", the session's
 sequence number (SessionStart is seq 0, each later message is the previous seq + 1). The writer
@@ -33,7 +39,15 @@ import msgpack
 
 from shared.codec import CODEC_NAMES
 from shared.errors import ProtocolError
-from shared.schema import MAX_INFO_COLUMNS, MAX_INFO_JSON, check_info_columns, check_space_fits
+from shared.schema import (
+    MAX_EXTRAS,
+    MAX_INFO_COLUMNS,
+    MAX_INFO_JSON,
+    check_extras,
+    check_info_columns,
+    check_space_fits,
+    extra_shape_ok,
+)
 from shared.spaces import validate_space_description
 
 # v2: SessionStart names who played (`player`) and the keys they played with.
@@ -44,11 +58,16 @@ from shared.spaces import validate_space_description
 #     Issue 18: SessionEnd.fps_changes (the speed keys of human play).
 #     Issue 14: SessionStart.info_columns; info and info_json in Step, EpisodeEnd (infos and
 #     info_jsons in StepBatch): the env's info with each frame.
+#     Issue 15: start_state (bytes, the header's only bin value) in Step and StepBatch, with
+#     step 0 only: the snapshot a cheaply started episode (ALE) replays from.
+#     Issue 14: SessionStart.extras (name → uint8 dtype and shape), `extras` (name → shape) in
+#     Step, EpisodeEnd and StepBatch, their raw bytes as frames after the pixels.
 MAGIC = b"GYMREC\x03"
 PROTOCOL_VERSION = 3
 MAX_HEADER_BYTES = 256 * 1024
 MAX_SIDE = 8192
 MAX_BATCH = 256
+MAX_START_STATE = 64 * 1024  # bytes of a start state (ALE's: ~14.5 KB)
 OUTCOMES = ("terminated", "truncated", "aborted", "discarded")
 _SESSION_RE = re.compile(r"[0-9a-f]{32}")
 _I64 = 2**63
@@ -111,6 +130,23 @@ def _space(v: Any) -> bool:
 def _info_columns(v: Any) -> bool:
     check_info_columns(v)  # raises ProtocolError naming the bad column
     return True
+
+
+def _extras(v: Any) -> bool:
+    check_extras(v)  # raises ProtocolError naming the bad extra
+    return True
+
+
+def _extra_shapes(v: Any) -> bool:
+    """A step's extras, name → shape, in the order of their frames (each name and shape is
+    held against SessionStart.extras when the step is accepted)."""
+    return (isinstance(v, dict) and len(v) <= MAX_EXTRAS
+            and all(type(k) is str and len(k) <= 32 and extra_shape_ok(x) for k, x in v.items()))
+
+
+def _start_state(v: Any) -> bool:
+    """An episode's start snapshot (opaque bytes, the platform's own format), or None."""
+    return v is None or type(v) is bytes and 0 < len(v) <= MAX_START_STATE
 
 
 def _info(v: Any) -> bool:
@@ -245,6 +281,9 @@ class SessionStart(_AboutSession):
     agent_sha256: str = _field(_str(64), default="")
     # The typed info columns (name → "int64", "float64" or "bool"): fields of the `info` column.
     info_columns: dict = _field(_info_columns, default_factory=dict)
+    # The extra observations recorded with each frame (`--record`): name → {"dtype": "uint8",
+    # "shape": [...]}; a column each.
+    extras: dict = _field(_extras, default_factory=dict)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -268,10 +307,19 @@ class Step(_AtStep):
     terminated: bool = _field(_bool)
     truncated: bool = _field(_bool)
     shape: list = _field(_frame_shape)
+    RULES: ClassVar[tuple[Rule, ...]] = (
+        (lambda h: h["start_state"] is None or h["step"] == 0, "a start state after step 0"),
+    )
+    # The snapshot the episode replays from (recorder/seeds.py), with step 0 only; None: it
+    # was reset with its seed.
+    start_state: bytes | None = _field(_start_state, default=None)
     # The env's info with this frame: typed values (SessionStart.info_columns), the rest JSON.
     info: dict = _field(_info, default_factory=dict)
     info_json: str = _field(_info_json, default="{}")
+    # The session's extras (name → shape), their bytes in `extra_data` (frames after pixels).
+    extras: dict = _field(_extra_shapes, default_factory=dict)
     pixels: Any = _pixels()
+    extra_data: Any = _pixels()  # one buffer per extra, in the order of `extras`
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -288,6 +336,8 @@ class StepBatch(_AboutSession):
         (lambda h: len(h["slots"]) in (0, len(h["timestamps"])), "bad slots"),
         (lambda h: h["first_step"] + len(h["timestamps"]) <= _I32, "steps beyond int32"),
         (lambda h: h["seq"] + len(h["timestamps"]) <= _I64, "seqs beyond int64"),
+        (lambda h: h["start_state"] is None or h["first_step"] == 0,
+         "a start state after step 0"),
     )
     seq: int = _field(_later_seq)
     episode: int = _field(_int32)
@@ -301,9 +351,12 @@ class StepBatch(_AboutSession):
     truncated: list = _per_step(_bool)
     infos: list = _per_step(_info, optional=True)
     info_jsons: list = _per_step(_info_json, optional=True)
+    start_state: bytes | None = _field(_start_state, default=None)  # its first step's, as in Step
     # The shared-memory slot of each step, or [] when the pixels follow as frames.
     slots: list = _field(_list_of(_int(0, 1 << 20)))
+    extras: dict = _field(_extra_shapes, default_factory=dict)  # every step's, as in Step
     pixels: Any = _pixels()
+    extra_data: Any = _pixels()  # per step, a list of one buffer per extra ([] without extras)
 
     @property
     def count(self) -> int:
@@ -321,7 +374,9 @@ class EpisodeEnd(_AtStep):
     shape: list = _field(_frame_shape)
     info: dict = _field(_info, default_factory=dict)  # the info with the final observation
     info_json: str = _field(_info_json, default="{}")
+    extras: dict = _field(_extra_shapes, default_factory=dict)  # as in Step
     pixels: Any = _pixels()
+    extra_data: Any = _pixels()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -394,8 +449,12 @@ def to_frames(msg: Message) -> list:
     frames = [MAGIC, msgpack.packb(header, use_bin_type=True)]
     if isinstance(msg, _WITH_PIXELS):
         frames.append(msg.pixels)
-    elif isinstance(msg, StepBatch) and not msg.slots:
-        frames.extend(msg.pixels)
+        frames.extend(msg.extra_data or ())
+    elif isinstance(msg, StepBatch):
+        if not msg.slots:
+            frames.extend(msg.pixels)
+        for step_extras in msg.extra_data or ():
+            frames.extend(step_extras)
     return frames
 
 
@@ -420,7 +479,7 @@ def _per_step_fields() -> tuple[str, ...]:
 
 def from_frames(frames: list) -> Message:
     """Decode and validate frames (bytes, memoryviews or zmq.Frames). Raises ProtocolError."""
-    if len(frames) < 2 or len(frames) > 2 + MAX_BATCH:
+    if len(frames) < 2 or len(frames) > 2 + MAX_BATCH * (1 + MAX_EXTRAS):
         raise ProtocolError(f"unexpected number of frames: {len(frames)}")
     if bytes(_buf(frames[0])) != MAGIC:
         raise ProtocolError(f"not a gymrec v{PROTOCOL_VERSION} message (bad magic or version)")
@@ -433,14 +492,15 @@ def from_frames(frames: list) -> Message:
     if cls is StepBatch:
         return _batch_from_frames(header, frames)
     if cls in _WITH_PIXELS:
-        if len(frames) != 3:
-            raise ProtocolError(f"{cls.TYPE} without its pixel frame")
+        if len(frames) != 3 + len(header["extras"]):
+            raise ProtocolError(f"{cls.TYPE} without its pixel frame and one frame per extra")
         pixels = _buf(frames[2])
         if len(pixels) != math.prod(header["shape"]):
             raise ProtocolError(
                 f"{cls.TYPE}: {len(pixels)} pixel bytes for shape {header['shape']}"
             )
-        return cls(**header, pixels=pixels)
+        return cls(**header, pixels=pixels,
+                   extra_data=_extra_frames(cls.TYPE, header["extras"], frames[3:]))
     if len(frames) != 2:
         raise ProtocolError(f"{cls.TYPE} carries an unexpected frame")
     return cls(**header)
@@ -478,17 +538,32 @@ def _short(value: Any, limit: int = 60) -> str:
 
 
 def _batch_from_frames(header: dict, frames: list) -> StepBatch:
+    n, per_step = len(header["timestamps"]), len(header["extras"])
+    inline = 0 if header["slots"] else n
+    if len(frames) != 2 + inline + n * per_step:
+        raise ProtocolError("steps without one pixel frame each (none in shared memory) and "
+                            "one frame per extra each")
+    extra_frames = frames[2 + inline:]
+    extra_data = [_extra_frames("steps", header["extras"],
+                                extra_frames[i * per_step:(i + 1) * per_step])
+                  for i in range(n)] if per_step else []
     if header["slots"]:
-        if len(frames) != 2:
-            raise ProtocolError("steps in shared memory carry no pixel frames")
-        return StepBatch(**header)
-    if len(frames) != 2 + len(header["timestamps"]):
-        raise ProtocolError("steps without one pixel frame each")
+        return StepBatch(**header, extra_data=extra_data)
     size = math.prod(header["shape"])
-    pixels = [_buf(f) for f in frames[2:]]
+    pixels = [_buf(f) for f in frames[2:2 + inline]]
     if any(len(px) != size for px in pixels):
         raise ProtocolError(f"steps: pixel bytes differ from shape {header['shape']}")
-    return StepBatch(**header, pixels=pixels)
+    return StepBatch(**header, pixels=pixels, extra_data=extra_data)
+
+
+def _extra_frames(kind: str, shapes: dict, frames: list) -> list:
+    """The buffers of one step's extras, each checked against its shape (uint8)."""
+    buffers = [_buf(f) for f in frames]
+    for (name, shape), buf in zip(shapes.items(), buffers, strict=True):
+        if len(buf) != math.prod(shape):
+            raise ProtocolError(f"{kind}: {len(buf)} bytes of extra {name[:32]!r} for shape "
+                                f"{shape}")
+    return buffers
 
 
 def _buf(frame: Any) -> memoryview:
@@ -507,7 +582,7 @@ def _unpack_header(raw: memoryview) -> dict:
     try:
         header = msgpack.unpackb(
             raw, raw=False, strict_map_key=True, ext_hook=_reject_ext, timestamp=0,
-            max_bin_len=0, max_ext_len=0, max_str_len=64 * 1024, max_array_len=8192,
+            max_bin_len=MAX_START_STATE, max_ext_len=0, max_str_len=64 * 1024, max_array_len=8192,
             max_map_len=256,
         )
     except ProtocolError:
@@ -516,7 +591,11 @@ def _unpack_header(raw: memoryview) -> dict:
         raise ProtocolError(f"header is not valid msgpack: {type(exc).__name__}") from exc
     if not isinstance(header, dict):
         raise ProtocolError("header is not a map")
-    _check_depth(header, 0)
+    for key, value in header.items():
+        if type(key) is not str:  # a bin key (bin is allowed for start_state only)
+            raise ProtocolError("header holds a key that is not a string")
+        if not (key == "start_state" and type(value) is bytes):  # the one bin value allowed
+            _check_depth(value, 1)
     return header
 
 
@@ -524,6 +603,8 @@ def _check_depth(value: Any, depth: int) -> None:
     if depth > 6:
         raise ProtocolError("header nested too deeply")
     if isinstance(value, dict):
+        if not all(type(k) is str for k in value):
+            raise ProtocolError("header holds a key that is not a string")
         for v in value.values():
             _check_depth(v, depth + 1)
     elif isinstance(value, list):

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,6 +47,10 @@ class StepData:
     # the session's typed info columns (SessionStart.info_columns), and the rest as JSON.
     info: dict = field(default_factory=dict)
     info_json: str = "{}"
+    # Step 0 of an episode started from a snapshot (recorder/seeds.py): that snapshot.
+    start_state: bytes | None = None
+    # The session's extra observations with `frame` (SessionStart.extras): name → uint8 array.
+    extras: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -62,6 +67,7 @@ class EpisodeEndData:
     truncated: bool
     info: dict = field(default_factory=dict)  # the info that came with the final observation
     info_json: str = "{}"
+    extras: dict = field(default_factory=dict)  # the extra observations with the final one
 
 
 def _same(value: Any) -> Any:
@@ -107,23 +113,26 @@ STEP_VALUES = (
 _FIXED_DTYPES = {
     "session_id": "string", "episode_id": "string", "episode_index": "int32", "seed": "int64",
     "step": "int32", "frame_hash": "string", "is_last": "bool", "seq": "int64",
+    "start_state": "binary",
 }
 
 # The columns in stored order (a new step value goes before "is_last").
 COLUMNS = (
     "session_id", "episode_id", "episode_index", "seed", "step", "timestamp", "image",
-    "frame_hash", "action", "reward", "terminated", "truncated", "info", "info_json", "is_last",
-    "seq",
+    "frame_hash", "action", "reward", "terminated", "truncated", "info", "info_json",
+    "start_state", "is_last", "seq",
 )
 # Columns that datasets written by earlier builds lack (readers take them as null); `info` is
 # also absent from a dataset whose env has no typed info.
-ADDED_COLUMNS = ("frame_hash", "info", "info_json")
+ADDED_COLUMNS = ("frame_hash", "info", "info_json", "start_state")
 
 
 # `datasets` Value dtypes and their Arrow types.
 _ARROW_TYPES = {
-    "string": pa.string(), "int8": pa.int8(), "int32": pa.int32(), "int64": pa.int64(),
+    "string": pa.string(), "int8": pa.int8(), "uint8": pa.uint8(), "int32": pa.int32(),
+    "int64": pa.int64(),
     "float32": pa.float32(), "float64": pa.float64(), "bool": pa.bool_(),
+    "binary": pa.binary(),
 }
 _IMAGE_TYPE = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
 
@@ -225,12 +234,92 @@ def check_info_fits(values: Any, columns: dict) -> None:
             raise ProtocolError(f"info {name!r}: {str(value)[:40]} does not fit {dtype}")
 
 
-def feature_dict(action_space: dict, info_columns: dict | None = None) -> dict:
+# -- extra observations (opt-in, `gymrec-record --record ram`): uint8 arrays with each frame ----
+
+MAX_EXTRAS = 8
+MAX_EXTRA_BYTES = 16 * 1024 * 1024  # of one extra of one step
+_EXTRA_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
+
+
+def extra_is_image(shape: list) -> bool:
+    """An extra of 2 or 3 dimensions (H, W[, C]) is stored as a PNG image, one of 1 as a
+    fixed-length uint8 sequence."""
+    return len(shape) >= 2
+
+
+def extra_shape_ok(shape: Any) -> bool:
+    """1 to 3 dimensions (3: C of 1, 3 or 4), each ≥ 1, at most MAX_EXTRA_BYTES in all."""
+    if not (isinstance(shape, list) and 1 <= len(shape) <= 3
+            and all(type(n) is int and 1 <= n <= MAX_EXTRA_BYTES for n in shape)):
+        return False
+    if len(shape) == 3 and shape[2] not in (1, 3, 4):
+        return False
+    return math.prod(shape) <= MAX_EXTRA_BYTES
+
+
+def check_extras(extras: Any) -> None:
+    """Raise ProtocolError unless `extras` (name → {"dtype": "uint8", "shape": [...]}) can be a
+    session's extra observations: at most MAX_EXTRAS, each named apart from every other column,
+    a uint8 array of 1 dimension (a sequence: RAM) or 2-3 (an image: H, W[, C of 1, 3 or 4])."""
+    if not isinstance(extras, dict) or len(extras) > MAX_EXTRAS:
+        raise ProtocolError(f"extras: a map of at most {MAX_EXTRAS} names")
+    for name, spec in extras.items():
+        if type(name) is not str or not _EXTRA_NAME.fullmatch(name) or name in COLUMNS:
+            raise ProtocolError(f"extra {str(name)[:40]!r}: not a name for a new column")
+        if not (isinstance(spec, dict) and spec.keys() == {"dtype", "shape"}
+                and spec["dtype"] == "uint8" and extra_shape_ok(spec["shape"])):
+            raise ProtocolError(f"extra {name!r}: {str(spec)[:60]} is not a uint8 array of "
+                                "1 to 3 dimensions")
+
+
+def check_extras_fit(shapes: Any, declared: dict) -> None:
+    """Raise ProtocolError unless a step's extras (name → shape, in frame order) are exactly
+    the session's declared ones, in their order."""
+    expected = [(name, spec["shape"]) for name, spec in declared.items()]
+    if not isinstance(shapes, dict) or list(shapes.items()) != expected:
+        raise ProtocolError(f"extras {_names(shapes)} differ from the session's "
+                            f"{_names(declared)}")
+
+
+def _names(extras: Any) -> str:
+    return str(sorted(map(str, extras)) if isinstance(extras, dict) else extras)[:80]
+
+
+def extra_feature(spec: dict) -> dict:
+    """The `datasets` feature of an extra: Image, or a List of uint8 of fixed length."""
+    if extra_is_image(spec["shape"]):
+        return {"_type": "Image"}
+    return {"feature": _value("uint8"), "length": spec["shape"][0], "_type": "List"}
+
+
+def extra_cells(declared: dict, buffers: list | None) -> dict:
+    """A row's extra columns from one step's buffers (in the declared order): a sequence as a
+    uint8 array, an image as lossless PNG bytes. None (no buffers): every cell null."""
+    from shared.codec import encode_frame
+
+    if not buffers:
+        return {name: None for name in declared}
+    cells = {}
+    for (name, spec), buf in zip(declared.items(), buffers, strict=True):
+        shape = spec["shape"]
+        if extra_is_image(shape):
+            hwc = [*shape[:2], shape[2] if len(shape) == 3 else 1]
+            cells[name] = {"bytes": encode_frame(buf, hwc, "png", 100), "path": None}
+        else:
+            cells[name] = np.frombuffer(buf, dtype=np.uint8)
+    return cells
+
+
+def feature_dict(action_space: dict, info_columns: dict | None = None,
+                 extras: dict | None = None) -> dict:
     """The dataset's `datasets.Features`, serialized (as `Features.to_dict()` gives them);
-    `info_columns` (name → dtype): the fields of the `info` struct (none: no `info` column)."""
+    `info_columns` (name → dtype): the fields of the `info` struct (none: no `info` column);
+    `extras` (SessionStart.extras): a column each, before `is_last`."""
     dtypes = _FIXED_DTYPES | {v.name: v.dtype for v in STEP_VALUES}
     described = {}
     for name in COLUMNS:
+        if name == "is_last":
+            described.update({k: extra_feature(spec) for k, spec in (extras or {}).items()})
         if name == "image":
             described[name] = {"_type": "Image"}
         elif dtypes[name] == INFO_STRUCT:
@@ -253,32 +342,55 @@ def _arrow_type(feature: dict) -> pa.DataType:
     return pa.struct([(k, _arrow_type(sub)) for k, sub in feature.items()])
 
 
-def features(action_space: dict, info_columns: dict | None = None):
+def features(action_space: dict, info_columns: dict | None = None,
+             extras: dict | None = None):
     """The `datasets.Features` of a dataset whose actions follow `action_space` (imports
     `datasets`: ~2 s the first time; the writer itself only needs `arrow_schema`)."""
     from datasets import Features
 
-    return Features.from_dict(feature_dict(action_space, info_columns))
+    return Features.from_dict(feature_dict(action_space, info_columns, extras))
 
 
-def arrow_schema(action_space: dict, info_columns: dict | None = None) -> pa.Schema:
+def arrow_schema(action_space: dict, info_columns: dict | None = None,
+                 extras: dict | None = None) -> pa.Schema:
     """The Arrow schema, carrying the `datasets` features metadata so `image` decodes as
     Image(). Built without importing `datasets` (a writer is up at once); a unit test holds
     it equal to `features(action_space).arrow_schema`."""
-    described = feature_dict(action_space, info_columns)
+    described = feature_dict(action_space, info_columns, extras)
     metadata = {"huggingface": json.dumps({"info": {"features": described}})}
     return pa.schema([(name, _arrow_type(f)) for name, f in described.items()],
                      metadata=metadata)
 
 
-def column_notes(info_columns: dict | None) -> str:
-    """What the hash and info columns hold, for the cards (Markdown, one paragraph)."""
+def column_notes(info_columns: dict | None, extras: dict | None = None) -> str:
+    """What the hash, info and extra columns hold, for the cards (Markdown, one paragraph)."""
     typed = ", ".join(f"`{name}` ({dtype})" for name, dtype in (info_columns or {}).items())
     info = (f"`info` holds the env's info with each frame, typed: {typed}; "
             if typed else "This env reports no typed info (no `info` column); ")
     return (f"{info}`info_json` the rest of it as a JSON object. "
             "`frame_hash` is the xxh3-128 of the frame's raw pixels (H, W, C uint8, row-major), "
-            "hex: replay compares it, whatever the codec.")
+            "hex: replay compares it, whatever the codec." + extras_notes(extras))
+
+
+EXTRA_MEANINGS = {  # what an extra a platform records is (the cards say it)
+    "ram": "the emulator's RAM after the frame (Atari: ale.getRAM(), Stable-Retro: get_ram())",
+    "depth": "VizDoom's depth buffer (uint8, nearer is darker)",
+    "labels": "VizDoom's labels buffer (each object's label value per pixel)",
+    "automap": "VizDoom's automap (the map view)",
+}
+
+
+def extras_notes(extras: dict | None) -> str:
+    """One sentence per extra column (`--record`), for the cards; "" when there are none."""
+    parts = []
+    for name, spec in (extras or {}).items():
+        shape = "×".join(map(str, spec["shape"]))
+        kind = ("a lossless PNG image" if extra_is_image(spec["shape"])
+                else "a fixed-length uint8 sequence")
+        meaning = EXTRA_MEANINGS.get(name, "an extra observation")
+        parts.append(f" `{name}` ({shape} uint8, {kind}) holds {meaning}, on every row, "
+                     "final rows included.")
+    return "".join(parts)
 
 
 def episode_id(session_id: str, episode: int) -> str:
@@ -290,22 +402,24 @@ def episode_id(session_id: str, episode: int) -> str:
 
 
 def step_row(session_id: str, seq: int, msg: Any, image: bytes,
-             frame_hash: str | None = None) -> dict:
+             frame_hash: str | None = None, extras: dict | None = None) -> dict:
     """The row of a protocol.Step (seq `seq`) whose frame encoded to `image` and hashed to
-    `frame_hash` (shared.frame_hash)."""
+    `frame_hash` (shared.frame_hash); `extras`: its extra columns (`extra_cells`)."""
     values = {v.name: v.to_row(getattr(msg, v.name)) for v in STEP_VALUES}
+    values["start_state"] = msg.start_state
     return _row(session_id, seq, episode=msg.episode, seed=msg.seed, step=msg.step, image=image,
-                frame_hash=frame_hash, values=values, is_last=False)
+                frame_hash=frame_hash, values={**values, **(extras or {})}, is_last=False)
 
 
 def batch_row(session_id: str, seq: int, batch: Any, i: int, image: bytes,
-              frame_hash: str | None = None) -> dict:
+              frame_hash: str | None = None, extras: dict | None = None) -> dict:
     """The row of step `i` of a protocol.StepBatch that starts at seq `seq`."""
     values = {v.name: v.to_row(_nth(getattr(batch, v.batch_name), i, v.default))
               for v in STEP_VALUES}
+    values["start_state"] = batch.start_state if i == 0 else None
     return _row(session_id, seq + i, episode=batch.episode, seed=batch.seed,
-                step=batch.first_step + i, image=image, frame_hash=frame_hash, values=values,
-                is_last=False)
+                step=batch.first_step + i, image=image, frame_hash=frame_hash,
+                values={**values, **(extras or {})}, is_last=False)
 
 
 def _nth(values: list, i: int, default: Any) -> Any:
@@ -313,13 +427,13 @@ def _nth(values: list, i: int, default: Any) -> Any:
 
 
 def final_row(session_id: str, seq: int, msg: Any, image: bytes, action_space: dict,
-              frame_hash: str | None = None) -> dict:
+              frame_hash: str | None = None, extras: dict | None = None) -> dict:
     """The final row of an episode, from its protocol.EpisodeEnd: values a step's action
     produced hold their fill (`action_fill` for an `action_space` action, reward 0.0)."""
     values = {v.name: v.to_row(getattr(msg, v.name)) if v.in_final_row
               else v.final_fill(action_space) for v in STEP_VALUES}
     return _row(session_id, seq, episode=msg.episode, seed=msg.seed, step=msg.step, image=image,
-                frame_hash=frame_hash, values=values, is_last=True)
+                frame_hash=frame_hash, values={**values, **(extras or {})}, is_last=True)
 
 
 def _row(session_id: str, seq: int, *, episode: int, seed: int, step: int, image: bytes,
@@ -327,6 +441,7 @@ def _row(session_id: str, seq: int, *, episode: int, seed: int, step: int, image
     return {
         "session_id": session_id, "episode_id": episode_id(session_id, episode),
         "episode_index": episode, "seed": seed, "step": step,
-        "image": {"bytes": image, "path": None}, "frame_hash": frame_hash, **values,
+        "image": {"bytes": image, "path": None}, "frame_hash": frame_hash,
+        "start_state": None, **values,  # values: a step's start_state, if any
         "is_last": is_last, "seq": seq,
     }

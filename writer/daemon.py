@@ -2,7 +2,8 @@
 
 Life cycle: `Writer.create(settings)` takes the data-folder lock, recovers what a crash left and
 binds the socket; `run()` serves until `stop()` (SIGTERM/SIGINT) or, for a writer that a recorder
-started, until no session has been open for `exit_when_idle` seconds.
+started, until no session has been open and no recorder has probed it (Hello) for
+`exit_when_idle` seconds.
 
 Every peer may be hostile (README, Security). No message stops the writer: a bad message is
 refused and counted; a fault while handling one session fails that session only (one log line,
@@ -31,7 +32,7 @@ from shared import protocol as p
 from shared.config import dataset_dir
 from shared.errors import EndpointBusy, ProtocolError, StorageError, UsageError
 from shared.layout import DatasetLayout
-from shared.schema import check_action_fits, check_info_fits
+from shared.schema import check_action_fits, check_extras_fit, check_info_fits
 from shared.security import ServerKeys, is_loopback, prove, writer_secret
 from shared.spaces import validate_action
 from shared.version import VERSION
@@ -271,6 +272,8 @@ class Writer:
 
     def _handle(self, routing_id: bytes, msg: p.Message) -> None:
         if isinstance(msg, p.Hello):
+            # A recorder that probed us is about to use us: never exit idle right after.
+            self._last_activity = time.monotonic()
             self._send(routing_id, p.HelloReply(
                 nonce=msg.nonce, version=VERSION, data_dir=self._data_dir,
                 proof=prove(self._secret, "hello", msg.nonce)))
@@ -317,6 +320,7 @@ class Writer:
             if isinstance(msg, p.Step):
                 _check_action(msg.action, session.start.action_space)
             check_info_fits(msg.info, session.start.info_columns)
+            check_extras_fit(msg.extras, session.start.extras)
             encoded = self.pool.submit(
                 encode_frame, msg.pixels, msg.shape, session.start.codec, session.start.quality
             )
@@ -348,6 +352,7 @@ class Writer:
             _check_action(action, session.start.action_space)
         for info in msg.infos:
             check_info_fits(info, session.start.info_columns)
+        check_extras_fit(msg.extras, session.start.extras)
         skip = session.next_seq - msg.seq  # a resent batch may overlap what is already here
         if msg.slots:
             if session.ring is None or max(msg.slots) >= session.ring.slots:

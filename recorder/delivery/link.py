@@ -47,11 +47,14 @@ class _Batch:
 
     def __init__(self, first: StepData):
         self.episode, self.first_step, self.seed = first.episode, first.step, first.seed
+        self.start_state = first.start_state  # a step 0's (the outbox keeps it for resends)
         self.shape = list(first.frame.shape)
         self.count = 0
         self.values: dict[str, list] = {v.batch_name: [] for v in STEP_VALUES}
         self.slots: list[int] = []
         self.pixels: list[bytes] = []
+        self.extras = _shapes(first.extras)  # every step of a session has the same extras
+        self.extra_data: list[list[bytes]] = []
         self.started_at = time.monotonic()
 
     def follows(self, step: StepData) -> bool:
@@ -60,6 +63,8 @@ class _Batch:
     def add(self, step: StepData) -> None:
         for v in STEP_VALUES:
             self.values[v.batch_name].append(getattr(step, v.name))
+        if self.extras:
+            self.extra_data.append(_extra_bytes(step.extras))
         self.count += 1
 
 
@@ -128,7 +133,7 @@ class WriterLink:
     def send_step(self, step: StepData) -> bool:
         """Queue one step; False when the buffer was full and the step became part of a gap."""
         frame = step.frame
-        if not self.has_room(frame.nbytes):
+        if not self.has_room(frame.nbytes + _nbytes(step.extras)):
             self._flush_batch()
             finished = self.outbox.drop_step(step.episode, step.step)
             if finished is not None:
@@ -141,12 +146,16 @@ class WriterLink:
         values = {v.name: getattr(step, v.name) for v in STEP_VALUES}
         msg = p.Step(session=self.session, seq=self.outbox.next_seq, episode=step.episode,
                      step=step.step, seed=step.seed, shape=list(frame.shape),
-                     pixels=frame.tobytes(), **values)
-        self.outbox.add(p.to_frames(msg), frame.nbytes + 256, steps=1)
+                     start_state=step.start_state,
+                     pixels=frame.tobytes(), extras=_shapes(step.extras),
+                     extra_data=_extra_bytes(step.extras), **values)
+        self.outbox.add(p.to_frames(msg), frame.nbytes + _nbytes(step.extras) + 256, steps=1)
         self.stats.steps_sent += 1
         return True
 
     def has_room(self, frame_bytes: int) -> bool:
+        """`frame_bytes`: a step's pixels and extras (in a ring only its extras take room in
+        the outbox, which a slot's worth of room bounds well enough)."""
         if self.ring is not None:
             return self.ring.free > 0
         return self.outbox.has_room(frame_bytes + 256)
@@ -175,8 +184,11 @@ class WriterLink:
         n = batch.count
         msg = p.StepBatch(session=self.session, seq=self.outbox.next_seq, episode=batch.episode,
                           first_step=batch.first_step, seed=batch.seed, shape=batch.shape,
-                          slots=batch.slots, pixels=batch.pixels, **batch.values)
-        nbytes = 256 * n + sum(len(px) for px in batch.pixels)
+                          start_state=batch.start_state,
+                          slots=batch.slots, pixels=batch.pixels, extras=batch.extras,
+                          extra_data=batch.extra_data, **batch.values)
+        nbytes = (256 * n + sum(len(px) for px in batch.pixels)
+                  + sum(len(b) for step in batch.extra_data for b in step))
         self.outbox.add(p.to_frames(msg), nbytes, steps=n, count=n, slots=tuple(batch.slots))
 
     def send_episode_end(self, end: EpisodeEndData) -> None:
@@ -187,8 +199,9 @@ class WriterLink:
                            outcome=end.outcome, terminated=bool(end.terminated),
                            truncated=bool(end.truncated), shape=list(end.frame.shape),
                            info=end.info, info_json=end.info_json,
-                           pixels=end.frame.tobytes())
-        self.outbox.add(p.to_frames(msg), end.frame.nbytes + 256)
+                           pixels=end.frame.tobytes(), extras=_shapes(end.extras),
+                           extra_data=_extra_bytes(end.extras))
+        self.outbox.add(p.to_frames(msg), end.frame.nbytes + _nbytes(end.extras) + 256)
 
     def send_session_end(self, reason: str, fps_changes: list | None = None) -> None:
         """`fps_changes`: the speed key changes of human play ([episode, step, fps] each)."""
@@ -373,6 +386,20 @@ class WriterLink:
             self.ring.close()
 
 
+
+
+def _shapes(extras: dict) -> dict:
+    """A step's extras on the wire: name → shape (their bytes follow as frames)."""
+    return {name: list(array.shape) for name, array in extras.items()}
+
+
+def _extra_bytes(extras: dict) -> list[bytes]:
+    """Copies: the outbox keeps them for resends while the env moves on."""
+    return [array.tobytes() for array in extras.values()]
+
+
+def _nbytes(extras: dict) -> int:
+    return sum(array.nbytes for array in extras.values())
 
 
 def _apply_curve(sock: zmq.Socket, curve: ClientKeys | None) -> None:

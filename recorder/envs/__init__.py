@@ -10,6 +10,8 @@ from recorder.envs.registry import (
     action_labels,
     choice_of_env,
     env_settings,
+    extras_reader,
+    extras_spec,
     fps_defaults,
     frame_of,
     info_columns,
@@ -25,7 +27,8 @@ from recorder.envs.registry import (
 )
 
 __all__ = [
-    "EnvChoice", "Platform", "action_labels", "choice_of_env", "env_settings", "fps_defaults",
+    "EnvChoice", "Platform", "action_labels", "choice_of_env", "env_settings", "extras_reader",
+    "extras_spec", "fps_defaults",
     "frame_of", "info_columns", "info_reader", "known_ids", "make_env", "native_fps",
     "platform_named", "platform_names",
     "platforms", "resolve_env", "resolver_for",

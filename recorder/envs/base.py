@@ -15,10 +15,14 @@ from typing import Any
 
 import numpy as np
 
-from shared.errors import UsageError
+from shared.errors import GymrecError, UsageError
 from shared.version import PLATFORM_PACKAGES
 
 LISTING_WIDTH = 100  # characters per line of `--list`
+
+
+class StartStateError(GymrecError):
+    """A stored start state cannot be restored (damaged, or of another platform)."""
 
 
 class Platform(ABC):
@@ -125,6 +129,36 @@ class Platform(ABC):
         env itself, which holds that frame's state (False: a vector env's sub-env, elsewhere)."""
         columns = self.info_columns(env)
         return lambda info: typed_info(info, columns)
+
+    # -- episode starts -----------------------------------------------------------------------
+
+    def start_snapshot(self, env: Any) -> bytes | None:
+        """The live `env`'s state (emulator and RNGs), taken just before an unseeded reset:
+        restoring it (`restore_start`) into an env made alike, then resetting without a seed,
+        replays that reset and the episode after it. None (the default): this platform's
+        seeded resets are cheap, so later episodes are reset with their seed instead."""
+        return None
+
+    def restore_start(self, env: Any, snapshot: bytes) -> None:
+        """Put a `start_snapshot` back into `env`. Raises StartStateError when it is damaged
+        or not one of this platform's."""
+        raise StartStateError(f"{self.title} envs have no start states")
+
+    # -- extra observations (`gymrec-record --record NAME,...`) -------------------------------
+
+    recordable: tuple[str, ...] = ()  # the extras its envs can record with each frame
+
+    def record_kwargs(self, names: tuple[str, ...]) -> dict:
+        """Keywords that make an env produce the extras `names` (VizDoom renders its buffers
+        only when asked); stored with the env's other kwargs, so replay makes it alike."""
+        return {}
+
+    def extras_reader(self, env: Any, names: tuple[str, ...]) -> Callable[[Any], dict]:
+        """A function from an observation of the live `env` (the one just returned) to its
+        extras: name → a uint8 array of a fixed shape, copied (the env may reuse its own)."""
+        if names:
+            raise UsageError(f"{self.title} envs record no {', '.join(names)}")
+        return lambda observation: {}
 
     # -- listing ------------------------------------------------------------------------------
 

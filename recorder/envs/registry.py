@@ -65,6 +65,8 @@ class EnvChoice:
     platform: str
     env_id: str
     kwargs: dict = field(default_factory=dict)
+    # The extra observations recorded with each frame (`--record`), e.g. ("ram",).
+    record: tuple[str, ...] = ()
 
 
 def known_ids() -> dict[str, list[str]]:
@@ -73,12 +75,14 @@ def known_ids() -> dict[str, list[str]]:
 
 
 def resolve_env(env_id: str, state: str | None = None,
-                options: dict[str, Any] | None = None) -> EnvChoice:
+                options: dict[str, Any] | None = None,
+                record: tuple[str, ...] = ()) -> EnvChoice:
     """Find the platform of `env_id`; raise EnvNotFound (naming close ids), RomMissing, or
-    UsageError for options the env does not take.
+    UsageError for options the env does not take or extras it cannot record.
 
     An exact id wins over another platform's alias; `state` is a Stable-Retro save state;
-    `options` are keyword arguments for making the env (`--env-option`)."""
+    `options` are keyword arguments for making the env (`--env-option`); `record` the extra
+    observations to record (`--record`)."""
     ids = known_ids()
     owner = next((p for p in platforms() if env_id in ids[p.name]), None)
     canonical = env_id
@@ -102,7 +106,13 @@ def resolve_env(env_id: str, state: str | None = None,
                              f"{owner.title} env")
         options["state"] = state  # the platform checks it like any other option
     owner.check_options(canonical, options)
-    return EnvChoice(owner.name, canonical, owner.env_kwargs(options))
+    record = tuple(dict.fromkeys(record))
+    unknown = [name for name in record if name not in owner.recordable]
+    if unknown:
+        can = ", ".join(owner.recordable) or "nothing but frames and info"
+        raise UsageError(f"--record {unknown[0]}: {canonical} ({owner.title}) can record: {can}")
+    return EnvChoice(owner.name, canonical,
+                     {**owner.env_kwargs(options), **owner.record_kwargs(record)}, record)
 
 
 def make_env(choice: EnvChoice) -> Any:
@@ -166,6 +176,24 @@ def info_reader(env: Any, live: bool = True) -> Callable[[Mapping], dict]:
     if platform is None:
         return lambda info: {}
     return platform.info_reader(env, live)
+
+
+def extras_reader(env: Any, names: tuple[str, ...]) -> Callable[[Any], dict]:
+    """A function from `env`'s latest observation to its extras `names` (name → uint8 array;
+    see Platform.extras_reader); UsageError when its platform cannot record them."""
+    platform = platform_of_env(env)
+    if platform is None:
+        if names:
+            raise UsageError(f"cannot record {', '.join(names)} from "
+                             f"{type(env.unwrapped).__name__}")
+        return lambda observation: {}
+    return platform.extras_reader(env, tuple(names))
+
+
+def extras_spec(values: Mapping[str, np.ndarray]) -> dict:
+    """The SessionStart.extras of the extras read from one observation: name → dtype, shape."""
+    return {name: {"dtype": "uint8", "shape": list(array.shape)}
+            for name, array in values.items()}
 
 
 def frame_of(observation: Any, env: Any) -> np.ndarray:

@@ -157,6 +157,14 @@ class Retro(Platform):
         # A step's info is data.lookup_all(); reset's is {}, so read it where it is.
         return lambda info: typed_info(data.lookup_all(), columns)
 
+    recordable = ("ram",)
+
+    def extras_reader(self, env: Any, names: tuple[str, ...]) -> Callable[[Any], dict]:
+        if not names:
+            return super().extras_reader(env, names)
+        game = env.unwrapped  # get_ram(): the emulator's RAM (64 KB on a Genesis), a copy
+        return lambda observation: {"ram": np.array(game.get_ram(), dtype=np.uint8)}
+
     def resolver(self, env: Any) -> Callable[[frozenset[str]], Any]:
         from shared.spaces import describe_space
 

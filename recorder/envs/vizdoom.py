@@ -245,6 +245,29 @@ class VizDoom(GymPlatform):
             {n: game.get_game_variable(v) for n, v in zip(names, variables, strict=True)},
             columns)
 
+    # The buffers VizDoom renders beside the screen, each enabled by a DoomGame config key
+    # (the gymnasium wrapper passes its kwargs to game.set_config): uint8 H×W (depth, labels)
+    # or the screen's H×W×C (automap), in the observation under the same names.
+    recordable = ("depth", "labels", "automap")
+
+    def record_kwargs(self, names: tuple[str, ...]) -> dict:
+        return {f"{name}_buffer_enabled": True for name in names}
+
+    def extras_reader(self, env: Any, names: tuple[str, ...]) -> Callable[[Any], dict]:
+        if not names:
+            return super().extras_reader(env, names)
+
+        def read(observation: Any) -> dict:
+            out = {}
+            for name in names:
+                buffer = observation[name]
+                if buffer.ndim == 3 and buffer.shape[2] == 1:
+                    buffer = buffer[:, :, 0]  # depth and labels: one value per pixel
+                out[name] = np.array(buffer, dtype=np.uint8, order="C")
+            return out
+
+        return read
+
     def action_labels(self, env: Any) -> list[str]:
         names = doom_available_buttons(env)
         binary = [b for b in names if not b.endswith("_DELTA")]

@@ -10,6 +10,7 @@ import dataclasses
 import gc
 import resource
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from recorder.envs import EnvChoice, frame_of, make_env, native_fps
 from recorder.episode import Episode
 from recorder.headless.stop import StopRequest
 from recorder.pacing import FramePacer
-from recorder.seeds import episode_seed
+from recorder.seeds import episode_seed, start_episode
 from recorder.session_start import new_session_id, session_start
 from recorder.ticks import TickStats
 from shared.errors import WriterUnavailable
@@ -88,10 +89,12 @@ def episodes_for(worker: int, settings: RecordSettings) -> int:
 
 def record_worker(settings: RecordSettings, worker: int,
                   report: Callable[[WorkerProgress], None], *, stop: StopRequest | None = None,
-                  notify: Callable[[str], None] | None = None) -> WorkerProgress:
+                  notify: Callable[[str], None] | None = None,
+                  go: threading.Event | None = None) -> WorkerProgress:
     """Play this worker's episodes into one session; returns the final counts. `stop` (by
     default one taking this process's SIGINT/SIGTERM) ends it early, in order; `notify` gets
-    the lines worth telling the person running it."""
+    the lines worth telling the person running it; `go`, when given, is awaited before the
+    session opens (the env is made and reset meanwhile)."""
     own_stop = stop is None
     stop = StopRequest() if stop is None else stop
     env = make_env(settings.choice)
@@ -102,7 +105,9 @@ def record_worker(settings: RecordSettings, worker: int,
                        env_options=options)
     progress = WorkerProgress(worker, session=new_session_id())
     first_seed = episode_seed(settings.base_seed, worker, 0)
-    observation, _ = env.reset(seed=first_seed)
+    observation, reset_info = env.reset(seed=first_seed)
+    while go is not None and not go.wait(0.05) and not stop.requested:
+        pass  # the parent says go once the writer answers (workers.py)
     if stop.requested:  # stopped while starting (making an env takes seconds): no session
         env.close()
         progress.done = progress.interrupted = True
@@ -127,12 +132,16 @@ def record_worker(settings: RecordSettings, worker: int,
     try:
         for episode in range(episodes_for(worker, settings)):
             seed = episode_seed(settings.base_seed, worker, episode)
-            if episode > 0:
-                observation, _ = env.reset(seed=seed)
+            start_state = None  # the first episode was reset with its seed (above)
+            if episode > 0:  # unseeded from a snapshot where seeded resets are costly (ALE)
+                start = start_episode(env, seed)
+                observation, reset_info, start_state = start
             agent.reset(seed)
             _play_episode(Episode(sink=link, env=env, index=episode, seed=seed,
+                                  start_state=start_state,
                                   observation=observation, action_space=link.action_space,
-                                  max_steps=settings.max_steps),
+                                  max_steps=settings.max_steps, info=reset_info,
+                                  record=settings.choice.record),
                           player)
             if stop.requested:
                 break
@@ -241,7 +250,8 @@ def _play_episode(episode: Episode, player: _Player) -> None:
             action = player.agent.act(episode.observation)
             result = episode.env.step(action)
             if pacer is None:
-                link.wait_for_room(episode.frame.nbytes, player.settings.stall_timeout)
+                link.wait_for_room(episode.frame.nbytes + episode.extras_bytes,
+                                   player.settings.stall_timeout)
             episode.record(action, result)
             progress.steps += 1
             link.pump()

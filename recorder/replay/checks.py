@@ -331,3 +331,38 @@ def _helper_main(conn) -> None:
         ring = None
         if shm is not None:
             shm.close()
+
+
+# -- extra observations (`--record`): RAM and VizDoom's buffers ------------------------------
+
+
+def recorded_extra(value: object, shape: list) -> np.ndarray | None:
+    """A stored extra as its uint8 array: a sequence (a list, or an array) as it is, an image
+    (a PNG's bytes) decoded; None where the row holds none."""
+    if value is None:
+        return None
+    if isinstance(value, (bytes, bytearray)):
+        import io
+
+        from PIL import Image
+
+        return np.asarray(Image.open(io.BytesIO(value)), dtype=np.uint8).reshape(shape)
+    return np.asarray(value, dtype=np.uint8).reshape(shape)
+
+
+def extra_difference(name: str, recorded: np.ndarray, replayed: np.ndarray) -> str | None:
+    """How a replayed extra differs from the recorded one, in words naming the first differing
+    byte ("RAM byte 0x3a differs (recorded 0x10, replayed 0x11)"); None when equal."""
+    if recorded.shape != replayed.shape:
+        return f"{name} shape differs (recorded {recorded.shape}, replayed {replayed.shape})"
+    differs = recorded != replayed
+    if not differs.any():
+        return None
+    where = np.unravel_index(int(np.argmax(differs)), differs.shape)
+    was, now = int(recorded[where]), int(replayed[where])
+    if recorded.ndim == 1:
+        label = "RAM" if name == "ram" else name
+        return f"{label} byte 0x{where[0]:02x} differs (recorded 0x{was:02x}, replayed 0x{now:02x})"
+    pixel = ", ".join(str(int(i)) for i in where)
+    return (f"{name} differs at ({pixel}) (recorded {was}, replayed {now}; "
+            f"{int(differs.sum())} values differ)")

@@ -4,7 +4,8 @@ Alignment (the dataset's, see shared/schema.py): row t holds frame t, the frame 
 was chosen, and the reward / terminated / truncated that action t produced. The final row
 (`is_last`, step T) holds the frame after the last action. So replay does
 
-    frame 0 = reset(seed)                          compared with row 0's image
+    frame 0 = reset(seed), or restore row 0's start_state then reset()
+                                                   compared with row 0's image
     step t:  frame t+1, reward, flags = step(action t)
              reward, flags compared with row t; frame t+1 with row t+1's image
 
@@ -23,6 +24,11 @@ recorded image is decoded and its raw pixels compared. `max_steps` cuts are the 
 replay applies them too (truncated on step max_steps-1). Aborted episodes are replayed over their
 recorded steps, but their final frame is not compared: an interrupt can land after `env.step` and
 before the step was sent, so that frame may follow an action that was never recorded.
+
+An episode whose row 0 holds a `start_state` (an ALE episode after a session's first, started
+without a seed: recorder/seeds.py) is restarted from it, so it replays alone, in any order; one
+whose start state cannot be restored (damaged) fails with a note. Datasets without the column
+(recorded before it) are reset with their seeds as before.
 """
 
 from __future__ import annotations
@@ -38,9 +44,18 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from recorder.envs import EnvChoice, frame_of, info_reader, make_env
-from recorder.replay.checks import FrameChecks, FrameCompare, FrameTally, HashTally
+from recorder.envs import EnvChoice, extras_reader, frame_of, info_reader, make_env
+from recorder.envs.base import StartStateError
+from recorder.replay.checks import (
+    FrameChecks,
+    FrameCompare,
+    FrameTally,
+    HashTally,
+    extra_difference,
+    recorded_extra,
+)
 from recorder.replay.sources.local import DatasetDamaged, DatasetSource
+from recorder.seeds import restart_episode
 from shared.errors import UsageError
 from shared.protocol import CONTINUED
 
@@ -63,6 +78,7 @@ class RecordedEnv:
     max_steps: int  # 0: the recorder never cut an episode
     fps: float
     versions: dict
+    extras: dict = field(default_factory=dict)  # name → dtype, shape (`--record`)
 
     @classmethod
     def from_start(cls, start: dict) -> RecordedEnv:
@@ -70,7 +86,8 @@ class RecordedEnv:
                    env_kwargs=dict(start["env_kwargs"]), codec=start["codec"],
                    quality=int(start["quality"]), frame_shape=tuple(start["frame_shape"]),
                    max_steps=int(start.get("max_steps") or 0), fps=float(start["fps"]),
-                   versions=dict(start.get("versions", {})))
+                   versions=dict(start.get("versions", {})),
+                   extras=dict(start.get("extras") or {}))
 
     @property
     def choice(self) -> EnvChoice:
@@ -172,6 +189,8 @@ class Row(NamedTuple):
     terminated: bool
     truncated: bool
     is_last: bool
+    start_state: bytes | None  # row 0 of an episode started from a snapshot; else None
+    extras: dict | None = None  # the recorded extras (`--record`), name → stored value
 
 
 def _column(batch: pa.RecordBatch, name: str) -> list:
@@ -184,16 +203,36 @@ def _column(batch: pa.RecordBatch, name: str) -> list:
     return batch.column(name).to_pylist()
 
 
-def rows_of(batches: Iterable[pa.RecordBatch], wanted: frozenset[str] | None = None
-            ) -> Iterator[Row]:
-    """Rows in stored order, converted one batch at a time (memory: one batch)."""
+def _extras_column(batch: pa.RecordBatch, extras: dict) -> list:
+    """Each row's extras (name → a sequence's uint8 array, an image's PNG bytes, or None)."""
+    if not extras:
+        return [None] * batch.num_rows
+    columns = {}
+    for name in extras:
+        if name not in batch.schema.names:
+            columns[name] = [None] * batch.num_rows
+        elif pa.types.is_struct(batch.column(name).type):  # an Image: its bytes
+            columns[name] = batch.column(name).field("bytes").to_pylist()
+        else:
+            column = batch.column(name)
+            columns[name] = (column.to_pylist() if column.null_count else
+                             list(column.flatten().to_numpy().reshape(len(column), -1)))
+    return [dict(zip(columns, values, strict=True)) for values in zip(*columns.values(),
+                                                                       strict=True)]
+
+
+def rows_of(batches: Iterable[pa.RecordBatch], wanted: frozenset[str] | None = None,
+            extras: dict | None = None) -> Iterator[Row]:
+    """Rows in stored order, converted one batch at a time (memory: one batch); `extras`:
+    the session's (SessionStart.extras), read into `Row.extras`."""
     for batch in batches:
         if wanted is not None:
             batch = batch.filter(pc.is_in(batch.column("episode_id"),
                                           pa.array(sorted(wanted), pa.string())))
             if batch.num_rows == 0:
                 continue
-        columns = [_column(batch, name) for name in Row._fields]
+        columns = [_extras_column(batch, extras or {}) if name == "extras"
+                   else _column(batch, name) for name in Row._fields]
         yield from map(Row._make, zip(*columns, strict=True))
 
 
@@ -281,15 +320,17 @@ def replay_episode(env: Any, rows: Iterator[Row], plan: SessionPlan, checks: Fra
                    viewer: Viewer | None = None,
                    progress: Callable[[int], None] | None = None,
                    follows: bool = False, check_images: bool = False) -> EpisodeResult:
-    """Reset with the episode's seed, step its recorded actions, compare every row (frames by
-    hash; their stored images too with `check_images`). An episode that CONTINUED the previous
-    one is reset without a seed when `follows` (the env has just replayed that previous episode
-    to its end), else reported as not reproducible."""
+    """Reset with the episode's seed (or from its start state), step its recorded actions,
+    compare every row (frames by hash; their stored images too with `check_images`). An
+    episode that CONTINUED the previous one without a start state is reset without a seed when
+    `follows` (the env has just replayed that previous episode to its end), else reported as
+    not reproducible."""
     first = next(rows)
     info = plan.info(first.episode_id)
     outcome = info.outcome if info is not None else "unfinished"
-    continued = first.seed == CONTINUED and follows
-    if not continued and (first.seed is None or first.seed < 0):  # no start to re-create
+    restart = first.step == 0 and first.start_state is not None
+    continued = first.seed == CONTINUED and follows and not restart
+    if not (continued or restart) and (first.seed is None or first.seed < 0):  # no start
         rest = 1 + sum(1 for _ in rows)
         if progress is not None:
             progress(rest)
@@ -297,9 +338,22 @@ def replay_episode(env: Any, rows: Iterator[Row], plan: SessionPlan, checks: Fra
             episode_id=first.episode_id, session_id=plan.session_id, seed=None,
             outcome=outcome, status=UNSEEDED, steps=info.steps if info is not None else rest,
             steps_replayed=0, note=_unseeded_note(first.seed))
+    try:
+        observation, reset_info = restart_episode(env, None if continued else first.seed,
+                                                  first.start_state if restart else None)
+    except StartStateError as exc:
+        rest = 1 + sum(1 for _ in rows)
+        if progress is not None:
+            progress(rest)
+        return EpisodeResult(
+            episode_id=first.episode_id, session_id=plan.session_id, seed=first.seed,
+            outcome=outcome, status=FAIL, steps=info.steps if info is not None else rest,
+            steps_replayed=0, divergence=Divergence(None, None, ("start_state",)),
+            note=f"cannot start it again: {exc}")
     checks.start_episode(plan.recorded.compare)
-    observation, reset_info = env.reset(seed=None if continued else first.seed)
-    play = _Playback(observation, check_images=check_images, read_info=info_reader(env))
+    play = _Playback(observation, check_images=check_images, read_info=info_reader(env),
+                     extras=plan.recorded.extras,
+                     read_extras=extras_reader(env, tuple(plan.recorded.extras)))
     play.info = play.read_info(reset_info)
     _play(env, itertools.chain([first], rows), plan, checks, outcome, play, viewer, progress)
     rest = sum(1 for _ in rows)  # rows not replayed (after a stop); no env work
@@ -313,7 +367,8 @@ def replay_episode(env: Any, rows: Iterator[Row], plan: SessionPlan, checks: Fra
         play.note += f"; {rest} recorded rows not replayed"
     if outcome == "aborted" and play.final_row:
         play.note = play.note or "aborted while recording; final frame not compared"
-    divergence = _divergence(tally, hashes, play.flags, play.hashed, play.info_bad)
+    divergence = _divergence(tally, hashes, play.flags, play.hashed, play.info_bad,
+                             play.extras_bad)
     first_views = (hashes.first_bad_views if hashes.first_bad is not None
                    and (tally.first_bad is None or hashes.first_bad <= tally.first_bad)
                    else tally.first_bad_views)
@@ -345,6 +400,9 @@ class _Playback:
     read_info: Callable[[Any], dict] = lambda info: {}  # noqa: E731 (the env's typed info)
     info: dict = field(default_factory=dict)  # the replayed typed info with `observation`
     info_bad: tuple | None = None  # first (row, column, recorded, replayed) that differs
+    extras: dict = field(default_factory=dict)  # the session's extras: name → dtype, shape
+    read_extras: Callable[[Any], dict] = lambda observation: {}  # noqa: E731
+    extras_bad: tuple | None = None  # first (row, name, how it differs)
 
     def compare_info(self, row: Row) -> None:
         """The row's typed info against the replayed one (rows that recorded none: skipped)."""
@@ -354,6 +412,20 @@ class _Playback:
             replayed = self.info.get(name)
             if recorded is not None and replayed != recorded:  # None: not recorded
                 self.info_bad = (row.step, name, recorded, replayed)
+                return
+
+    def compare_extras(self, row: Row) -> None:
+        """The row's extras (RAM, VizDoom's buffers) against the replayed observation's."""
+        if self.extras_bad is not None or not row.extras:
+            return
+        replayed = self.read_extras(self.observation)
+        for name, spec in self.extras.items():
+            recorded = recorded_extra(row.extras.get(name), spec["shape"])
+            if recorded is None or name not in replayed:
+                continue
+            difference = extra_difference(name, recorded, np.asarray(replayed[name]))
+            if difference is not None:
+                self.extras_bad = (row.step, name, difference)
                 return
 
     def compare_frame(self, checks: FrameChecks, row: Row, frame: np.ndarray) -> None:
@@ -383,6 +455,7 @@ def _play(env: Any, rows: Iterable[Row], plan: SessionPlan, checks: FrameChecks,
             return
         frame = frame_of(play.observation, env)
         play.compare_info(row)
+        play.compare_extras(row)
         if viewer is not None and not viewer.show(step, *checks.compare.views(row.image, frame)):
             play.stop, play.note = INTERRUPTED, f"window closed at step {step}"
             return
@@ -414,11 +487,13 @@ def _play(env: Any, rows: Iterable[Row], plan: SessionPlan, checks: FrameChecks,
 
 
 def _divergence(images: FrameTally, hashes: HashTally, flags, hashed: bool = True,
-                info_bad: tuple | None = None) -> Divergence | None:
+                info_bad: tuple | None = None,
+                extras_bad: tuple | None = None) -> Divergence | None:
     """The first step whose outcome differs. A frame's hash differing is "frame"; its stored
     image differing is "image", or "frame" where no hash was stored (`hashed` False); a typed
     info column of the frame differing (`info_bad`: row, name, recorded, replayed) is
-    "info.<name>"."""
+    "info.<name>"; an extra of the frame differing (`extras_bad`: row, name, how) is its name
+    ("ram", "depth"), the info first when both differ at the same row."""
     bad_frames = {}  # field → first row whose frame differs by that check
     if hashes.first_bad is not None:
         bad_frames["frame"] = hashes.first_bad
@@ -429,17 +504,25 @@ def _divergence(images: FrameTally, hashes: HashTally, flags, hashed: bool = Tru
     frame_fields = tuple(name for name in ("frame", "image")
                          if bad_frames.get(name, -2) == first_frame)
     info_step = detail = None
+    values = []  # (row, field, how) of the first differing info column, and extra
     if info_bad is not None:
-        info_step = info_bad[0] - 1
-        detail = (f"info {info_bad[1]}: recorded {info_bad[2]!r}, replayed {info_bad[3]!r}"
-                  + ("" if bad_frames.get("frame") == info_bad[0] else ", frame still equal"))
+        values.append((info_bad[0], f"info.{info_bad[1]}",
+                       f"info {info_bad[1]}: recorded {info_bad[2]!r}, replayed {info_bad[3]!r}"))
+    if extras_bad is not None:
+        values.append(extras_bad)
+    if values:
+        row = min(v[0] for v in values)
+        first_values = [v for v in values if v[0] == row]
+        info_step = row - 1
+        detail = ("; ".join(v[2] for v in first_values)
+                  + ("" if bad_frames.get("frame") == row else ", frame still equal"))
     if flags is None and frame_step is None and info_step is None:
         return None
     steps = [s for s in (frame_step, info_step, flags[0] if flags else None) if s is not None]
     step = min(steps)
     fields: tuple[str, ...] = frame_fields if frame_step == step else ()
     if info_step == step:
-        fields += (f"info.{info_bad[1]}",)
+        fields += tuple(v[1] for v in first_values)
     if step == -1:
         return Divergence(None, first_frame if frame_step == -1 else None, fields,
                           detail=(detail or "") if info_step == -1 else "")
@@ -515,7 +598,7 @@ def replay_session(plan: SessionPlan, source: DatasetSource, envs: EnvCache, che
     batches = (b for shard in source.shards(plan.session_id) for b in source.batches(shard))
     found: set[str] = set()
     whole = -1  # the episode index the env last replayed to its end (for CONTINUED ones)
-    for episode_id, rows in episodes_of(rows_of(batches, plan.wanted)):
+    for episode_id, rows in episodes_of(rows_of(batches, plan.wanted, plan.recorded.extras)):
         found.add(episode_id)
         info = plan.info(episode_id)
         index = info.index if info is not None else -2

@@ -89,7 +89,8 @@ def _front_matter(start: dict, published: Published, license_id: str) -> str:
         "configs": [{"config_name": "default",
                      "data_files": [{"split": "train", "path": DATA_GLOB}]}],
         "dataset_info": {"features": features(start["action_space"],
-                                              start.get("info_columns"))._to_yaml_list()},
+                                              start.get("info_columns"),
+                                              start.get("extras"))._to_yaml_list()},
     }
     return "---\n" + yaml.safe_dump(meta, sort_keys=False, allow_unicode=True) + "---\n"
 
@@ -243,7 +244,8 @@ def card_text(repo_id: str, sessions: list[dict], published: Published,
         "",
         ", ".join(f"`{c}`" for c in COLUMNS) + ". Row t holds the frame seen when `action` t "
         "was chosen, and the reward and end flags that action produced. `seq` numbers each "
-        "session's messages, for auditing delivery. " + column_notes(start.get("info_columns")),
+        "session's messages, for auditing delivery. "
+        + column_notes(start.get("info_columns"), start.get("extras")),
         "",
         *license_section(extras.license_id),
     ]

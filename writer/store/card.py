@@ -173,7 +173,7 @@ def write_card(layout: DatasetLayout, start: dict) -> None:
         "",
         *stats_section(stats),
         "Columns: " + ", ".join(f"`{c}`" for c in COLUMNS) + ". "
-        + column_notes(start.get("info_columns")),
+        + column_notes(start.get("info_columns"), start.get("extras")),
         "Row t holds the frame seen when `action` t was chosen; each episode ends with a row",
         "where `is_last` is true that holds the final observation (no action there: `action` "
         "holds -1 in integer slots, NaN in float ones, and `reward` 0, so batches keep their "

@@ -22,7 +22,14 @@ import pyarrow as pa
 
 from shared import protocol as p
 from shared.layout import DatasetLayout, ShardName
-from shared.schema import arrow_schema, batch_row, episode_id, final_row, step_row
+from shared.schema import (
+    arrow_schema,
+    batch_row,
+    episode_id,
+    extra_cells,
+    final_row,
+    step_row,
+)
 from shared.security import token_digest
 from shared.shm import RingReader
 from writer.encode import Encoded
@@ -49,7 +56,7 @@ class WriterSession:
         self.start = start
         self.id = start.session
         self.layout = layout
-        self.schema = arrow_schema(start.action_space, start.info_columns)
+        self.schema = arrow_schema(start.action_space, start.info_columns, start.extras)
         self.batch_rows = batch_rows
         self.batch_seconds = batch_seconds
         self.shard_rows = shard_rows
@@ -181,7 +188,15 @@ class WriterSession:
         return self.durable_seq > before
 
     def _add_batch_row(self, seq: int, batch: p.StepBatch, i: int, encoded: Encoded) -> None:
-        self._append_row(seq + i, batch_row(self.id, seq, batch, i, *encoded))
+        self._append_row(seq + i, batch_row(self.id, seq, batch, i, *encoded,
+                                            extras=self._extras(batch.extra_data, i)))
+
+    def _extras(self, extra_data: list | None, i: int | None = None) -> dict | None:
+        """A row's extra columns (`--record`) from a message's buffers (of its step `i`)."""
+        if not self.start.extras:
+            return None
+        return extra_cells(self.start.extras,
+                           extra_data[i] if i is not None and extra_data else extra_data)
 
     def _append_row(self, seq: int, row: dict) -> None:
         if not self.rows:
@@ -191,8 +206,9 @@ class WriterSession:
     def _add_row(self, seq: int, msg: p.Step | p.EpisodeEnd, encoded: Encoded) -> None:
         last = isinstance(msg, p.EpisodeEnd)
         image, frame_hash = encoded
-        row = (final_row(self.id, seq, msg, image, self.start.action_space, frame_hash) if last
-               else step_row(self.id, seq, msg, image, frame_hash))
+        extras = self._extras(msg.extra_data)
+        row = (final_row(self.id, seq, msg, image, self.start.action_space, frame_hash, extras)
+               if last else step_row(self.id, seq, msg, image, frame_hash, extras))
         self._append_row(seq, row)
         if last:  # saved in the session file once the row is durable
             self._ending[seq] = episode_entry(row, msg.outcome)
@@ -377,14 +393,15 @@ def dataset_mismatch(layout: DatasetLayout, start: p.SessionStart,
     (`open_starts`, or else a session file on disk), and so must its typed info columns (a
     session file without them was written before gymrec stored frame hashes and info)."""
     theirs = [{"action_space": s.action_space, "frame_shape": list(s.frame_shape),
-               "info_columns": s.info_columns} for s in open_starts[:1]]
+               "info_columns": s.info_columns, "extras": s.extras} for s in open_starts[:1]]
     if not theirs and layout.sessions.is_dir():
         for path in sorted(layout.sessions.glob("*.json")):
             try:
                 known = json.loads(path.read_text(encoding="utf-8"))["start"]
                 theirs = [{"action_space": known["action_space"],
                            "frame_shape": list(known["frame_shape"]),
-                           "info_columns": known.get("info_columns")}]
+                           "info_columns": known.get("info_columns"),
+                           "extras": known.get("extras") or {}}]
                 break
             except (OSError, ValueError, KeyError, TypeError):
                 continue
@@ -404,7 +421,26 @@ def dataset_mismatch(layout: DatasetLayout, start: p.SessionStart,
         return (f"{layout.root.name} holds sessions with info columns "
                 f"{json.dumps(theirs[0]['info_columns'])[:200]}, not "
                 f"{json.dumps(start.info_columns)[:200]}: record into another --data-dir")
+    if theirs[0]["extras"] != start.extras:
+        return (f"{layout.root.name} holds sessions recording extras "
+                f"{json.dumps(theirs[0]['extras'])[:200]}, not "
+                f"{json.dumps(start.extras)[:200]} (--record): record into another --data-dir")
+    if _without_start_states(layout):
+        return (f"{layout.root.name} was recorded by an earlier gymrec (without the start_state "
+                "column): record into another --data-dir")
     return ""
+
+
+def _without_start_states(layout: DatasetLayout) -> bool:
+    """Whether the dataset's shards were written before the start_state column (one shard
+    tells: the sessions of a dataset share their columns)."""
+    for path in layout.shards_of(layout.data):
+        try:
+            with pa.OSFile(str(path)) as source:
+                return "start_state" not in pa.ipc.open_stream(source).schema.names
+        except (OSError, pa.ArrowException):
+            continue
+    return False
 
 
 def discarded_episodes(layout: DatasetLayout, session_id: str) -> frozenset[str]:

@@ -1,0 +1,161 @@
+"""Extra observations (`gymrec-record --record ...`): each platform's RAM equal to what a bare env
+stepped with the same seed and actions holds at every step (final rows included), VizDoom's
+depth / labels / automap buffers of the screen's size and equal to a bare env's, the columns
+loaded by `datasets` (plain and streaming), a tampered RAM byte named by replay as the first
+divergence, a name the platform cannot record refused before anything starts; and step 0
+carrying reset's info."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from recorder.envs import make_env, resolve_env
+from tests.support.processes import free_endpoint, run_record
+from tests.support.replay_rows import edit_rows, failures, read_rows
+
+
+def _record(tmp_path_factory, env_id: str, steps: int, *extra: str) -> Path:
+    data_dir = tmp_path_factory.mktemp("extras") / "data"
+    result = run_record(env_id, free_endpoint(), data_dir, "--episodes", "1", "--max-steps",
+                        str(steps), "--seed", "4", *extra)
+    assert result.returncode == 0, result.stderr
+    return data_dir
+
+
+def _bare(env_id: str, rows: list[dict], read, record: tuple[str, ...] = ()) -> list:
+    """What `read(env, observation, info)` says of a bare env with each recorded frame (reset
+    with the row's seed, then each recorded action)."""
+    env = make_env(resolve_env(env_id, record=record))
+    try:
+        observation, info = env.reset(seed=rows[0]["seed"])
+        seen = [read(env, observation, info)]
+        for row in rows[:-1]:
+            observation, _, _, _, info = env.step(row["action"])
+            seen.append(read(env, observation, info))
+    finally:
+        env.close()
+    return seen
+
+
+def replay(env_id: str, data_dir: Path, *extra: str):
+    """gymrec-replay in this process (no interpreter start-up); .exit_code, .stdout."""
+    from click.testing import CliRunner
+
+    from recorder.replay.cli import main
+
+    return CliRunner().invoke(main, [env_id, "--data-dir", str(data_dir), *extra])
+
+
+@pytest.fixture(scope="module")
+def breakout(tmp_path_factory) -> Path:
+    return _record(tmp_path_factory, "BreakoutNoFrameskip-v4", 150, "--record", "ram")
+
+
+def test_atari_ram_is_ales_at_every_step(breakout):
+    env_id = "BreakoutNoFrameskip-v4"
+    rows = read_rows(breakout / env_id)
+    assert rows[-1]["is_last"] and len(rows) == 151
+    expected = _bare(env_id, rows, lambda env, obs, info: env.unwrapped.ale.getRAM().tolist())
+    assert [r["ram"] for r in rows] == expected  # the final row's too
+    assert len({bytes(r["ram"]) for r in rows}) > 100  # RAM that moves, not a constant
+    (path,) = (breakout / env_id / ".meta" / "sessions").glob("*.json")
+    start = json.loads(path.read_text())["start"]
+    assert start["extras"] == {"ram": {"dtype": "uint8", "shape": [128]}}
+    card = (breakout / env_id / "README.md").read_text()
+    assert "`ram` (128 uint8, a fixed-length uint8 sequence)" in card
+
+
+def test_step_0_holds_the_info_reset_returned(breakout):
+    """gymrec-record dropped reset's info: step 0's info_json was {} (ALE's reset says which
+    seeds it used)."""
+    env_id = "BreakoutNoFrameskip-v4"
+    rows = read_rows(breakout / env_id)
+    env = make_env(resolve_env(env_id))
+    try:
+        _, info = env.reset(seed=rows[0]["seed"])
+    finally:
+        env.close()
+    typed = ("lives", "episode_frame_number", "frame_number")
+    assert rows[0]["info"] == {k: info[k] for k in typed}
+    rest = {k: np.asarray(v).tolist() for k, v in info.items() if k not in typed}
+    assert rest and json.loads(rows[0]["info_json"]) == rest
+
+
+def test_load_dataset_returns_ram_plain_and_streaming(breakout):
+    import datasets
+
+    root = str(breakout / "BreakoutNoFrameskip-v4")
+    plain = datasets.load_dataset(root, split="train")
+    assert plain.features["ram"] == datasets.List(datasets.Value("uint8"), length=128)
+    streamed = next(iter(datasets.load_dataset(root, split="train", streaming=True)))
+    assert streamed["ram"] == plain[0]["ram"] == read_rows(Path(root))[0]["ram"]
+    assert plain.with_format("numpy")[:10]["ram"].shape == (10, 128)
+
+
+def test_a_tampered_ram_byte_is_the_first_divergence_at_its_step(breakout, tmp_path):
+    env_id = "BreakoutNoFrameskip-v4"
+    shutil.copytree(breakout, tmp_path / "copy", ignore=shutil.ignore_patterns(".writer.*"))
+    root = tmp_path / "copy" / env_id
+    target, byte = 73, 0x3A
+    old = read_rows(root)[target]["ram"][byte]
+
+    def flip(ram: list) -> list:
+        return [*ram[:byte], ram[byte] ^ 0x01, *ram[byte + 1:]]
+
+    assert edit_rows(root, lambda r: r["step"] == target, "ram", flip) == 1
+    result = replay(env_id, root.parent)
+    assert result.exit_code == 1, result.output
+    (fail,) = failures(result.stdout).values()
+    # row t's RAM is what action t-1 led to: the divergence is that step's, as for info
+    assert (fail["step"], fail["fields"]) == (target - 1, ("ram",))
+    assert (f"RAM byte 0x3a differs (recorded 0x{old ^ 1:02x}, replayed 0x{old:02x}), "
+            "frame still equal") in result.stdout
+    assert replay(env_id, breakout).exit_code == 0  # the untouched recording passes
+
+
+def test_retro_ram_is_the_emulators_at_every_step(tmp_path_factory):
+    env_id = "Airstriker-Genesis-v0"
+    data_dir = _record(tmp_path_factory, env_id, 60, "--record", "ram")
+    rows = read_rows(data_dir / env_id)
+    expected = _bare(env_id, rows, lambda env, obs, info: env.unwrapped.get_ram().tolist())
+    assert len(rows[0]["ram"]) == 65536
+    assert [r["ram"] for r in rows] == expected
+    assert len({bytes(r["ram"]) for r in rows}) > 30
+
+
+def test_vizdoom_buffers_have_the_screens_size_and_a_bare_envs_depth(tmp_path_factory):
+    import datasets
+
+    env_id = "VizdoomBasic-v1"
+    data_dir = _record(tmp_path_factory, env_id, 20, "--record", "depth,labels,automap")
+    ds = datasets.load_dataset(str(data_dir / env_id), split="train")
+    assert all(ds.features[n] == datasets.Image() for n in ("depth", "labels", "automap"))
+    rows = list(ds)
+    height, width = np.array(rows[0]["image"]).shape[:2]
+    for row in rows:  # the final row too
+        assert np.array(row["depth"]).shape == np.array(row["labels"]).shape == (height, width)
+        assert np.array(row["automap"]).shape == (height, width, 3)
+    depth = _bare(env_id, rows, lambda env, obs, info: obs["depth"][:, :, 0].copy(),
+                  record=("depth",))
+    assert all(np.array_equal(np.array(r["depth"]), d) for r, d in zip(rows, depth, strict=True))
+    assert len({np.array(r["depth"]).tobytes() for r in rows}) > 1
+    assert replay(env_id, data_dir).exit_code == 0
+
+
+@pytest.mark.parametrize(("env_id", "name", "can"), [
+    ("VizdoomBasic-v1", "ram", "depth, labels, automap"),
+    ("BreakoutNoFrameskip-v4", "ram,depth", "ram"),
+])
+def test_a_name_the_platform_cannot_record_is_refused_before_anything_starts(
+        tmp_path, env_id, name, can):
+    result = run_record(env_id, free_endpoint(), tmp_path / "data", "--record", name)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"gymrec-record: --record {name.split(',')[-1]}: {env_id} "
+        f"({'VizDoom' if 'Vizdoom' in env_id else 'Atari'}) can record: {can}"]
+    assert not (tmp_path / "data").exists()
