@@ -2,22 +2,27 @@
 
 A writer started here lives in its own session (process group), so a terminal's Ctrl-C, which
 goes to the recorder's whole group, does not reach it: it confirms everything the recorder still
-sends, then exits by itself once no session has been open for a few seconds. While a recording
-runs, `kept_alive` starts it again if it dies (its crash recovery and the recorder's resend
-buffer make the restart exact).
+sends, then exits by itself once no session has been open, and no recorder has probed it, for
+`IDLE_EXIT_SECONDS`. The recorder does not wait for that: it returns once its data is durable.
+
+While a recording runs, `kept_alive` keeps a local writer there: one started here is started
+again if it exits; one found running (another recorder's, which may be just exiting idle) is
+probed every `WATCH_SECONDS`, which keeps it from idling out, and replaced when it stops
+answering. Its crash recovery and the recorder's resend buffer make a restart exact.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from recorder.delivery.link import probe_writer, writer_proven
@@ -30,18 +35,33 @@ from shared.errors import (
 )
 from shared.security import ClientKeys
 
-IDLE_EXIT_SECONDS = 2  # an auto-started writer exits once no session was open this long
+IDLE_EXIT_SECONDS = 2  # an auto-started writer exits once idle this long (no session, no probe)
+WATCH_SECONDS = 0.5  # how often kept_alive probes a writer it did not start
+START_PATIENCE = 3.0  # seconds a writer just exiting may hold the folder or port before ours
 
 
 @dataclass
 class WriterHandle:
-    """A writer that answers at `endpoint`; `process` is set when this recorder started it."""
+    """A writer that answers at `endpoint` (or will: see `wait_ready`); `process` is set when
+    this recorder started it; `log_path` when it may start one (a local writer, no CURVE)."""
 
     endpoint: str
     data_dir: Path
     process: subprocess.Popen | None = None
     log_path: Path | None = None
     restarts: int = 0
+    ready: threading.Event = field(default_factory=threading.Event)
+
+    def wait_ready(self, give_up: Callable[[], bool] = lambda: False) -> None:
+        """Return once the writer answers; raise what keeps a writer started here from starting
+        (EndpointBusy, StorageError, WriterUnavailable). `give_up()` true: stop waiting (and
+        return)."""
+        if self.ready.is_set() or self.process is None:
+            return
+        self.process = _await_answer(self.process, self.endpoint, self.data_dir,
+                                     self.log_path, give_up)
+        if not give_up():
+            self.ready.set()
 
     def check_folder(self, data_dir: Path) -> None:
         """A writer that already answers writes where it was started to: raise UsageError when
@@ -71,9 +91,9 @@ class WriterHandle:
 
     @contextmanager
     def kept_alive(self, notify: Callable[[str], None]) -> Iterator[None]:
-        """Inside: a writer this recorder started that exits is started again (`notify` gets
-        one line each time). A writer found running is someone else's to look after."""
-        if self.process is None:
+        """Inside: a local writer that exits is started again (`notify` gets one line each
+        time). A remote writer (CURVE keys) is its own host's to look after."""
+        if self.log_path is None:
             yield
             return
         done = threading.Event()
@@ -90,71 +110,150 @@ class WriterHandle:
         # SIGINT/SIGTERM are the main thread's (workers.py relies on no other thread of ours
         # taking them while it holds them).
         signal.pthread_sigmask(signal.SIG_BLOCK, (signal.SIGINT, signal.SIGTERM))
-        while not done.wait(0.2):
-            code = self.process.poll()
-            if code is None:
-                continue
+        missed = 0
+        while not done.wait(0.2 if self.process is not None else WATCH_SECONDS):
+            if not self.ready.is_set():
+                continue  # still starting: wait_ready reports how that ends
+            if self.process is not None:
+                code = self.process.poll()
+                if code is None:
+                    continue
+                what = f"the writer this recorder started exited (code {code})"
+            else:
+                # Another recorder's writer. The probe also keeps it from exiting idle; two
+                # misses in a row (a busy writer may be slow to answer one): it is gone.
+                missed = 0 if probe_writer(self.endpoint, timeout=1.0) is not None else missed + 1
+                if missed < 2:
+                    continue
+                what = "the writer this recorder was using stopped answering"
             try:
-                self.process = _start(self.endpoint, self.data_dir, self.log_path)
+                self.process = _start_or_find(self.endpoint, self.data_dir, self.log_path, 0.0)
             except GymrecError as exc:
-                notify(f"gymrec-record: the writer exited (code {code}) and could not be "
-                       f"started again: {exc}; trying again")
+                notify(f"gymrec-record: {what} and could not be started again: {exc}; "
+                       "trying again")
                 done.wait(1.0)
                 continue
+            missed = 0
+            if self.process is None:
+                continue  # another writer took its place: watch that one
             self.restarts += 1
-            notify(f"gymrec-record: the writer this recorder started exited (code {code}); "
-                   "started a new one")
+            notify(f"gymrec-record: {what}; started a new one")
 
 
 def ensure_writer(endpoint: str, data_dir: Path, log_path: Path,
-                  curve: ClientKeys | None = None) -> WriterHandle:
+                  curve: ClientKeys | None = None, *, wait: bool = True) -> WriterHandle:
     """Return the writer at `endpoint`, starting one (writing to `data_dir`) when none answers.
-    With CURVE keys the writer is a remote one: it is never started here."""
-    reply = probe_writer(endpoint, timeout=0.5 if curve is None else 3.0, curve=curve)
+    With CURVE keys the writer is a remote one: it is never started here. `wait=False`: return
+    as soon as a writer started here runs, before it answers (`wait_ready` waits for that;
+    meanwhile the caller can get on with its own start-up)."""
+    if curve is None and nothing_listens(endpoint):
+        reply = None  # refused at once: no need to wait out a probe
+    else:
+        reply = probe_writer(endpoint, timeout=0.5 if curve is None else 3.0, curve=curve)
     if reply is not None:
         if curve is None and not writer_proven(reply):
             # Anyone can listen on a loopback port first; our writer proves its secret.
             raise EndpointBusy(f"the program at {endpoint} is not a gymrec writer of this user "
                                f"(it cannot prove it holds {reply.data_dir}/.writer.secret); "
                                "choose another --endpoint")
-        return WriterHandle(endpoint, Path(reply.data_dir))
+        handle = WriterHandle(endpoint, Path(reply.data_dir),
+                              log_path=log_path if curve is None else None)
+        handle.ready.set()
+        return handle
     if curve is not None:
         raise WriterUnavailable(f"no writer at {endpoint} accepted our CURVE key (is its public "
                                 "key in the writer's allow-list, and the server key right?)")
-    return WriterHandle(endpoint, data_dir, _start(endpoint, data_dir, log_path), log_path)
+    handle = WriterHandle(endpoint, data_dir, _spawn(endpoint, data_dir, log_path), log_path)
+    if wait:
+        handle.wait_ready()
+    return handle
 
 
-def _start(endpoint: str, data_dir: Path, log_path: Path) -> subprocess.Popen:
-    """Start a writer and wait until it answers (up to 60 s)."""
+def nothing_listens(endpoint: str) -> bool:
+    """True when a connection to `endpoint` is refused at once (no process listens there): a
+    probe would only wait out its timeout. False when something accepts, or cannot tell."""
+    kind, _, where = endpoint.partition("://")
+    try:
+        if kind == "tcp":
+            host, _, port = where.rpartition(":")
+            with socket.create_connection((host.strip("[]"), int(port)), timeout=0.2):
+                return False
+        if kind == "ipc":
+            with socket.socket(socket.AF_UNIX) as unix:
+                unix.settimeout(0.2)
+                unix.connect(where)
+                return False
+    except (ConnectionRefusedError, FileNotFoundError):
+        return True
+    except (OSError, ValueError):
+        return False
+    return False
+
+
+def _spawn(endpoint: str, data_dir: Path, log_path: Path) -> subprocess.Popen:
+    """Start a writer process (it answers a moment later: `_await_answer`)."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "writer.cli", "--endpoint", endpoint, "--data-dir",
            str(data_dir), "--exit-when-idle", str(IDLE_EXIT_SECONDS)]
     with open(log_path, "ab") as log:
         # Its own session: out of reach of the terminal's Ctrl-C (and hang-up), see above.
-        process = subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
-                                   start_new_session=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+        return subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+
+
+def _await_answer(process: subprocess.Popen, endpoint: str, data_dir: Path, log_path: Path,
+                  give_up: Callable[[], bool] = lambda: False,
+                  patience: float = START_PATIENCE) -> subprocess.Popen | None:
+    """Wait (up to 60 s) until the writer started as `process` answers; returns it. When it
+    could not start because a writer that is just exiting still holds the folder or the port,
+    start another once they are free (up to `patience` s), or return None when a writer
+    answers meanwhile (that one serves). Raises what else keeps it from starting."""
+    log_path = Path(log_path)
+    started = time.monotonic()
+    deadline = started + 60
+    while time.monotonic() < deadline and not give_up():
         if process.poll() is not None:
-            raise _startup_failure(endpoint, log_path, process.returncode)
-        if probe_writer(endpoint, timeout=0.3) is not None:
+            failure, held = _startup_failure(endpoint, log_path, process.returncode)
+            if not held or time.monotonic() - started > patience:
+                raise failure
+            if probe_writer(endpoint, timeout=0.3) is not None:
+                return None
+            time.sleep(0.1)
+            process = _spawn(endpoint, data_dir, log_path)
+            continue
+        if nothing_listens(endpoint):
+            time.sleep(0.02)  # not bound yet: no need for a probe
+            continue
+        if probe_writer(endpoint, timeout=0.5) is not None:
             return process
+    if give_up():
+        return process  # it may still answer; the caller stops anyway
     process.kill()
     raise WriterUnavailable(f"a local writer did not start within 60 s (log: {log_path})")
 
 
-def _startup_failure(endpoint: str, log_path: Path, code: int):
+def _start_or_find(endpoint: str, data_dir: Path, log_path: Path,
+                   patience: float) -> subprocess.Popen | None:
+    """Start a writer and wait until it answers; None when another one answers instead."""
+    process = _spawn(endpoint, data_dir, log_path)
+    return _await_answer(process, endpoint, data_dir, log_path, patience=patience)
+
+
+def _startup_failure(endpoint: str, log_path: Path, code: int) -> tuple[GymrecError, bool]:
+    """Why a writer started here exited, as the error to raise, and whether it was held off by
+    another process (a writer just exiting may hold the port or the folder: worth a retry)."""
     lines = [ln for ln in log_path.read_text(errors="replace").splitlines() if ln.strip()]
     last = lines[-1] if lines else f"exit code {code}"
     if "already in use" in last:
         return EndpointBusy(f"endpoint {endpoint} is in use by something that is not a gymrec "
-                            "writer; choose another with --endpoint")
+                            "writer; choose another with --endpoint"), True
     if "another gymrec-writer" in last:
         # It holds the data folder yet did not answer us without keys: it requires CURVE
         # keys, or listens on another endpoint.
         return StorageError(f"{last.removeprefix('gymrec-writer: ')}, and it did not answer a "
                             f"recorder without keys at {endpoint} (does it require CURVE keys, "
-                            "--curve-key and --server-key, or listen on another --endpoint?)")
+                            "--curve-key and --server-key, or listen on another --endpoint?)"
+                            ), True
     if "cannot use data folder" in last:
-        return StorageError(last.removeprefix("gymrec-writer: "))
-    return WriterUnavailable(f"the local writer failed to start: {last}")
+        return StorageError(last.removeprefix("gymrec-writer: ")), False
+    return WriterUnavailable(f"the local writer failed to start: {last}"), False

@@ -15,6 +15,10 @@ One scheme, whichever process is signalled:
 - Workers start with SIGINT/SIGTERM ignored (an exec keeps SIG_IGN), so a signal during their
   start-up (imports, env creation) cannot kill them half-made; they learn of it from the stop
   pipe. The parent holds (blocks) those signals meanwhile, so they wait for its handlers.
+- Workers start before the writer is known to answer (their imports and env creation, seconds,
+  overlap the writer's start-up) and open no session until the parent says go: level 0 on the
+  stop pipe, sent once `ready()` returned. If it raised, they get level 1 instead and end
+  without a session.
 """
 
 from __future__ import annotations
@@ -84,10 +88,13 @@ class PoolResult:
 
 def run_workers(settings: RecordSettings,
                 notify: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
-                stop: StopRequest | None = None) -> PoolResult:
+                stop: StopRequest | None = None,
+                ready: Callable[[], None] = lambda: None) -> PoolResult:
     """Record with `settings.workers` processes, showing their progress; returns when all have
     ended. Raises the first worker's error, or GymrecError if a worker died. `stop`: the
-    caller's (it then keeps SIGINT/SIGTERM handled after this returns)."""
+    caller's (it then keeps SIGINT/SIGTERM handled after this returns). `ready()`: called
+    once the workers are starting; they open their sessions when it returns, and end without
+    one if it raises a GymrecError (raised again here once they have ended)."""
     own_stop = stop is None
     stop = StopRequest() if stop is None else stop  # before the workers exist
     try:
@@ -96,6 +103,7 @@ def run_workers(settings: RecordSettings,
             pool = [_Worker(ctx, settings, w) for w in range(settings.workers)]
         latest = {w.index: WorkerProgress(w.index) for w in pool}
         failures: list[WorkerFailure] = []
+        not_ready = _go_when_ready(ready, pool, stop)
         with ProgressView(settings) as view:
             while any(w.open for w in pool):
                 _forward(stop, pool)
@@ -116,6 +124,8 @@ def run_workers(settings: RecordSettings,
     finally:
         if own_stop:
             stop.restore()
+    if not_ready is not None:
+        raise not_ready
     if failures:
         raise failures[0].to_error()
     for worker in pool:
@@ -140,6 +150,22 @@ def _signals_held() -> Iterator[None]:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+
+
+def _go_when_ready(ready: Callable[[], None], pool: list[_Worker],
+                   stop: StopRequest) -> GymrecError | None:
+    """Let the workers open their sessions once `ready()` returns; its error otherwise (the
+    workers are stopped before they open any)."""
+    try:
+        ready()
+    except GymrecError as exc:
+        stop.raise_to(1)
+        return exc
+    if stop.requested:
+        return None  # _forward sends them the stop level instead
+    for worker in pool:
+        worker.ask_to_stop(0)  # level 0: go
+    return None
 
 
 def _forward(stop: StopRequest, pool: list[_Worker]) -> None:
@@ -181,6 +207,7 @@ class _Worker:
             return None
 
     def ask_to_stop(self, level: int) -> None:
+        """Send a stop level (0: go, open the session)."""
         self.sent_level = level
         try:
             self.control.send_bytes(bytes([level]))
@@ -205,11 +232,12 @@ def _worker_main(settings: RecordSettings, index: int, reports: Connection,
     _die_with_parent()
     if os.getppid() != parent:
         stop.raise_to(1)  # the parent died before PR_SET_PDEATHSIG was in place
-    threading.Thread(target=_follow_parent, args=(control, stop), daemon=True,
+    go = threading.Event()
+    threading.Thread(target=_follow_parent, args=(control, stop, go), daemon=True,
                      name="stop-levels").start()
     send = _Sender(reports)
     try:
-        record_worker(settings, index, send, stop=stop,
+        record_worker(settings, index, send, stop=stop, go=go,
                       notify=lambda line: send(WorkerNotice(worker=index, message=line)))
     except GymrecError as exc:
         send(WorkerFailure.of(index, exc))
@@ -228,15 +256,18 @@ def _die_with_parent() -> None:
             pass
 
 
-def _follow_parent(control: Connection, stop: StopRequest) -> None:
-    """Stop levels from the parent; end of file means the parent is gone: stop (level 1)."""
+def _follow_parent(control: Connection, stop: StopRequest, go: threading.Event) -> None:
+    """Stop levels from the parent (any of them, 0 included, means go: the writer answers);
+    end of file means the parent is gone: stop (level 1)."""
     while True:
         try:
             data = control.recv_bytes()
         except (EOFError, OSError):
             stop.raise_to(1)
+            go.set()
             return
         stop.raise_to(max(data))
+        go.set()
 
 
 class _Sender:

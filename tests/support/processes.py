@@ -62,8 +62,10 @@ class WriterProcess:
 
 
 def record_cmd(env_id: str, endpoint: str, data_dir: Path, *extra: str) -> list[str]:
+    """One recorder session (`--workers 1`) unless `extra` asks for more: many tests read the
+    session (session_state), and headless recording defaults to one worker per core."""
     return [sys.executable, "-m", "recorder.cli", env_id, "--agent", "random", "--headless",
-            "--endpoint", endpoint, "--data-dir", str(data_dir), *extra]
+            "--workers", "1", "--endpoint", endpoint, "--data-dir", str(data_dir), *extra]
 
 
 def run_record(env_id: str, endpoint: str, data_dir: Path, *extra: str,
