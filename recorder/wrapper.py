@@ -13,6 +13,9 @@ a seed gets one drawn by the wrapper unless `seed_resets=False`. An episode that
 unseeded reset right after the previous one (a vector env's autoreset, or `seed_resets=False`)
 is stored with seed -2 (CONTINUED): replaying the session's episodes in order reproduces it.
 Only a first unseeded reset, or a reset with options, is not reproducible (seed -1).
+On ALE, where a seeded reset reloads the ROM (~0.1 s), a later reset without a seed or options
+is not seeded by the wrapper: it stays unseeded, as the user asked, and the snapshot taken just
+before it is stored with its step 0 (seed -2 and a `start_state`), so it replays on its own.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from recorder.delivery.local_writer import ensure_writer
 from recorder.envs import choice_of_env, frame_of, info_reader, native_fps, platform_named
 from recorder.episode import Episode
 from recorder.headless.loop import ring_slots
-from recorder.seeds import episode_seed, fresh_base_seed
+from recorder.seeds import episode_seed, fresh_base_seed, start_snapshot
 from recorder.session_start import collector_name, new_session_id, session_start
 from shared.config import DEFAULT_QUALITY, dataset_dir, default_data_dir, default_endpoint
 from shared.errors import UsageError, WriterUnavailable
@@ -138,11 +141,13 @@ class _Session:
         self.episodes = self.steps = 0
         self.unrecorded = 0  # steps taken after an episode's end without a reset
 
-    def begin(self, observation: Any, seed: int, info: Mapping | None = None) -> None:
+    def begin(self, observation: Any, seed: int, info: Mapping | None = None,
+              start_state: bytes | None = None) -> None:
         """A new episode starts at `observation` (reset with `seed`; NO_SEED: unknown; `info`:
-        what the reset returned with it)."""
+        what the reset returned with it; `start_state`: the snapshot it started from)."""
         self.end("aborted")  # one still running was left by a reset: it ends here
         self.episode = Episode(sink=self.link, env=self.env, index=self.next_index, seed=seed,
+                               start_state=start_state,
                                observation=observation, action_space=self.link.action_space,
                                max_steps=self.options.max_steps, picture=self.picture,
                                info=info, typed_info=self.typed_info)
@@ -267,7 +272,13 @@ class RecordingEnv(gym.Wrapper):
         if recording.closed:
             raise UsageError("this recording env is closed")
         stored = _stored_seed(seed)
-        if seed is None and recording.options.seed_resets:
+        # A reset the user left unseeded, after the first: on ALE, a snapshot instead of a
+        # drawn seed (the user's own seeds and options are always respected).
+        snapshot = (start_snapshot(self.env) if seed is None and options is None
+                    and recording.sessions else None)
+        if snapshot is not None:
+            stored = CONTINUED  # the env goes on from the previous episode; the snapshot replays it
+        elif seed is None and recording.options.seed_resets:
             seed = stored = recording.drawn_seed()
         elif seed is None and recording.sessions:
             stored = CONTINUED  # the env's RNG goes on from the previous episode
@@ -277,7 +288,7 @@ class RecordingEnv(gym.Wrapper):
         if not recording.sessions:
             picture = _picture_of(self.env)
             recording.open_sessions(self._choice, self.env, [observation], picture, [self.env])
-        recording.sessions[0].begin(observation, stored, info)
+        recording.sessions[0].begin(observation, stored, info, start_state=snapshot)
         return observation, info
 
     def step(self, action: Any):

@@ -35,7 +35,7 @@ def test_each_step_value_has_its_field_in_every_message_and_a_column():
         if value.in_final_row:
             assert value.name in _names(p.EpisodeEnd)
     fixed = {"session_id", "episode_id", "episode_index", "seed", "step", "image", "frame_hash",
-             "is_last", "seq"}
+             "start_state", "is_last", "seq"}
     assert set(s.COLUMNS) == fixed | {v.name for v in s.STEP_VALUES}
     assert len(s.COLUMNS) == len(set(s.COLUMNS))
 
