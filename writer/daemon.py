@@ -322,7 +322,8 @@ class Writer:
             check_info_fits(msg.info, session.start.info_columns)
             check_extras_fit(msg.extras, session.start.extras)
             encoded = self.pool.submit(
-                encode_frame, msg.pixels, msg.shape, session.start.codec, session.start.quality
+                encode_frame, msg.pixels, msg.shape, session.start.codec, session.start.quality,
+                session.start.extras, msg.extra_data,
             )
         session.accept(msg.seq, msg, encoded)
 
@@ -370,7 +371,7 @@ class Writer:
             pixels = msg.pixels[skip:]
         start = session.start
         encoded = self.pool.submit(encode_frames, pixels, start.frame_shape, start.codec,
-                                   start.quality)
+                                   start.quality, start.extras, msg.extra_data[skip:])
         session.accept(msg.seq, msg, encoded, skip, sum(len(px) for px in pixels))
 
     def _start_session(self, routing_id: bytes, msg: p.SessionStart) -> None:

@@ -8,6 +8,7 @@ from typing import NamedTuple
 
 from shared import codec
 from shared.frame_hash import frame_hash
+from shared.schema import extra_cells
 
 __all__ = ["Encoded", "encode_frame", "encode_frames"]
 
@@ -17,14 +18,23 @@ class Encoded(NamedTuple):
 
     image: bytes
     frame_hash: str
+    # The step's extra columns (`--record`; shared.schema.extra_cells: VizDoom's buffers as
+    # PNG, ~3 ms each, so here and not in the writer's loop); None when none are recorded.
+    extras: dict | None = None
 
 
-def encode_frame(pixels, shape: list, codec_name: str, quality: int) -> Encoded:
+def encode_frame(pixels, shape: list, codec_name: str, quality: int, extras: dict | None = None,
+                 extra_data: list | None = None) -> Encoded:
     """Encode uint8 pixels of `shape` (H, W, C) with the codec called `codec_name`, and hash
-    them (~3 µs for an Atari frame, next to ~0.3 ms for its JPEG)."""
-    return Encoded(codec.encode_frame(pixels, shape, codec_name, quality), frame_hash(pixels))
+    them (~3 µs for an Atari frame, next to ~0.3 ms for its JPEG); `extras` (SessionStart's)
+    and `extra_data` (the step's buffers): its extra columns too."""
+    return Encoded(codec.encode_frame(pixels, shape, codec_name, quality), frame_hash(pixels),
+                   extra_cells(extras, extra_data) if extras else None)
 
 
-def encode_frames(pixels: list, shape: list, codec_name: str, quality: int) -> list[Encoded]:
-    """Encode a batch of frames in one task (one pool hand-off per message, not per frame)."""
-    return [encode_frame(px, shape, codec_name, quality) for px in pixels]
+def encode_frames(pixels: list, shape: list, codec_name: str, quality: int,
+                  extras: dict | None = None, extra_data: list | None = None) -> list[Encoded]:
+    """Encode a batch of frames in one task (one pool hand-off per message, not per frame);
+    `extra_data`: per frame, its extras' buffers."""
+    return [encode_frame(px, shape, codec_name, quality, extras,
+                         extra_data[i] if extras else None) for i, px in enumerate(pixels)]

@@ -26,7 +26,6 @@ from shared.schema import (
     arrow_schema,
     batch_row,
     episode_id,
-    extra_cells,
     final_row,
     step_row,
 )
@@ -188,15 +187,7 @@ class WriterSession:
         return self.durable_seq > before
 
     def _add_batch_row(self, seq: int, batch: p.StepBatch, i: int, encoded: Encoded) -> None:
-        self._append_row(seq + i, batch_row(self.id, seq, batch, i, *encoded,
-                                            extras=self._extras(batch.extra_data, i)))
-
-    def _extras(self, extra_data: list | None, i: int | None = None) -> dict | None:
-        """A row's extra columns (`--record`) from a message's buffers (of its step `i`)."""
-        if not self.start.extras:
-            return None
-        return extra_cells(self.start.extras,
-                           extra_data[i] if i is not None and extra_data else extra_data)
+        self._append_row(seq + i, batch_row(self.id, seq, batch, i, *encoded))
 
     def _append_row(self, seq: int, row: dict) -> None:
         if not self.rows:
@@ -205,8 +196,7 @@ class WriterSession:
 
     def _add_row(self, seq: int, msg: p.Step | p.EpisodeEnd, encoded: Encoded) -> None:
         last = isinstance(msg, p.EpisodeEnd)
-        image, frame_hash = encoded
-        extras = self._extras(msg.extra_data)
+        image, frame_hash, extras = encoded  # extras: its extra columns (`--record`)
         row = (final_row(self.id, seq, msg, image, self.start.action_space, frame_hash, extras)
                if last else step_row(self.id, seq, msg, image, frame_hash, extras))
         self._append_row(seq, row)
