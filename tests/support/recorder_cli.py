@@ -94,3 +94,18 @@ def _cmdline(pid: int) -> str:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
     except OSError:
         return ""
+
+
+def record_here(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """`gymrec-record ARGS...` in this process, for input it must refuse before anything
+    starts (no interpreter start-up): its exit code, stdout and stderr. An exception the
+    command did not turn into an exit code is raised here, as a traceback would fail a test."""
+    from click.testing import CliRunner
+
+    from recorder.cli import main
+
+    result = CliRunner().invoke(main, list(args), env=env)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return subprocess.CompletedProcess(list(args), result.exit_code, result.stdout,
+                                       result.stderr)

@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.processes import run_record, run_replay
+from tests.support.processes import run_record
+from tests.support.recorder_cli import record_here
 from tests.support.recorders import rows_table, session_state, steps_by_episode
+from tests.support.replay_rows import replay_here
 
 TRACKER = textwrap.dedent('''
     """A user's policy file: FIRE when the agent's counter says so, else follow a pattern."""
@@ -43,7 +45,7 @@ def _actions(table) -> list:
 
 
 def _replay_passes(env_id: str, data_dir: Path) -> str:
-    result = run_replay(env_id, data_dir)
+    result = replay_here(env_id, data_dir)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "verdict: PASS" in result.stdout, result.stdout
     return result.stdout
@@ -142,8 +144,9 @@ def test_an_agent_that_cannot_be_loaded_is_one_line_before_anything_starts(
         endpoint, data_dir, tmp_path, spec, says):
     _write(tmp_path, "syntax.py", "def broken(:\n")
     _write(tmp_path, "empty.py", "x = 1\n")
-    result = run_record("BreakoutNoFrameskip-v4", endpoint, data_dir, "--agent",
-                        spec.format(tmp=tmp_path))
+    # In this process: refused before anything starts, so no interpreter start-up is needed.
+    result = record_here("BreakoutNoFrameskip-v4", "--agent", spec.format(tmp=tmp_path),
+                         "--headless", "--endpoint", endpoint, "--data-dir", str(data_dir))
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert __import__("re").search(says, result.stderr), result.stderr
@@ -169,10 +172,12 @@ def test_env_options_change_the_env_and_replay_uses_them(endpoint, data_dir):
     out = _replay_passes("ALE/MsPacman-v5", data_dir)
     assert "2 passed" in out, out
 
-    bad = run_record("ALE/MsPacman-v5", endpoint, data_dir, "--env-option", "framesk=1")
+    common = ("--agent", "random", "--headless", "--endpoint", endpoint, "--data-dir",
+              str(data_dir))  # refused before anything starts: in this process
+    bad = record_here("ALE/MsPacman-v5", *common, "--env-option", "framesk=1")
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert "--env-option framesk: ALE/MsPacman-v5 takes no such option" in bad.stderr
-    bad = run_record("ALE/MsPacman-v5", endpoint, data_dir, "--env-option", "frameskip=[1,",
-                     "--episodes", "1")
+    bad = record_here("ALE/MsPacman-v5", *common, "--env-option", "frameskip=[1,",
+                      "--episodes", "1")
     assert bad.returncode == 2 and "Traceback" not in bad.stderr, bad.stderr
     assert json.loads(json.dumps(start))  # the stored session stays plain JSON
