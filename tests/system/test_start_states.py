@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import ale_py
@@ -22,7 +24,7 @@ from recorder.seeds import episode_seed
 from shared import protocol as p
 from shared.errors import ProtocolError
 from tests.support.messages import make_batch, make_step
-from tests.support.processes import WriterProcess, free_endpoint, run_record
+from tests.support.processes import ROOT, WriterProcess, free_endpoint, run_record
 from tests.support.replay_rows import edit_rows, failures, read_rows
 
 gym.register_envs(ale_py)
@@ -163,6 +165,22 @@ def test_record_env_keeps_the_users_seeds_and_starts_the_rest_cheaply(writer):
     assert [(seed, state is None) for _, seed, state in starts] == [
         (11, True), (p.CONTINUED, False), (12, True), (p.CONTINUED, False)]
     result = replay(env_id, data_dir, "--episode", starts[1][0])  # alone
+    assert result.exit_code == 0 and "(1 passed)" in result.stdout, result.output
+
+
+def test_human_play_starts_later_episodes_cheaply_too(writer):
+    """The window's loop (an agent plays it here, at 200 fps) starts episodes as headless does."""
+    env_id, data_dir = "Pong-v4", writer.data_dir
+    result = subprocess.run(
+        [sys.executable, "-m", "recorder.cli", env_id, "--endpoint", writer.endpoint,
+         "--data-dir", str(data_dir), "--agent", "random", "--episodes", "2", "--max-steps",
+         "25", "--fps", "200", "--seed", "6"], cwd=ROOT, capture_output=True, text=True,
+        timeout=180)
+    assert result.returncode == 0, result.stderr
+    starts = _episode_starts(data_dir / env_id)
+    assert [(seed, state is None) for _, seed, state in starts] == [
+        (episode_seed(6, 0, 0), True), (episode_seed(6, 0, 1), False)]
+    result = replay(env_id, data_dir, "--episode", starts[1][0])
     assert result.exit_code == 0 and "(1 passed)" in result.stdout, result.output
 
 
