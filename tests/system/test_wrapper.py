@@ -16,8 +16,9 @@ import pytest
 from recorder import record
 from shared.errors import UsageError
 from shared.protocol import CONTINUED, NO_SEED
-from tests.support.processes import ROOT, free_endpoint, run_replay
+from tests.support.processes import ROOT, free_endpoint
 from tests.support.recorders import rows_table, session_state
+from tests.support.replay_rows import replay_here
 
 gym.register_envs(ale_py)
 ENV = "BreakoutNoFrameskip-v4"
@@ -38,7 +39,7 @@ def _sessions(data_dir) -> list[dict]:
 
 
 def _replay(data_dir) -> str:
-    result = run_replay(ENV, data_dir)
+    result = replay_here(ENV, data_dir)
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout
 
