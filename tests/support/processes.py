@@ -78,6 +78,24 @@ def run_record(env_id: str, endpoint: str, data_dir: Path, *extra: str,
                           capture_output=True, text=True, timeout=timeout)
 
 
+def run_records(*jobs: tuple, timeout: float = 240) -> list[subprocess.CompletedProcess]:
+    """Several `run_record(env_id, endpoint, data_dir, *extra)` jobs at once (one writer each,
+    or one for all when they share an endpoint and data folder): one waits for its writer or
+    its acknowledgements while another computes. Results in the order of `jobs`."""
+    procs = [subprocess.Popen(record_cmd(*job), cwd=ROOT, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for job in jobs]
+    results = []
+    for job, proc in zip(jobs, procs, strict=True):
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            for other in procs:
+                other.kill()
+            raise
+        results.append(subprocess.CompletedProcess(record_cmd(*job), proc.returncode, out, err))
+    return results
+
+
 def run_replay(env_id: str, data_dir: Path, *extra: str,
                timeout: float = 240) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "recorder.replay.cli", env_id, "--data-dir", str(data_dir),

@@ -29,22 +29,22 @@ from recorder.session_start import session_start
 from shared.codec import decode_frame, encode_frame
 from shared.errors import UsageError
 from shared.schema import EpisodeEndData, StepData, episode_id
-from tests.support.processes import ROOT, free_endpoint, run_record
-from tests.support.replay_rows import edit_rows, failures, one_error_line, read_rows
+from tests.support.processes import ROOT, free_endpoint, run_records
+from tests.support.replay_rows import (
+    edit_rows,
+    failures,
+    one_error_line,
+    read_rows,
+    replay_here,
+)
 
 
 def replay(env_id: str, data_dir: Path, *extra: str, timeout: float = 180
            ) -> subprocess.CompletedProcess:
+    """`gymrec-replay` as its own process (most tests replay in this process: replay_here)."""
     cmd = [sys.executable, "-m", "recorder.replay.cli", env_id, "--data-dir", str(data_dir),
            *extra]
     return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
-
-
-def record(tmp_path_factory, name: str, env_id: str, *extra: str) -> Path:
-    data_dir = tmp_path_factory.mktemp(name) / "data"
-    result = run_record(env_id, free_endpoint(), data_dir, *extra)
-    assert result.returncode == 0, result.stderr
-    return data_dir
 
 
 def copy_dataset(data_dir: Path, tmp_path: Path) -> Path:
@@ -55,23 +55,39 @@ def copy_dataset(data_dir: Path, tmp_path: Path) -> Path:
 
 # -- recordings, one per platform (module scope: each is replayed several ways) ---------------
 
-
-@pytest.fixture(scope="module")
-def breakout(tmp_path_factory) -> Path:
-    return record(tmp_path_factory, "breakout", "BreakoutNoFrameskip-v4", "--episodes", "2",
-                  "--max-steps", "120", "--seed", "7")
-
-
-@pytest.fixture(scope="module")
-def doom(tmp_path_factory) -> Path:
-    return record(tmp_path_factory, "doom", "VizdoomBasic-v1", "--episodes", "2",
-                  "--max-steps", "100", "--seed", "11")
+RECORDINGS = {  # name -> env id, recorder flags
+    "breakout": ("BreakoutNoFrameskip-v4", "--episodes", "2", "--max-steps", "120", "--seed", "7"),
+    "doom": ("VizdoomBasic-v1", "--episodes", "2", "--max-steps", "100", "--seed", "11"),
+    "png": ("BreakoutNoFrameskip-v4", "--episodes", "2", "--max-steps", "40", "--seed", "5",
+            "--codec", "png"),
+    "airstriker": ("Airstriker-Genesis", "--episodes", "1", "--max-steps", "150", "--seed", "3"),
+}
 
 
 @pytest.fixture(scope="module")
-def breakout_png(tmp_path_factory) -> Path:
-    return record(tmp_path_factory, "png", "BreakoutNoFrameskip-v4", "--episodes", "2",
-                  "--max-steps", "40", "--seed", "5", "--codec", "png")
+def recordings(tmp_path_factory) -> dict[str, Path]:
+    """Name -> data folder: every recording of this module, made at once (a writer each)."""
+    folders = {name: tmp_path_factory.mktemp(name) / "data" for name in RECORDINGS}
+    results = run_records(*[(env_id, free_endpoint(), folders[name], *flags)
+                            for name, (env_id, *flags) in RECORDINGS.items()])
+    for result in results:
+        assert result.returncode == 0, result.stderr
+    return folders
+
+
+@pytest.fixture(scope="module")
+def breakout(recordings) -> Path:
+    return recordings["breakout"]
+
+
+@pytest.fixture(scope="module")
+def doom(recordings) -> Path:
+    return recordings["doom"]
+
+
+@pytest.fixture(scope="module")
+def breakout_png(recordings) -> Path:
+    return recordings["png"]
 
 
 # -- every platform reproduces ----------------------------------------------------------------
@@ -87,16 +103,14 @@ def test_breakout_replays_bit_exactly(breakout, tmp_path):
     assert "verdict: PASS" in result.stdout and not list(tmp_path.iterdir())
 
 
-def test_airstriker_replays_bit_exactly(tmp_path_factory, tmp_path):
-    data_dir = record(tmp_path_factory, "airstriker", "Airstriker-Genesis", "--episodes", "1",
-                      "--max-steps", "150", "--seed", "3")
-    result = replay("Airstriker-Genesis", data_dir)  # the old name resolves to -v0
+def test_airstriker_replays_bit_exactly(recordings):
+    result = replay_here("Airstriker-Genesis", recordings["airstriker"])  # old name: -v0
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.count("PASS ") == 1 and "0/151" in result.stdout
 
 
 def test_doom_replays_bit_exactly_and_renders(doom):
-    result = replay("VizdoomBasic-v1", doom)
+    result = replay_here("VizdoomBasic-v1", doom)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.count("PASS ") == 2 and "verdict: PASS" in result.stdout
     (first, *_) = sorted({r["episode_id"] for r in read_rows(doom / "VizdoomBasic-v1")})
@@ -140,7 +154,7 @@ def test_changed_action_diverges_at_exactly_that_step(doom, tmp_path):
     assert edit_rows(root, lambda r: r["episode_id"] == target and r["step"] == k, "action",
                      lambda _: other) == 1
 
-    result = replay("VizdoomBasic-v1", root.parent, "--diff-dir", str(tmp_path / "diffs"))
+    result = replay_here("VizdoomBasic-v1", root.parent, "--diff-dir", str(tmp_path / "diffs"))
     assert result.returncode == 1, result.stdout + result.stderr
     found = failures(result.stdout)
     assert list(found) == [target], result.stdout  # the other episode still passes
@@ -182,7 +196,7 @@ def test_wrong_seed_fails_at_the_first_frame_that_differs(doom, tmp_path):
     first = next(i for i, (a, b) in enumerate(zip(*runs, strict=False))
                  if not np.array_equal(a, b))
 
-    result = replay("VizdoomBasic-v1", root.parent, "--diff-dir", str(tmp_path / "diffs"))
+    result = replay_here("VizdoomBasic-v1", root.parent, "--diff-dir", str(tmp_path / "diffs"))
     assert result.returncode == 1, result.stdout + result.stderr
     fail = failures(result.stdout)[target]
     assert fail["frame"] == first
@@ -208,8 +222,8 @@ def test_png_compares_raw_pixels_one_level_of_one_pixel(breakout_png, tmp_path):
     state = json.loads(session_file.read_text())
     state["start"]["versions"]["ale-py"] = "0.0.1"  # as if recorded with another ale-py
     session_file.write_text(json.dumps(state))
-    result = replay("BreakoutNoFrameskip-v4", root.parent, "--diff-dir", str(tmp_path),
-                    "--check", "image")
+    result = replay_here("BreakoutNoFrameskip-v4", root.parent, "--diff-dir", str(tmp_path),
+                         "--check", "image")
     assert re.search(r"^gymrec-replay: warning: ale-py 0\.0\.1 was recorded, \S+ is installed",
                      result.stderr, re.M), result.stderr
     assert result.returncode == 1, result.stdout + result.stderr
@@ -266,7 +280,7 @@ def test_aborted_discarded_and_gap_episodes_are_not_failures(writer_factory, end
     assert link.drain(timeout=60)
     link.close()
 
-    result = replay("BreakoutNoFrameskip-v4", data_dir)
+    result = replay_here("BreakoutNoFrameskip-v4", data_dir)
     assert result.returncode == 0, result.stdout + result.stderr
     table = result.stdout
     ids = [episode_id(start.session, e) for e in range(4)]
@@ -283,7 +297,7 @@ def test_aborted_discarded_and_gap_episodes_are_not_failures(writer_factory, end
 
 
 def test_missing_episode_id(breakout):
-    result = replay("BreakoutNoFrameskip-v4", breakout, "--episode", "0" * 32 + "-00009")
+    result = replay_here("BreakoutNoFrameskip-v4", breakout, "--episode", "0" * 32 + "-00009")
     assert result.returncode == 2
     assert "is not in this dataset" in one_error_line(result)
 
@@ -295,7 +309,7 @@ def test_missing_episode_id(breakout):
      "is not a Hub repo id (owner/name)"),
 ])
 def test_bad_input_one_line(tmp_path, args, code, words):
-    result = replay(args[0], tmp_path, *args[1:], timeout=60)
+    result = replay_here(args[0], tmp_path, *args[1:])
     assert result.returncode == code
     assert words in one_error_line(result)
 
