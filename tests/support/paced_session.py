@@ -28,9 +28,11 @@ def main() -> None:
     parser.add_argument("--buffer-mb", type=float, default=256)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--drain-timeout", type=float, default=60)
+    parser.add_argument("--record", default="", help="extras, comma-separated (ram)")
     args = parser.parse_args()
     settings = RecordSettings(
-        choice=resolve_env(args.env), endpoint=args.endpoint, data_dir=args.data_dir,
+        choice=resolve_env(args.env, record=tuple(filter(None, args.record.split(",")))),
+        endpoint=args.endpoint, data_dir=args.data_dir,
         episodes=args.episodes, max_steps=args.max_steps, base_seed=args.seed,
         agent=agent_source("random"),
         codec="jpeg", quality=95, fps=args.fps, buffer_bytes=int(args.buffer_mb * 2**20),

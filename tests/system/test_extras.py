@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -159,3 +160,63 @@ def test_a_name_the_platform_cannot_record_is_refused_before_anything_starts(
         f"gymrec-record: --record {name.split(',')[-1]}: {env_id} "
         f"({'VizDoom' if 'Vizdoom' in env_id else 'Atari'}) can record: {can}"]
     assert not (tmp_path / "data").exists()
+
+
+def test_a_killed_writer_loses_and_garbles_no_ram(writer_factory, endpoint, data_dir):
+    """The resend buffer keeps each step's RAM with its pixels (in /dev/shm): what a writer
+    killed mid-session lost comes again, byte for byte, from the recorder."""
+    from tests.support.recorders import PacedRecorder, rows_table, steps_by_episode
+
+    writer = writer_factory().start()
+    rec = PacedRecorder(endpoint, data_dir, "--fps", "200", "--episodes", "1", "--max-steps",
+                        "300", "--seed", "6", "--record", "ram")
+    rec.wait_acked(60)
+    writer.kill()
+    time.sleep(0.3)  # ~60 steps the dead writer never saw
+    writer = writer_factory().start()
+    final = rec.finish()
+    assert final["steps_durable"] == final["steps"] > 100, final
+    assert final["resends"] + final["socket_full"] > 0, final  # the writer was missed
+    assert sorted(steps_by_episode(rows_table(data_dir))[0]) == list(range(final["steps"]))
+    env_id = "BreakoutNoFrameskip-v4"
+    rows = sorted(read_rows(data_dir / env_id), key=lambda r: (r["is_last"], r["step"]))
+    expected = _bare(env_id, rows, lambda env, obs, info: env.unwrapped.ale.getRAM().tolist())
+    assert [r["ram"] for r in rows] == expected
+
+
+_LOAD_RAM = r"""
+import json, sys
+import datasets
+out = {}
+for streaming in (False, True):
+    ds = datasets.load_dataset(sys.argv[1], split="train", streaming=streaming)
+    out[str(streaming)] = [[r["seq"], list(r["ram"])] for r in ds]
+    out[f"{streaming} feature"] = repr(ds.features["ram"])
+print(json.dumps(out))
+"""
+
+
+def test_the_hub_parquet_carries_ram_plain_and_streaming(breakout, tmp_path):
+    import subprocess
+    import sys
+
+    from tests.support.hub_cli import hub_env
+    from tests.support.hub_server import HubServer
+    from tests.support.processes import ROOT
+
+    env_id = "BreakoutNoFrameskip-v4"
+    with HubServer() as hub:
+        env = hub_env(hub, tmp_path / "hf")
+        pushed = subprocess.run([sys.executable, "-m", "writer.cli", "push", env_id,
+                                 "--data-dir", str(breakout)], env=env, cwd=ROOT,
+                                capture_output=True, text=True, timeout=180)
+        assert pushed.returncode == 0, pushed.stderr
+        loaded = subprocess.run([sys.executable, "-c", _LOAD_RAM,
+                                 f"me/GymnasiumRecording__{env_id}"], env=env,
+                                capture_output=True, text=True, timeout=180)
+        assert loaded.returncode == 0, loaded.stderr[-3000:]
+    out = json.loads(loaded.stdout.splitlines()[-1])
+    local = [[r["seq"], r["ram"]] for r in read_rows(breakout / env_id)]
+    for streaming in ("False", "True"):
+        assert sorted(out[streaming], key=lambda r: r[0]) == local, streaming
+        assert out[f"{streaming} feature"] == "List(Value('uint8'), length=128)"
