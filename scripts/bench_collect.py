@@ -1,12 +1,14 @@
 """Headless collection benchmark: where does a frame's time go, per platform?
 
-For each platform, in one run: the bare env step time and the one-core JPEG encode time, each
-measured alone; the seed's approach (encode every frame inside the env loop, one process); and
-gymrec end to end (recorder process + writer process, frames durable per second). The two-core
-work bound is 2 / (step + encode): whatever gymrec loses beyond it is transport, copies, Arrow
-and fsync overhead.
+For each platform, in one run: the bare env step time (episodes reset with their seeds, and
+reset without a seed after the first: the unseeded step) and the one-core JPEG encode time,
+each measured alone; the seed's approach (encode every frame inside the env loop, one process);
+and gymrec end to end (recorder processes + writer process, frames durable per second), with one
+recorder and with `gymrec-record`'s default for headless agents (one per core). The two-core
+work bound is 2 / (unseeded step + encode): whatever gymrec loses beyond it is resets,
+transport, copies, Arrow and fsync overhead.
 
-    uv run python scripts/bench_collect.py [--frames 6000] [--quick] [--json out.json]
+    uv run python scripts/bench_collect.py [--repeats 3] [--fast] [--quick] [--json out.json]
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from recorder.agents import RandomAgent, agent_source  # noqa: E402
+from recorder.cli import default_workers  # noqa: E402
 from recorder.delivery.link import probe_writer  # noqa: E402
 from recorder.envs import frame_of, make_env, resolve_env  # noqa: E402
 from recorder.headless.loop import RecordSettings, record_worker  # noqa: E402
@@ -42,16 +45,18 @@ ENVS = {"atari": "BreakoutNoFrameskip-v4", "retro": "Airstriker-Genesis-v0",
         "vizdoom": "VizdoomBasic-v1"}
 
 
-def _episodes(env_id: str, episodes: int, max_steps: int, on_frame) -> tuple[int, float]:
-    """Play the benchmark's episode schedule (seeded resets, seeded random agent, as the
-    recorder plays it) calling `on_frame(frame)` for every frame; returns (frames, seconds)."""
+def _episodes(env_id: str, episodes: int, max_steps: int, on_frame,
+              seeded: bool = True) -> tuple[int, float]:
+    """Play the benchmark's episode schedule (the seeded random agent; every reset seeded, or
+    only the first: `seeded`) calling `on_frame(frame)` for every frame; returns (frames,
+    seconds)."""
     env = make_env(resolve_env(env_id))
     agent = RandomAgent(env.action_space)
     frames = 0
     started = time.perf_counter()
     for episode in range(episodes):
         seed = episode_seed(BASE_SEED, 0, episode)
-        obs, _ = env.reset(seed=seed)
+        obs, _ = env.reset(seed=seed) if seeded or episode == 0 else env.reset()
         agent.reset(seed)
         for _ in range(max_steps):
             on_frame(frame_of(obs, env))
@@ -64,11 +69,13 @@ def _episodes(env_id: str, episodes: int, max_steps: int, on_frame) -> tuple[int
     return frames, elapsed
 
 
-def bare_step_seconds(env_id: str, episodes: int, max_steps: int) -> tuple[float, list]:
+def bare_step_seconds(env_id: str, episodes: int, max_steps: int,
+                      seeded: bool = True) -> tuple[float, list]:
     """Seconds per frame of the env alone (resets included), and sample frames."""
     sample: list[np.ndarray] = []
     frames, elapsed = _episodes(env_id, episodes, max_steps,
-                                lambda f: sample.append(f) if len(sample) < 200 else None)
+                                lambda f: sample.append(f) if len(sample) < 200 else None,
+                                seeded)
     return elapsed / frames, sample
 
 
@@ -119,19 +126,23 @@ def gymrec_fps(env_id: str, episodes: int, max_steps: int, workdir: Path,
 
 
 SCHEDULE = {"atari": (12, 1500), "retro": (3, 1500), "vizdoom": (12, 300)}  # episodes, max
+FAST = {"atari": (8, 1000), "retro": (2, 1000), "vizdoom": (8, 250)}  # --fast: ~4 min in all
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="small run (used by the tests)")
+    parser.add_argument("--fast", action="store_true",
+                        help="2 repeats of a shorter schedule: under 5 minutes")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--platforms", default="atari,retro,vizdoom")
     parser.add_argument("--plot", type=Path, default=None, help="save a bar chart (PNG)")
     parser.add_argument("--variants", action="store_true",
                         help="also measure without shared memory and without batching")
     args = parser.parse_args()
-    repeats = 1 if args.quick else args.repeats
+    repeats = 1 if args.quick else (2 if args.fast else args.repeats)
+    schedule = FAST if args.fast else SCHEDULE
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     results = {}
     with tempfile.TemporaryDirectory() as tmp, Progress(transient=True) as bar:
@@ -139,18 +150,21 @@ def main() -> None:
         task = bar.add_task("benchmark", total=len(platforms) * repeats)
         for platform in platforms:
             env_id = ENVS[platform]
-            episodes, max_steps = (2, 100) if args.quick else SCHEDULE[platform]
+            episodes, max_steps = (2, 100) if args.quick else schedule[platform]
+            workers = default_workers(episodes, realtime=False)
             runs = []
             for _ in range(repeats):
-                step, sample = bare_step_seconds(env_id, episodes, max_steps)
+                seeded_step, _ = bare_step_seconds(env_id, episodes, max_steps)
+                step, sample = bare_step_seconds(env_id, episodes, max_steps, seeded=False)
                 encode = encode_seconds(sample, max(1, 1000 // len(sample)))
                 seed = seed_style_fps(env_id, episodes, max_steps)
                 ours = gymrec_fps(env_id, episodes, max_steps, Path(tmp))
-                two = gymrec_fps(env_id, episodes, max_steps, Path(tmp), workers=2)
+                two = gymrec_fps(env_id, episodes, max_steps, Path(tmp), workers=workers)
                 bound = 2 / (step + encode)
-                run = {"step_ms": step * 1e3, "encode_ms": encode * 1e3, "bound_fps": bound,
+                run = {"step_ms": step * 1e3, "seeded_step_ms": seeded_step * 1e3,
+                       "encode_ms": encode * 1e3, "bound_fps": bound,
                        "seed_fps": seed, "gymrec_fps": ours, "vs_bound": ours / bound,
-                       "vs_seed": ours / seed, "workers2_fps": two,
+                       "vs_seed": ours / seed, "workers": workers, "workers2_fps": two,
                        "workers2_vs_bound": two / bound, "workers2_vs_seed": two / seed}
                 if args.variants:
                     socket_only = gymrec_fps(env_id, episodes, max_steps, Path(tmp),
@@ -166,11 +180,13 @@ def main() -> None:
             results[platform] = {"env_id": env_id, "median": med, "range": spread,
                                  "runs": runs}
             bar.console.print(
-                f"{env_id:24s} step {med['step_ms']:.3f} ms  encode {med['encode_ms']:.3f} ms"
+                f"{env_id:24s} step {med['step_ms']:.3f} ms (every reset seeded "
+                f"{med['seeded_step_ms']:.3f})  encode {med['encode_ms']:.3f} ms"
                 f"  bound {med['bound_fps']:,.0f}/s  seed {med['seed_fps']:,.0f}/s  "
                 f"gymrec {med['gymrec_fps']:,.0f}/s = {med['vs_bound']:.2f}x bound "
                 f"[{spread['vs_bound'][0]:.2f}-{spread['vs_bound'][1]:.2f}], "
-                f"{med['vs_seed']:.2f}x seed; --workers 2: {med['workers2_fps']:,.0f}/s = "
+                f"{med['vs_seed']:.2f}x seed; default --workers {workers}: "
+                f"{med['workers2_fps']:,.0f}/s = "
                 f"{med['workers2_vs_bound']:.2f}x bound, {med['workers2_vs_seed']:.2f}x seed"
                 + (f"; socket only {med['socket_vs_bound']:.2f}x, one step per message "
                    f"{med['unbatched_vs_bound']:.2f}x" if args.variants else ""))
@@ -190,7 +206,7 @@ def plot(results: dict, path: Path) -> None:
 
     names = list(results)
     series = [("seed approach (encode in loop)", "seed_fps"), ("gymrec, 1 recorder",
-              "gymrec_fps"), ("gymrec, --workers 2", "workers2_fps"),
+              "gymrec_fps"), ("gymrec, default workers (one per core)", "workers2_fps"),
               ("two-core bound 2/(step+encode)", "bound_fps")]
     fig, ax = plt.subplots(figsize=(8, 4))
     width = 0.2

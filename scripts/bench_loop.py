@@ -11,9 +11,13 @@ one run:
 
 Per frame: its work (from the end of one pacing wait to the start of the next: events, step,
 send, draw, flip) and the interval from the previous frame (the jitter a player sees). Issue 7's
-goal: recording costs < 1% of the frame budget at the median, p99 within 2 ms of `off`.
+goal: recording costs < 1% of the frame budget at the median, p99 within 2 ms of `off`. The
+difference from `off` compares two runs, so on a shared machine it carries their noise; for
+gymrec the time spent inside the link's calls (send_step, send_episode_end, pump: the frame
+into the ring, batching, packing, sending, reading acks) is also timed per frame, in the run.
 
-    uv run python scripts/bench_loop.py [--seconds 7] [--repeats 3] [--quick] [--json out.json]
+    uv run python scripts/bench_loop.py [--seconds 7] [--repeats 3] [--fast] [--quick]
+                                        [--only retro@60] [--json out.json]
                                         [--plot docs/images/bench-loop.png]
 """
 
@@ -36,6 +40,8 @@ os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 
 from bench_common import ENVS, ROOT, Writer, fmt_spread, markdown_table, spread  # noqa: E402
 
+import recorder.play.window as window  # noqa: E402
+from recorder.delivery.link import WriterLink  # noqa: E402
 from recorder.envs import resolve_env  # noqa: E402
 from recorder.play.keymaps import load_keymap  # noqa: E402
 from recorder.play.window import OfflineLink, PlaySettings, PlayStatus, play  # noqa: E402
@@ -106,6 +112,35 @@ class SeedStyleLink(OfflineLink):
         self.kept.append(encode_frame(end.frame, list(end.frame.shape), "jpeg", 95))
 
 
+class TimedLink(WriterLink):
+    """The real link, timing its calls in the game loop; `per_frame` gets their time per frame
+    (a frame's calls run from one send_step to the next), in seconds."""
+
+    per_frame: list[float] = []
+    _spent = 0.0
+
+    def _timed(self, call, *args, **kwargs):
+        began = time.perf_counter()
+        try:
+            return call(*args, **kwargs)
+        finally:
+            TimedLink._spent += time.perf_counter() - began
+
+    def send_step(self, step: StepData) -> bool:
+        TimedLink.per_frame.append(TimedLink._spent)
+        TimedLink._spent = 0.0
+        return self._timed(super().send_step, step)
+
+    def send_episode_end(self, end: EpisodeEndData) -> None:
+        self._timed(super().send_episode_end, end)
+
+    def pump(self, *args, **kwargs) -> None:
+        self._timed(super().pump, *args, **kwargs)
+
+
+window.WriterLink = TimedLink  # the gymrec variant's link (the others pass their own)
+
+
 def run_once(platform: str, fps: float, variant: str, seconds: float, writer: Writer) -> dict:
     """One session of `seconds` in the window loop; per-frame work and intervals in ms."""
     choice = resolve_env(ENVS[platform])
@@ -115,14 +150,17 @@ def run_once(platform: str, fps: float, variant: str, seconds: float, writer: Wr
         quality=95, buffer_bytes=256 << 20, drain_timeout=60, collector="bench-loop")
     link = {"off": OfflineLink(), "seed": SeedStyleLink(), "gymrec": None}[variant]
     frames = int(seconds * fps) + WARMUP
+    TimedLink.per_frame, TimedLink._spent = [], 0.0
     result = play(settings, events=ScriptedPlayer(platform, frames), link=link)
+    link_ms = np.asarray(TimedLink.per_frame[WARMUP + 1:] or [np.nan]) * 1e3
     progress = result.progress
     if variant == "gymrec" and (progress.steps_durable != progress.steps
                                 or progress.steps_dropped or progress.unconfirmed):
         raise SystemExit(f"{choice.env_id}: the writer did not confirm every step: {progress}")
     return {"work_ms": np.asarray(result.work_s[WARMUP:]) * 1e3,
             "interval_ms": np.asarray(result.intervals_s[WARMUP:]) * 1e3,
-            "late": result.late, "steps": progress.steps, "durable": progress.steps_durable}
+            "late": result.late, "steps": progress.steps, "durable": progress.steps_durable,
+            "link_ms": link_ms}
 
 
 def summarise(run: dict, budget_ms: float) -> dict:
@@ -134,7 +172,9 @@ def summarise(run: dict, budget_ms: float) -> dict:
             "interval_max": float(interval.max()),
             "jitter_sd": float(interval.std()),
             "late": run["late"], "frames": int(work.size),
-            "over_budget": int((work > budget_ms).sum())}
+            "over_budget": int((work > budget_ms).sum()),
+            "link_p50": float(np.median(run["link_ms"])),
+            "link_p50_pct": float(np.median(run["link_ms"])) / budget_ms * 100}
 
 
 def bench(configs, seconds: float, repeats: int, workdir: Path, bar: Progress) -> dict:
@@ -195,10 +235,13 @@ def table(results: dict) -> str:
                 f"{int(sum(x['late'] for x in e['runs']))}/"
                 f"{int(sum(x['frames'] for x in e['runs']))}",
                 "" if variant == "off" else fmt_spread(e["d_work_p50_pct"]),
-                "" if variant == "off" else fmt_spread(e["d_work_p99_ms"]), goal])
+                "" if variant == "off" else fmt_spread(e["d_work_p99_ms"]),
+                "" if variant != "gymrec" or "link_p50" not in e else
+                f"{fmt_spread(e['link_p50'], 3)} = {fmt_spread(e['link_p50_pct'])}%", goal])
     header = ["env @fps", "variant", "work p50 ms", "work p99 ms", "work max ms",
               "interval p50 ms", "interval p99 ms", "interval max ms", "interval sd ms",
-              "late/frames", "Δ work p50, % of budget", "Δ work p99 ms", "goal"]
+              "late/frames", "Δ work p50, % of budget", "Δ work p99 ms",
+              "link calls p50 ms, % of budget", "goal"]
     return markdown_table(header, rows)
 
 
@@ -257,6 +300,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true",
                         help="a few seconds on Atari only (a smoke test; used by the tests)")
+    parser.add_argument("--fast", action="store_true",
+                        help="2 repeats of 4 s per variant: under 5 minutes")
+    parser.add_argument("--only", default=None,
+                        help="configurations to run, e.g. retro@60,atari@15 (default: all)")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--from-json", type=Path, default=None,
                         help="measure nothing: print the table and draw the plot of a --json")
@@ -264,6 +311,11 @@ def main() -> None:
                         help="PNG to draw (default docs/images/bench-loop.png, none with --quick)")
     args = parser.parse_args()
     configs, seconds, repeats = CONFIGS, args.seconds, args.repeats
+    if args.fast:
+        seconds, repeats = 4.0, 2
+    if args.only:
+        wanted = set(args.only.split(","))
+        configs = [(p, f) for p, f in CONFIGS if f"{p}@{f:g}" in wanted]
     if args.quick:
         configs, seconds, repeats = [("atari", 60.0)], 1.0, 1
     plot_path = args.plot or (None if args.quick else ROOT / "docs/images/bench-loop.png")

@@ -133,6 +133,8 @@ def main(ctx, data_dir, endpoint, encoders, shard_rows, session_timeout, exit_wh
         if push:
             worker = _upload_worker(data_dir, _check_template(repo or DEFAULT_REPO_TEMPLATE),
                                     private, push_interval)
+        if not push:
+            _arrow_without_pandas()
         settings = WriterSettings(
             data_dir=data_dir, endpoint=endpoint, encoders=encoders,
             shard_rows=shard_rows, batch_rows=batch_rows, batch_seconds=batch_seconds,
@@ -150,6 +152,32 @@ def main(ctx, data_dir, endpoint, encoders, shard_rows, session_timeout, exit_wh
     writer.run()
     if worker is not None:
         _drain(worker)
+
+
+def _arrow_without_pandas() -> None:
+    """pyarrow imports pandas the first time it builds an array, to recognise pandas objects:
+    1-10 s of CPU at start-up (holding the GIL from the loop), for a writer that is never handed
+    one. Build that first array with pandas unimportable, so pyarrow notes that it has none.
+    (Not with --push: the Hub card's features come from `datasets`, which uses pandas.)"""
+    import pyarrow as pa
+
+    if "pandas" in sys.modules:
+        return
+    sys.meta_path.insert(0, _NoPandas)
+    try:
+        pa.array([0])
+    finally:
+        sys.meta_path.remove(_NoPandas)
+
+
+class _NoPandas:
+    """A module finder that makes `import pandas` fail at once (see _arrow_without_pandas)."""
+
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        if name == "pandas":
+            raise ModuleNotFoundError("pandas is not used by the writer", name=name)
+        return None
 
 
 def _configured(config_file: Path | None, show: bool, data_dir: Path | None,

@@ -127,7 +127,8 @@ class WriterHandle:
                     continue
                 what = "the writer this recorder was using stopped answering"
             try:
-                self.process = _start_or_find(self.endpoint, self.data_dir, self.log_path, 0.0)
+                self.process = _start_or_find(self.endpoint, self.data_dir, self.log_path,
+                                              START_PATIENCE)
             except GymrecError as exc:
                 notify(f"gymrec-record: {what} and could not be started again: {exc}; "
                        "trying again")
@@ -216,9 +217,15 @@ def _await_answer(process: subprocess.Popen, endpoint: str, data_dir: Path, log_
             failure, held = _startup_failure(endpoint, log_path, process.returncode)
             if not held or time.monotonic() - started > patience:
                 raise failure
-            if probe_writer(endpoint, timeout=0.3) is not None:
-                return None
             time.sleep(0.1)
+            # Start again only once nothing listens (the holder exited): a writer answering
+            # meanwhile is the holder, and serves.
+            while not nothing_listens(endpoint):
+                if probe_writer(endpoint, timeout=0.3) is not None:
+                    return None
+                if time.monotonic() - started > patience:
+                    raise failure
+                time.sleep(0.1)
             process = _spawn(endpoint, data_dir, log_path)
             continue
         if nothing_listens(endpoint):
