@@ -65,6 +65,15 @@ class PacedRecorder:
         assert self.latest["done"]
         return self.latest
 
+    def ctrl_c(self, timeout: float = 120) -> dict:
+        """End a recording that would go on for long (many episodes) once its test has what it
+        needs: SIGINT ends the episode in progress as aborted and drains everything sent; then
+        `finish`. The result says `interrupted` (the recorder was still running until now)."""
+        self.proc.send_signal(signal.SIGINT)
+        final = self.finish(timeout)
+        assert final["interrupted"], final
+        return final
+
     def interrupt(self) -> None:
         stop_process(self.proc, signal.SIGINT, 15)
 

@@ -45,8 +45,9 @@ class Field:
         self.data_dir = tmp / "data"
         self.endpoint = free_endpoint()
         self.writer = WriterProcess(self.endpoint, self.data_dir, tmp / "writer.log").start()
+        # Many episodes: it plays through every attack and is stopped (Ctrl-C) after the last.
         self.recorder = PacedRecorder(self.endpoint, self.data_dir, "--fps", "60",
-                                      "--episodes", "3", "--max-steps", "600", "--seed", "12")
+                                      "--episodes", "1000", "--max-steps", "600", "--seed", "12")
         self.recorder.wait_steps(30)
         self.rss_before = _rss_mb(self.writer.proc.pid)
         self.rss_peak = self.rss_before
@@ -272,7 +273,7 @@ def test_one_peer_cannot_take_every_session_or_stall_the_loop(field):
 def test_the_real_recorder_lost_nothing(field):
     """Beside all of the above: every frame of the real recorder is durable, exactly once,
     nothing else is in its dataset, and the writer's memory stayed bounded."""
-    final = field.recorder.finish(timeout=180)
+    final = field.recorder.ctrl_c(timeout=180)  # still playing: it saw every attack
     field.alive()
     assert final["steps_durable"] == final["steps"] and final["steps_dropped"] == 0
     table = rows_table(field.data_dir, REAL_ENV)
