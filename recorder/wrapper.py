@@ -34,7 +34,14 @@ import numpy as np
 
 from recorder.delivery.link import WriterLink
 from recorder.delivery.local_writer import ensure_writer
-from recorder.envs import choice_of_env, frame_of, info_reader, native_fps, platform_named
+from recorder.envs import (
+    choice_of_env,
+    frame_of,
+    info_reader,
+    native_fps,
+    platform_named,
+    recording,
+)
 from recorder.episode import Episode
 from recorder.headless.loop import ring_slots
 from recorder.seeds import episode_seed, fresh_base_seed, start_snapshot
@@ -64,6 +71,7 @@ class RecordOptions:
     buffer_bytes: int = 256 * 1024 * 1024
     stall_timeout: float = 30.0
     drain_timeout: float = 60.0
+    record: tuple[str, ...] = ()  # extra observations with each frame ("ram", ...)
 
 
 @dataclass
@@ -84,14 +92,18 @@ def record(env: Any, *, data_dir: str | Path | None = None, endpoint: str | None
            quality: int = DEFAULT_QUALITY, fps: float | None = None,
            max_steps: int | None = None, realtime: bool = False, seed_resets: bool = True,
            buffer_mb: int = 256, stall_timeout: float = 30.0,
-           drain_timeout: float = 60.0) -> RecordingEnv | RecordingVectorEnv:
+           drain_timeout: float = 60.0,
+           record: tuple[str, ...] = ()) -> RecordingEnv | RecordingVectorEnv:
     """Wrap `env` (a gymnasium Env or VectorEnv of Atari, Stable-Retro or VizDoom) so that
     every step it takes is recorded into `data_dir` (default as for gymrec-record).
 
     agent: a label stored as the player ("agent:<label>"); agent_file: the policy's file, whose
     sha256 is stored beside it. realtime: never wait for the writer (a full buffer becomes a
     counted gap) instead of waiting for room. seed_resets: draw a seed for resets without one.
-    max_steps: cut episodes (recorded as truncated). fps: the rate stored (default the env's)."""
+    max_steps: cut episodes (recorded as truncated). fps: the rate stored (default the env's).
+    record: extra observations stored with each frame, as `gymrec-record --record` (("ram",);
+    a VizDoom env must be made with the buffers enabled: depth_buffer_enabled=True, ...);
+    single envs only."""
     import hashlib
 
     digest = hashlib.sha256(Path(agent_file).read_bytes()).hexdigest() if agent_file else ""
@@ -101,8 +113,10 @@ def record(env: Any, *, data_dir: str | Path | None = None, endpoint: str | None
         agent=agent, agent_sha256=digest, codec=codec, quality=quality, fps=fps,
         max_steps=max_steps, realtime=realtime,
         seed_resets=seed_resets, buffer_bytes=buffer_mb * 1024 * 1024,
-        stall_timeout=stall_timeout, drain_timeout=drain_timeout)
+        stall_timeout=stall_timeout, drain_timeout=drain_timeout, record=tuple(record))
     if isinstance(env, gym.vector.VectorEnv):
+        if record:
+            raise UsageError("record= is for a single env, not a vector env")
         return RecordingVectorEnv(env, options)
     if isinstance(env, gym.Env):
         return RecordingEnv(env, options)
@@ -150,7 +164,8 @@ class _Session:
                                start_state=start_state,
                                observation=observation, action_space=self.link.action_space,
                                max_steps=self.options.max_steps, picture=self.picture,
-                               info=info, typed_info=self.typed_info)
+                               info=info, typed_info=self.typed_info,
+                               record=self.options.record)
         self.next_index += 1
 
     def step(self, action: Any, result: tuple) -> None:
@@ -160,7 +175,8 @@ class _Session:
             self.unrecorded += 1
             return
         if not self.options.realtime:
-            self.link.wait_for_room(episode.frame.nbytes, self.options.stall_timeout)
+            self.link.wait_for_room(episode.frame.nbytes + episode.extras_bytes,
+                                    self.options.stall_timeout)
         episode.record(action, result)
         self.steps += 1
         if episode.over:
@@ -260,7 +276,8 @@ class RecordingEnv(gym.Wrapper):
     def __init__(self, env: gym.Env, options: RecordOptions):
         super().__init__(env)
         self._recording = _Recording(options)
-        self._choice = choice_of_env(env)  # refuses an env of no platform, before playing
+        # Refuses an env of no platform, or extras it cannot record, before playing.
+        self._choice = recording(choice_of_env(env), options.record)
 
     @property
     def recording(self) -> RecordingStats:

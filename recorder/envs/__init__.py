@@ -22,6 +22,7 @@ from recorder.envs.registry import (
     platform_named,
     platform_names,
     platforms,
+    recording,
     resolve_env,
     resolver_for,
 )
@@ -31,5 +32,5 @@ __all__ = [
     "extras_spec", "fps_defaults",
     "frame_of", "info_columns", "info_reader", "known_ids", "make_env", "native_fps",
     "platform_named", "platform_names",
-    "platforms", "resolve_env", "resolver_for",
+    "platforms", "recording", "resolve_env", "resolver_for",
 ]

@@ -9,6 +9,7 @@ Adding a platform: one module beside atari.py answering `base.Platform`, one lin
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -106,13 +107,30 @@ def resolve_env(env_id: str, state: str | None = None,
                              f"{owner.title} env")
         options["state"] = state  # the platform checks it like any other option
     owner.check_options(canonical, options)
+    record = _recordable(owner, canonical, record)
+    return EnvChoice(owner.name, canonical,
+                     {**owner.env_kwargs(options), **owner.record_kwargs(record)}, record)
+
+
+def _recordable(owner: Platform, env_id: str, record: tuple[str, ...]) -> tuple[str, ...]:
+    """`record` without repeats; UsageError naming what `env_id` can record otherwise."""
     record = tuple(dict.fromkeys(record))
     unknown = [name for name in record if name not in owner.recordable]
     if unknown:
         can = ", ".join(owner.recordable) or "nothing but frames and info"
-        raise UsageError(f"--record {unknown[0]}: {canonical} ({owner.title}) can record: {can}")
-    return EnvChoice(owner.name, canonical,
-                     {**owner.env_kwargs(options), **owner.record_kwargs(record)}, record)
+        raise UsageError(f"--record {unknown[0]}: {env_id} ({owner.title}) can record: {can}")
+    return record
+
+
+def recording(choice: EnvChoice, record: tuple[str, ...]) -> EnvChoice:
+    """`choice` (of a live env, `choice_of_env`) recording the extras `record` as well;
+    UsageError when its platform cannot, or the env was not made to produce them."""
+    owner = platform_named(choice.platform)
+    record = _recordable(owner, choice.env_id, record)
+    for key, value in owner.record_kwargs(record).items():
+        if choice.kwargs.get(key) != value:
+            raise UsageError(f"record={list(record)}: make the env with {key}={value!r}")
+    return dataclasses.replace(choice, record=record)
 
 
 def make_env(choice: EnvChoice) -> Any:

@@ -220,3 +220,28 @@ def test_the_hub_parquet_carries_ram_plain_and_streaming(breakout, tmp_path):
     for streaming in ("False", "True"):
         assert sorted(out[streaming], key=lambda r: r[0]) == local, streaming
         assert out[f"{streaming} feature"] == "List(Value('uint8'), length=128)"
+
+
+def test_record_of_your_own_loop_stores_ram_too(tmp_path):
+    import gymnasium as gym
+
+    from recorder import record
+    from shared.errors import UsageError
+
+    env = record(make_env(resolve_env("BreakoutNoFrameskip-v4")), data_dir=tmp_path / "data",
+                 endpoint=free_endpoint(), record=("ram",))
+    _, _ = env.reset(seed=3)
+    rams = [env.unwrapped.ale.getRAM().tolist()]
+    env.action_space.seed(3)
+    for _ in range(30):
+        env.step(env.action_space.sample())
+        rams.append(env.unwrapped.ale.getRAM().tolist())
+    env.close()
+    rows = read_rows(tmp_path / "data" / "BreakoutNoFrameskip-v4")
+    assert [r["ram"] for r in rows] == rams  # the final row (aborted at close) too
+    doom = gym.make("VizdoomBasic-v1", render_mode="rgb_array")  # made without its buffers
+    try:
+        with pytest.raises(UsageError, match="make the env with depth_buffer_enabled=True"):
+            record(doom, data_dir=tmp_path / "data", record=("depth",))
+    finally:
+        doom.close()
