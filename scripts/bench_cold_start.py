@@ -11,7 +11,9 @@ the wall time of its first and last `act`, so the script sees, from outside:
   worker process, making the env, its first reset);
 - after: last frame stepped → the command's exit (the last batch made durable, the summary,
   process exit); an upper bound of "last frame durable → exit";
-- overhead: the two together, what the user waits beyond playing.
+- overhead: the two together, what the user waits beyond playing;
+- CPU: user + system seconds of the recorder and its workers (not of a writer it started), a
+  figure that a busy machine inflates far less than wall time.
 
     uv run python scripts/bench_cold_start.py [--repeats 5] [--json out.json]
 """
@@ -73,15 +75,19 @@ def one_run(workdir: Path, agent: Path, endpoint: str, data_dir: Path) -> dict[s
     cmd = [sys.executable, "-m", "recorder.cli", ENV_ID,
            *[f"{agent}:TimedRandom" if a == "random" else a for a in COMMAND]]
     began = time.time()
-    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
-    ended = time.time()
-    if done.returncode != 0:
-        raise SystemExit(f"the command failed ({done.returncode}):\n{done.stderr}")
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=log)
+        _, status, usage = os.wait4(proc.pid, 0)  # its CPU time, and its workers'
+        ended = time.time()
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            log.seek(0)
+            raise SystemExit(f"the command failed ({proc.returncode}):\n{log.read().decode()}")
     first = float(Path(f"{times}.first").read_text())
     last = float(Path(f"{times}.last").read_text())
     return {"before_s": first - began, "after_s": ended - last,
             "overhead_s": (first - began) + (ended - last), "wall_s": ended - began,
-            "playing_s": last - first}
+            "playing_s": last - first, "cpu_s": usage.ru_utime + usage.ru_stime}
 
 
 def wait_gone(endpoint: str, timeout: float = 30) -> float:
@@ -132,7 +138,8 @@ def main() -> None:
               f"[{r['before_s']['min']:.2f}-{r['before_s']['max']:.2f}]  after last frame "
               f"{r['after_s']['median']:.2f} s [{r['after_s']['min']:.2f}-"
               f"{r['after_s']['max']:.2f}]  overhead {r['overhead_s']['median']:.2f} s  "
-              f"wall {r['wall_s']['median']:.2f} s (playing {r['playing_s']['median']:.2f} s)")
+              f"wall {r['wall_s']['median']:.2f} s (playing {r['playing_s']['median']:.2f} s; "
+              f"CPU of the recorder and its workers {r['cpu_s']['median']:.2f} s)")
     print(f"the auto-started writer exited by itself {results['writer_lingered_s']['median']:.1f}"
           " s after the command returned (median)")
     if args.json:
