@@ -154,8 +154,14 @@ def test_vizdoom_buffers_have_the_screens_size_and_a_bare_envs_depth(tmp_path_fa
 ])
 def test_a_name_the_platform_cannot_record_is_refused_before_anything_starts(
         tmp_path, env_id, name, can):
-    result = run_record(env_id, free_endpoint(), tmp_path / "data", "--record", name)
-    assert result.returncode == 2
+    from click.testing import CliRunner
+
+    from recorder.cli import main
+
+    result = CliRunner().invoke(main, [env_id, "--agent", "random", "--headless", "--record",
+                                       name, "--data-dir", str(tmp_path / "data"),
+                                       "--endpoint", free_endpoint()])
+    assert result.exit_code == 2, result.output
     assert result.stderr.strip().splitlines() == [
         f"gymrec-record: --record {name.split(',')[-1]}: {env_id} "
         f"({'VizDoom' if 'Vizdoom' in env_id else 'Atari'}) can record: {can}"]
