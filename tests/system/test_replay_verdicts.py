@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,14 +15,14 @@ from recorder.delivery.link import WriterLink
 from recorder.envs import frame_of, make_env, resolve_env
 from recorder.session_start import session_start
 from shared.schema import EpisodeEndData, StepData
-from tests.support.processes import ROOT, free_endpoint, run_record
+from tests.support.processes import free_endpoint, run_record
+from tests.support.replay_rows import replay_here
 
 ENV = "BreakoutNoFrameskip-v4"
 
 
 def _replay(data_dir: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "recorder.replay.cli", ENV, "--data-dir",
-                           str(data_dir)], cwd=ROOT, capture_output=True, text=True, timeout=180)
+    return replay_here(ENV, data_dir)  # in this process: no interpreter start-up
 
 
 def test_only_aborted_episodes_is_not_a_pass(writer_factory, endpoint, data_dir):
