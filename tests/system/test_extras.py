@@ -251,3 +251,30 @@ def test_record_of_your_own_loop_stores_ram_too(tmp_path):
             record(doom, data_dir=tmp_path / "data", record=("depth",))
     finally:
         doom.close()
+
+
+def test_the_window_records_ram_and_step_0s_reset_info(tmp_path):
+    """Human play (here an agent in the window, dummy video driver) dropped reset's info too."""
+    from recorder.agents import agent_source
+    from recorder.play.keymaps import load_keymap
+    from recorder.play.window import PlaySettings, play
+    from tests.support.processes import WriterProcess
+
+    env_id = "BreakoutNoFrameskip-v4"
+    writer = WriterProcess(free_endpoint(), tmp_path / "data", tmp_path / "writer.log").start()
+    try:
+        choice = resolve_env(env_id, record=("ram",))
+        play(PlaySettings(choice=choice, endpoint=writer.endpoint, data_dir=tmp_path / "data",
+                          fps=250.0, keymap=load_keymap(None, "atari"), base_seed=8,
+                          codec="png", quality=95, buffer_bytes=64 << 20, drain_timeout=30,
+                          collector="test", max_steps=40, episodes=1,
+                          agent=agent_source("random")))
+    finally:
+        writer.stop()
+    rows = read_rows(tmp_path / "data" / env_id)
+    assert len(rows) == 41
+    seen = _bare(env_id, rows, lambda env, obs, info: (env.unwrapped.ale.getRAM().tolist(),
+                                                        info))
+    assert [r["ram"] for r in rows] == [ram for ram, _ in seen]
+    reset_info = seen[0][1]
+    assert json.loads(rows[0]["info_json"]) == {"seeds": np.asarray(reset_info["seeds"]).tolist()}
