@@ -455,7 +455,8 @@ def _play(env: Any, rows: Iterable[Row], plan: SessionPlan, checks: FrameChecks,
             return
         frame = frame_of(play.observation, env)
         play.compare_info(row)
-        play.compare_extras(row)
+        if not (row.is_last and outcome == "aborted"):  # as the frame: maybe after an unsent step
+            play.compare_extras(row)
         if viewer is not None and not viewer.show(step, *checks.compare.views(row.image, frame)):
             play.stop, play.note = INTERRUPTED, f"window closed at step {step}"
             return

@@ -138,3 +138,24 @@ def test_rows_hold_ram_as_a_sequence_and_buffers_as_lossless_pngs():
     row = s.step_row("a" * 32, 1, step, b"jpeg", "0" * 32, s.extra_cells(RAM, step.extra_data))
     table = pa.Table.from_pylist([row], schema=s.arrow_schema(SPACE, None, RAM))
     assert table.column("ram").to_pylist() == [list(_ram(2))]
+
+
+def test_replay_names_the_first_differing_byte_or_pixel():
+    from recorder.replay.checks import extra_difference, recorded_extra
+
+    ram = np.frombuffer(_ram(0), dtype=np.uint8)
+    changed = ram.copy()
+    changed[0x3A] ^= 0x01
+    changed[0x50] ^= 0x01
+    assert extra_difference("ram", ram, ram.copy()) is None
+    assert extra_difference("ram", ram, changed) == (
+        f"RAM byte 0x3a differs (recorded 0x{ram[0x3A]:02x}, replayed 0x{changed[0x3A]:02x})")
+    depth = np.arange(20, dtype=np.uint8).reshape(4, 5)
+    stored = s.extra_cells(DOOM, [depth.tobytes(), bytes(60)])["depth"]["bytes"]
+    recorded = recorded_extra(stored, [4, 5])
+    assert np.array_equal(recorded, depth)
+    other = depth.copy()
+    other[2, 3] = 99
+    assert extra_difference("depth", recorded, other) == (
+        "depth differs at (2, 3) (recorded 13, replayed 99; 1 values differ)")
+    assert "shape differs" in extra_difference("depth", recorded, other[:3])
