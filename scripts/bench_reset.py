@@ -12,12 +12,13 @@ Atari.start_snapshot return None: the build before cheap starts), alternated ove
 episodes/s and durable frames/s from the recorder's summary.
 
     uv run python scripts/bench_reset.py                # both parts
-    uv run python scripts/bench_reset.py --quick        # fewer resets and repeats
+    uv run python scripts/bench_reset.py --quick        # a smoke run (~1 min here)
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import statistics
@@ -74,12 +75,14 @@ _SUMMARY = re.compile(r"episodes: (\d+)\s+frames sent: (\d+)\s+frames durable: (
 _ELAPSED = re.compile(r"recorded in ([\d.]+) s: ([\d.]+) frames/s durable")
 
 
-def record_run(writer: Writer, seeded: bool, workers: str, patch_dir: Path) -> dict[str, float]:
-    """One recording of 64 random Breakout episodes; its episodes/s and durable frames/s."""
+def record_run(writer: Writer, seeded: bool, workers: str, patch_dir: Path,
+               episodes: list[str]) -> dict[str, float]:
+    """One recording of random Breakout episodes (`episodes`: the flags saying how many); its
+    episodes/s and durable frames/s."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(patch_dir), str(ROOT)]),
            "GYMREC_BENCH_SEEDED_RESETS": "1" if seeded else "0"}
     cmd = [sys.executable, "-m", "recorder.cli", "BreakoutNoFrameskip-v4", "--agent", "random",
-           "--headless", "--episodes", "64", "--seed", "1", "--endpoint", writer.endpoint,
+           "--headless", *episodes, "--seed", "1", "--endpoint", writer.endpoint,
            "--data-dir", str(writer.data_dir)]
     if workers != "default":
         cmd += ["--workers", workers]
@@ -93,7 +96,8 @@ def record_run(writer: Writer, seeded: bool, workers: str, patch_dir: Path) -> d
             "frames": int(counts.group(3))}
 
 
-def end_to_end(repeats: int, worker_settings: list[str]) -> list[list[object]]:
+def end_to_end(repeats: int, worker_settings: list[str], episodes: list[str]
+               ) -> list[list[object]]:
     rows = []
     with tempfile.TemporaryDirectory(prefix="gymrec-bench-reset-") as tmp:
         patch_dir = Path(tmp) / "patch"
@@ -104,7 +108,8 @@ def end_to_end(repeats: int, worker_settings: list[str]) -> list[list[object]]:
                 runs: dict[bool, list[dict[str, float]]] = {True: [], False: []}
                 for _ in range(repeats):
                     for seeded in (True, False):  # alternated: load drifts hit both alike
-                        runs[seeded].append(record_run(writer, seeded, workers, patch_dir))
+                        runs[seeded].append(record_run(writer, seeded, workers, patch_dir,
+                                                      episodes))
                 for seeded in (True, False):
                     eps = spread([r["episodes/s"] for r in runs[seeded]])
                     fps = spread([r["frames/s"] for r in runs[seeded]])
@@ -123,8 +128,12 @@ def main() -> None:
     parser.add_argument("--resets", type=int, default=100, help="resets per kind (median)")
     parser.add_argument("--repeats", type=int, default=3, help="recordings per variant")
     parser.add_argument("--skip-record", action="store_true", help="part 1 only")
+    parser.add_argument("--json", type=Path, default=None, help="write the tables here")
     args = parser.parse_args()
-    n, repeats = (20, 1) if args.quick else (args.resets, args.repeats)
+    n, repeats = (10, 1) if args.quick else (args.resets, args.repeats)
+    # --quick: a smoke run (4 short episodes, one worker), not a measurement
+    episodes, workers = ((["--episodes", "4", "--max-steps", "100"], ["1"]) if args.quick
+                         else (["--episodes", "64"], ["1", "default"]))
     print(f"reset costs, median of {n} (ALE seeded: of {max(5, n // 5)}), ms")
     rows = []
     for platform in ENVS:
@@ -136,13 +145,16 @@ def main() -> None:
         print(rows[-1], flush=True)
     print(markdown_table(["env", "seeded reset", "unseeded reset", "snapshot alone",
                           "episode start now", "replay restart", "start state bytes"], rows))
-    if args.skip_record:
-        return
-    print(f"\ngymrec-record BreakoutNoFrameskip-v4 --agent random --headless --episodes 64 "
-          f"--seed 1, {repeats} run(s) per variant, alternated", flush=True)
-    table = end_to_end(repeats, ["1", "default"])
-    print(markdown_table(["--workers", "episode starts", "episodes/s", "frames/s durable",
-                          "frames"], table))
+    table: list[list[object]] = []
+    if not args.skip_record:
+        print(f"\ngymrec-record BreakoutNoFrameskip-v4 --agent random --headless "
+              f"{' '.join(episodes)} --seed 1, {repeats} run(s) per variant, alternated",
+              flush=True)
+        table = end_to_end(repeats, workers, episodes)
+        print(markdown_table(["--workers", "episode starts", "episodes/s", "frames/s durable",
+                              "frames"], table))
+    if args.json is not None:
+        args.json.write_text(json.dumps({"resets_ms": rows, "end_to_end": table}, indent=1))
 
 
 if __name__ == "__main__":
