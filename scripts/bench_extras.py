@@ -86,6 +86,7 @@ def size(platform: str, record: tuple[str, ...], workdir: Path) -> dict:
     episodes, max_steps = SCHEDULE[platform]
     env_id = ENVS[platform]
     name = f"{platform}-{'-'.join(record) or 'default'}"
+    began = time.perf_counter()
     with Writer(workdir / name) as writer:
         settings = RecordSettings(
             choice=resolve_env(env_id, record=record), endpoint=writer.endpoint,
@@ -95,6 +96,9 @@ def size(platform: str, record: tuple[str, ...], workdir: Path) -> dict:
         progress = record_worker(settings, 0, lambda p: None)
     if progress.steps_durable != progress.steps or progress.steps_dropped:
         raise SystemExit(f"{env_id}: the writer did not confirm every step: {progress}")
+    print(f"  {name}: {progress.steps} steps durable in {progress.elapsed_s:.1f} s "
+          f"({progress.steps / progress.elapsed_s:.0f} steps/s; writer start included: "
+          f"{time.perf_counter() - began:.1f} s)", flush=True)
     root = dataset_dir(writer.data_dir, env_id)
     layout = DatasetLayout(root)
     rows = arrow = parquet = 0
@@ -103,7 +107,8 @@ def size(platform: str, record: tuple[str, ...], workdir: Path) -> dict:
             rows += ipc.open_stream(stream).read_all().num_rows
         arrow += (root / shard["file"]).stat().st_size
         parquet += stage_parquet(layout, shard)[0].stat().st_size
-    return {"rows": rows, "arrow": arrow * 1000 / rows, "parquet": parquet * 1000 / rows}
+    return {"rows": rows, "arrow": arrow * 1000 / rows, "parquet": parquet * 1000 / rows,
+            "steps_per_s": progress.steps / progress.elapsed_s}
 
 
 def main() -> None:
@@ -129,10 +134,12 @@ def main() -> None:
             extra = size(platform, RECORD[platform], Path(tmp))
             rows.append([ENVS[platform], ",".join(RECORD[platform]), f"{plain['rows']:,}",
                          f"{plain['arrow'] / MB:.2f}", f"{extra['arrow'] / MB:.2f}",
-                         f"{plain['parquet'] / MB:.2f}", f"{extra['parquet'] / MB:.2f}"])
+                         f"{plain['parquet'] / MB:.2f}", f"{extra['parquet'] / MB:.2f}",
+                         f"{plain['steps_per_s']:.0f} / {extra['steps_per_s']:.0f}"])
     print("\nDataset size per 1,000 frames (JPEG q95, seeded random episodes), MB\n")
     print(markdown_table(["env", "--record", "frames", "Arrow, default", "Arrow, with extras",
-                          "Parquet zstd, default", "Parquet zstd, with extras"], rows))
+                          "Parquet zstd, default", "Parquet zstd, with extras",
+                          "headless steps/s, default / with extras"], rows))
 
 
 if __name__ == "__main__":
