@@ -51,7 +51,7 @@ def test_writer_sigkilled_four_times_at_200_fps(writer_factory, endpoint, data_d
 def test_writer_frozen_for_five_seconds_at_60_fps(writer_factory, endpoint, data_dir):
     writer = writer_factory().start()
     rec = PacedRecorder(endpoint, data_dir, "--fps", "60", "--episodes", "1", "--max-steps",
-                        "700", "--seed", "2")
+                        "520", "--seed", "2")  # ~120 steps, 5 s frozen (~300), ~100 after
     rec.wait_steps(120)
     writer.proc.send_signal(signal.SIGSTOP)
     before = dict(rec.latest)
@@ -75,7 +75,7 @@ def test_writer_gone_longer_than_the_buffer_makes_an_explicit_gap(writer_factory
                                                                   data_dir):
     writer = writer_factory().start()
     rec = PacedRecorder(endpoint, data_dir, "--fps", "100", "--episodes", "1", "--max-steps",
-                        "900", "--buffer-mb", "3", "--seed", "3")
+                        "750", "--buffer-mb", "3", "--seed", "3")
     rec.wait_steps(150)
     writer.kill()
     time.sleep(3)  # ~300 frames at 100 FPS; the buffer holds ~30
