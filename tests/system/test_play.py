@@ -21,6 +21,7 @@ from recorder.play.window import PlaySettings, PlayStatus, play
 from recorder.seeds import episode_seed
 from tests.support.datasets_check import assert_exact_episodes, load
 from tests.support.processes import ROOT, WriterProcess, free_endpoint
+from tests.support.recorder_cli import record_here
 
 FPS = 250.0
 
@@ -289,8 +290,7 @@ def test_cli_window_with_agent_and_bad_keymap(writer, tmp_path):
            "--data-dir", str(data_dir)]
     bad = tmp_path / "keys.toml"
     bad.write_text('[atari]\nspace = "FIER"\n')
-    result = subprocess.run([*cmd, "--keymap", str(bad)], cwd=ROOT, capture_output=True,
-                            text=True, timeout=60)
+    result = record_here(*cmd[3:], "--keymap", str(bad))  # refused before anything starts
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert f"keymap {bad} [atari]: unknown atari control 'FIER' for key 'space'" in result.stderr
     assert not (data_dir / "ALE_Pong-v5").exists()
@@ -309,8 +309,7 @@ def test_cli_window_with_agent_and_bad_keymap(writer, tmp_path):
 
 
 def test_cli_list(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "recorder.cli", "--list", "airstriker"],
-                            cwd=ROOT, capture_output=True, text=True, timeout=60)
+    result = record_here("--list", "airstriker")
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ["Stable-Retro (fps: the console's): 1 id",
                                           "  Airstriker-Genesis-v0"]
@@ -318,8 +317,7 @@ def test_cli_list(tmp_path):
 
 @pytest.mark.parametrize("flags", [["--headless"], ["--agent", "random", "--workers", "2"]])
 def test_cli_refuses_impossible_combinations(endpoint, data_dir, flags):
-    result = subprocess.run([sys.executable, "-m", "recorder.cli", "BreakoutNoFrameskip-v4",
-                             "--endpoint", endpoint, "--data-dir", str(data_dir), *flags],
-                            cwd=ROOT, capture_output=True, text=True, timeout=60)
+    result = record_here("BreakoutNoFrameskip-v4", "--endpoint", endpoint, "--data-dir",
+                         str(data_dir), *flags)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.count("\n") == 1
