@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from tests.support.processes import ROOT, free_endpoint, run_record
+from tests.support.recorder_cli import record_here
 
 
 def _one_line_error(result: subprocess.CompletedProcess) -> str:
@@ -25,7 +26,10 @@ def _one_line_error(result: subprocess.CompletedProcess) -> str:
     ("../../etc/passwd", 2, "unknown env id"),
 ])
 def test_bad_env_ids(endpoint, data_dir, env_id, code, words):
-    result = run_record(env_id, endpoint, data_dir, "--episodes", "1", timeout=60)
+    # In this process (refused before anything starts; every command's bad input as a real
+    # process: test_bad_input_sweep).
+    result = record_here(env_id, "--agent", "random", "--headless", "--episodes", "1",
+                         "--endpoint", endpoint, "--data-dir", str(data_dir))
     assert result.returncode == code
     assert words in _one_line_error(result)
     assert not data_dir.exists() or not any(data_dir.iterdir())
@@ -56,6 +60,5 @@ def test_writer_refuses_a_busy_port_and_a_second_writer_on_one_folder(writer_fac
 
 
 def test_recording_needs_an_env_id(endpoint, data_dir):
-    result = subprocess.run([sys.executable, "-m", "recorder.cli", "--agent", "random",
-                             "--headless"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    result = record_here("--agent", "random", "--headless")
     assert result.returncode == 2 and "missing ENV_ID" in _one_line_error(result)
