@@ -115,7 +115,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     results = {}
-    with tempfile.TemporaryDirectory() as tmp:
+    # A writer that lingers may still be writing its last files when the folder goes.
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as tmp:
         work = Path(tmp)
         agent = work / "timed_agent.py"
         agent.write_text(AGENT)

@@ -123,8 +123,8 @@ class WriterHandle:
                 # Another recorder's writer. The probe also keeps it from exiting idle; two
                 # misses in a row (a busy writer may be slow to answer one): it is gone.
                 missed = 0 if probe_writer(self.endpoint, timeout=1.0) is not None else missed + 1
-                if missed < 2:
-                    continue
+                if missed < 2 or not nothing_listens(self.endpoint):
+                    continue  # still bound: slow (a loaded machine), not gone
                 what = "the writer this recorder was using stopped answering"
             try:
                 self.process = _start_or_find(self.endpoint, self.data_dir, self.log_path,
@@ -151,6 +151,10 @@ def ensure_writer(endpoint: str, data_dir: Path, log_path: Path,
         reply = None  # refused at once: no need to wait out a probe
     else:
         reply = probe_writer(endpoint, timeout=0.5 if curve is None else 3.0, curve=curve)
+        if reply is None and curve is None:
+            # Something listens: a writer slow to answer (a busy machine) is likelier than a
+            # squatter, and a writer started beside it would take its answers for its own.
+            reply = probe_writer(endpoint, timeout=2.0)
     if reply is not None:
         if curve is None and not writer_proven(reply):
             # Anyone can listen on a loopback port first; our writer proves its secret.
