@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from pathlib import Path
 
 import pytest
 
-from tests.support.processes import WriterProcess, free_endpoint
+from tests.support.processes import WriterProcess, free_endpoint, run_record
 
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 # Tests never touch the user's caches or the network.
@@ -17,6 +18,34 @@ os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="gymrec-hf-")
 os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="gymrec-config-")
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+
+
+BREAKOUT_RECORDING = ("BreakoutNoFrameskip-v4", "--episodes", "2", "--max-steps", "120",
+                      "--seed", "7")
+
+
+@pytest.fixture(scope="session")
+def breakout_recording(tmp_path_factory) -> Path:
+    """A data folder holding one finished headless session of BREAKOUT_RECORDING (2 episodes
+    of 120 steps), recorded once for the whole run: tests that only read it share it, tests
+    that change it copy it first (its writer is stopped: nothing else writes there). Checked
+    unchanged at the end of the run."""
+    root = tmp_path_factory.mktemp("breakout-recording")
+    writer = WriterProcess(free_endpoint(), root / "data", root / "writer.log").start()
+    try:
+        result = run_record(BREAKOUT_RECORDING[0], writer.endpoint, writer.data_dir,
+                            *BREAKOUT_RECORDING[1:])
+    finally:
+        writer.stop()
+    assert result.returncode == 0, result.stderr
+    before = _digests(writer.data_dir)
+    yield writer.data_dir
+    assert _digests(writer.data_dir) == before, "a test changed the shared breakout_recording"
+
+
+def _digests(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture

@@ -11,19 +11,15 @@ import sys
 import pytest
 
 from tests.support.datasets_check import assert_exact_episodes, load
-from tests.support.processes import ROOT, free_endpoint, run_record
+from tests.support.processes import ROOT, run_record
 
 ENV = "BreakoutNoFrameskip-v4"
 
 
 @pytest.fixture(scope="module")
-def recorded(tmp_path_factory):
-    """One small recording (2 episodes of at most 60 steps), copied afresh by each test."""
-    data_dir = tmp_path_factory.mktemp("recorded") / "data"
-    result = run_record(ENV, free_endpoint(), data_dir, "--episodes", "2", "--max-steps", "60",
-                        "--seed", "3")
-    assert result.returncode == 0, result.stderr
-    return data_dir
+def recorded(breakout_recording):
+    """One small recording (conftest's: 2 episodes of 120 steps), copied afresh by each test."""
+    return breakout_recording
 
 
 @pytest.fixture

@@ -55,8 +55,7 @@ def copy_dataset(data_dir: Path, tmp_path: Path) -> Path:
 
 # -- recordings, one per platform (module scope: each is replayed several ways) ---------------
 
-RECORDINGS = {  # name -> env id, recorder flags
-    "breakout": ("BreakoutNoFrameskip-v4", "--episodes", "2", "--max-steps", "120", "--seed", "7"),
+RECORDINGS = {  # name -> env id, recorder flags (Breakout's: conftest's breakout_recording)
     "doom": ("VizdoomBasic-v1", "--episodes", "2", "--max-steps", "100", "--seed", "11"),
     "png": ("BreakoutNoFrameskip-v4", "--episodes", "2", "--max-steps", "40", "--seed", "5",
             "--codec", "png"),
@@ -76,8 +75,8 @@ def recordings(tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def breakout(recordings) -> Path:
-    return recordings["breakout"]
+def breakout(breakout_recording) -> Path:
+    return breakout_recording  # 2 episodes of 120 steps, read only
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,6 @@ from recorder.delivery.link import WriterLink
 from recorder.envs import frame_of, make_env, resolve_env
 from recorder.session_start import session_start
 from shared.schema import EpisodeEndData, StepData
-from tests.support.processes import free_endpoint, run_record
 from tests.support.replay_rows import replay_here
 
 ENV = "BreakoutNoFrameskip-v4"
@@ -62,12 +61,8 @@ def test_only_aborted_episodes_is_not_a_pass(writer_factory, endpoint, data_dir)
 
 
 @pytest.fixture(scope="module")
-def recorded(tmp_path_factory) -> Path:
-    data_dir = tmp_path_factory.mktemp("verdicts") / "data"
-    result = run_record(ENV, free_endpoint(), data_dir, "--episodes", "3", "--max-steps", "70",
-                        "--seed", "6")
-    assert result.returncode == 0, result.stderr
-    return data_dir
+def recorded(breakout_recording) -> Path:
+    return breakout_recording  # conftest's: 2 episodes of 120 steps; the tests damage copies
 
 
 def _batch_ends(path: Path) -> list[int]:
