@@ -26,7 +26,7 @@ from recorder.replay.sources.local import LocalSource
 from tests.support import hub_data
 from tests.support.hub_cli import hub_env, push_cmd
 from tests.support.hub_server import HubServer
-from tests.support.processes import ROOT, WriterProcess, free_endpoint, run_record
+from tests.support.processes import ROOT, WriterProcess, free_endpoint, run_records
 from tests.support.replay_rows import edit_rows, failures, one_error_line, read_rows
 from writer.store.durable import sha256_file
 
@@ -70,9 +70,9 @@ def recording(tmp_path_factory) -> Path:
     endpoint = free_endpoint()
     writer = WriterProcess(endpoint, base / "data", base / "writer.log").start()
     try:
-        results = [run_record(ENV_ID, endpoint, base / "data", "--episodes", episodes,
-                              "--max-steps", "60", "--seed", seed)
-                   for episodes, seed in (("2", "11"), ("1", "12"))]
+        results = run_records(*[(ENV_ID, endpoint, base / "data", "--episodes", episodes,
+                                 "--max-steps", "60", "--seed", seed)
+                                for episodes, seed in (("2", "11"), ("1", "12"))])  # at once
     finally:
         stopped = writer.stop()
     assert [r.returncode for r in results] == [0, 0], [r.stderr for r in results]
