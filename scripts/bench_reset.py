@@ -9,7 +9,8 @@ Part 2: `gymrec-record BreakoutNoFrameskip-v4 --agent random --headless --episod
 into a running writer, with cheap starts (as shipped) and with every episode reset with its
 seed (a sitecustomize module, on PYTHONPATH for the recorder and its spawned workers, makes
 Atari.start_snapshot return None: the build before cheap starts), alternated over repeats;
-episodes/s and durable frames/s from the recorder's summary.
+episodes/s and durable frames/s from the recorder's summary, and the CPU time of the recorder
+and its workers per frame (what the load of others on a shared machine moves least).
 
     uv run python scripts/bench_reset.py                # both parts
     uv run python scripts/bench_reset.py --quick        # a smoke run (~1 min here)
@@ -21,6 +22,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -86,14 +88,17 @@ def record_run(writer: Writer, seeded: bool, workers: str, patch_dir: Path,
            "--data-dir", str(writer.data_dir)]
     if workers != "default":
         cmd += ["--workers", workers]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)  # the recorder and its workers
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     counts, elapsed = _SUMMARY.search(result.stdout), _ELAPSED.search(result.stdout)
     if result.returncode != 0 or counts is None or elapsed is None:
         raise SystemExit(f"recording failed ({result.returncode}):\n{result.stdout}\n"
                          f"{result.stderr}")
     seconds = float(elapsed.group(1))
     return {"episodes/s": int(counts.group(1)) / seconds, "frames/s": float(elapsed.group(2)),
-            "frames": int(counts.group(3))}
+            "frames": int(counts.group(3)), "cpu ms/frame": cpu * 1000 / int(counts.group(3))}
 
 
 def end_to_end(repeats: int, worker_settings: list[str], episodes: list[str]
@@ -113,12 +118,17 @@ def end_to_end(repeats: int, worker_settings: list[str], episodes: list[str]
                 for seeded in (True, False):
                     eps = spread([r["episodes/s"] for r in runs[seeded]])
                     fps = spread([r["frames/s"] for r in runs[seeded]])
+                    cpu = spread([r["cpu ms/frame"] for r in runs[seeded]])
                     rows.append([workers, "seeded resets (before)" if seeded
                                  else "cheap starts (now)", fmt_spread(eps, 1),
-                                 fmt_spread(fps, 0), runs[seeded][0]["frames"]])
+                                 fmt_spread(fps, 0), fmt_spread(cpu, 3),
+                                 runs[seeded][0]["frames"]])
                 ratio = (statistics.median(r["frames/s"] for r in runs[False])
                          / statistics.median(r["frames/s"] for r in runs[True]))
-                rows.append([workers, "now / before", "", f"{ratio:.2f}×", ""])
+                cpu_ratio = (statistics.median(r["cpu ms/frame"] for r in runs[False])
+                             / statistics.median(r["cpu ms/frame"] for r in runs[True]))
+                rows.append([workers, "now / before", "", f"{ratio:.2f}×", f"{cpu_ratio:.2f}×",
+                             ""])
     return rows
 
 
@@ -128,12 +138,13 @@ def main() -> None:
     parser.add_argument("--resets", type=int, default=100, help="resets per kind (median)")
     parser.add_argument("--repeats", type=int, default=3, help="recordings per variant")
     parser.add_argument("--skip-record", action="store_true", help="part 1 only")
+    parser.add_argument("--workers", default="1,default", help="--workers values to record with")
     parser.add_argument("--json", type=Path, default=None, help="write the tables here")
     args = parser.parse_args()
     n, repeats = (10, 1) if args.quick else (args.resets, args.repeats)
     # --quick: a smoke run (4 short episodes, one worker), not a measurement
     episodes, workers = ((["--episodes", "4", "--max-steps", "100"], ["1"]) if args.quick
-                         else (["--episodes", "64"], ["1", "default"]))
+                         else (["--episodes", "64"], args.workers.split(",")))
     print(f"reset costs, median of {n} (ALE seeded: of {max(5, n // 5)}), ms")
     rows = []
     for platform in ENVS:
@@ -152,7 +163,7 @@ def main() -> None:
               flush=True)
         table = end_to_end(repeats, workers, episodes)
         print(markdown_table(["--workers", "episode starts", "episodes/s", "frames/s durable",
-                              "frames"], table))
+                              "recorder CPU ms/frame", "frames"], table))
     if args.json is not None:
         args.json.write_text(json.dumps({"resets_ms": rows, "end_to_end": table}, indent=1))
 
