@@ -5,7 +5,8 @@ what is on disk.
     python scripts/stress_faults.py                     # 20 kills over 4 seeds, ~3 minutes
     python scripts/stress_faults.py --kills 3 --seeds 1 # the quick check the test suite runs
 
-Each seed is one recording (one session). The writer is killed at a random moment: mostly
+Each seed is one recording: one session per worker of the recorder (`--workers`, one per core
+by default), all with the seed as their base seed. The writer is killed at a random moment: mostly
 between 0.1 and 1.5 s after acknowledgements resumed, sometimes (1 in 5) within 0.5 s of the
 restarted writer answering, i.e. during its recovery or the recorder's resend. A small resend
 buffer (--buffer-mb) keeps the recorder close behind the writer, so every kill lands in a flow.
@@ -15,10 +16,10 @@ time from a restarted writer answering until acknowledgements resume, read from 
 writer acknowledges a row right after its fsync, so the first complete batch of the new writer's
 open shard (or a new sealed shard) marks the moment acks resume, give or take milliseconds.
 
-The audit: frames sent = durable = step rows on disk per session; no duplicate and no missing
-(session, seq); every episode in the session files with the outcome its final row says; the
-card's counts; `datasets.load_dataset` reads every row; `gymrec-replay` passes. Exit code 0 when
-all of it holds, 1 otherwise.
+The audit: frames sent = durable = step rows on disk per recording (its sessions together); no
+duplicate and no missing (session, seq); every episode in the session files with the outcome its
+final row says; the card's counts; `datasets.load_dataset` reads every row; `gymrec-replay`
+passes. Exit code 0 when all of it holds, 1 otherwise.
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ class Recording:
     durable: int
     dropped: int
     output: str = field(repr=False)
+    sessions: list[str] = field(default_factory=list)  # one per worker
 
 
 # -- pure helpers -------------------------------------------------------------------------------
@@ -97,14 +99,24 @@ def outcome_of(terminated: bool, truncated: bool) -> str:
 
 
 def audit_rows(rows: list[dict], sessions: dict[str, dict],
-               recordings: dict[str, Recording]) -> list[str]:
+               recordings: list[Recording]) -> list[str]:
     """Problems found comparing the rows (no images) with the session files and what each
-    recorder said it sent; [] when everything agrees."""
+    recorder said it sent (over all its sessions); [] when everything agrees."""
     problems = []
     by_session: dict[str, list[dict]] = defaultdict(list)
     for row in rows:
         by_session[row["session_id"]].append(row)
-    for sid in sorted(set(by_session) | set(sessions) | set(recordings)):
+    owned = {sid for rec in recordings for sid in rec.sessions}
+    for rec in recordings:
+        steps = sum(1 for sid in rec.sessions for r in by_session.get(sid, ())
+                    if not r["is_last"])
+        if not rec.sessions:
+            problems.append(f"seed {rec.seed}: no session file")
+        elif not (rec.sent == rec.durable == steps and rec.dropped == 0):
+            problems.append(f"seed {rec.seed} ({len(rec.sessions)} sessions): sent {rec.sent}, "
+                            f"durable {rec.durable}, dropped {rec.dropped}, step rows on disk "
+                            f"{steps}")
+    for sid in sorted(set(by_session) | set(sessions) | owned):
         mine = by_session.get(sid, [])
         seqs = [r["seq"] for r in mine]
         duplicates = len(seqs) - len(set(seqs))
@@ -112,13 +124,8 @@ def audit_rows(rows: list[dict], sessions: dict[str, dict],
         if duplicates or missing:
             problems.append(f"session {sid}: {duplicates} duplicate and {len(missing)} missing "
                             f"seqs (first missing: {missing[:5]})")
-        steps = sum(1 for r in mine if not r["is_last"])
-        rec = recordings.get(sid)
-        if rec is None:
+        if sid not in owned:
             problems.append(f"session {sid}: rows of no recording of this run")
-        elif not (rec.sent == rec.durable == steps and rec.dropped == 0):
-            problems.append(f"session {sid} (seed {rec.seed}): sent {rec.sent}, durable "
-                            f"{rec.durable}, dropped {rec.dropped}, step rows on disk {steps}")
         finals = {(r["episode_index"], r["step"], outcome_of(r["terminated"], r["truncated"]))
                   for r in mine if r["is_last"]}
         state = sessions.get(sid)
@@ -209,7 +216,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
     root = data_dir / ENV
     endpoint = _free_endpoint()
     kills: list[Kill] = []
-    recordings: dict[str, Recording] = {}
+    recordings: list[Recording] = []
     lives = 0
 
     def new_writer() -> WriterLife:
@@ -270,9 +277,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
                     recorder.wait()
                 output = out_path.read_text(errors="replace")
                 sent, durable, dropped = parse_summary(output)
-                session = _session_of(root, seed, recordings)
-                recordings[session] = Recording(seed, recorder.returncode, sent, durable, dropped,
-                                                output)
+                recordings.append(Recording(seed, recorder.returncode, sent, durable, dropped,
+                                            output, sessions=_sessions_of(root, seed)))
     finally:  # nothing of ours outlives the run, also after an error
         if recorder is not None and recorder.poll() is None:
             recorder.kill()
@@ -289,17 +295,18 @@ def _free_endpoint() -> str:
         return f"tcp://127.0.0.1:{s.getsockname()[1]}"
 
 
-def _session_of(root: Path, seed: int, known: dict) -> str:
-    """The session id of the recording of `seed` (the session file with that base seed)."""
+def _sessions_of(root: Path, seed: int) -> list[str]:
+    """The session ids of the recording of `seed` (the session files with that base seed: one
+    per worker)."""
+    found = []
     for path in sorted((root / ".meta" / "sessions").glob("*.json")):
         try:
             state = json.loads(path.read_text())
         except (OSError, ValueError):
             continue
-        start = state.get("start") or {}
-        if start.get("base_seed") == seed and path.stem not in known:
-            return path.stem
-    return f"<no session file for seed {seed}>"
+        if (state.get("start") or {}).get("base_seed") == seed:
+            found.append(path.stem)
+    return found
 
 
 def _read_rows(root: Path) -> list[dict]:
@@ -313,10 +320,10 @@ def _read_rows(root: Path) -> list[dict]:
 
 
 def _report(args, console: Console, root: Path, work: Path, kills: list[Kill],
-            recordings: dict[str, Recording]) -> int:
+            recordings: list[Recording]) -> int:
     problems = [f"seed {r.seed}: gymrec-record exited {r.returncode}: "
                 f"{r.output.strip().splitlines()[-1:] or ''}"
-                for r in recordings.values() if r.returncode != 0]
+                for r in recordings if r.returncode != 0]
     if len(kills) < args.kills:
         problems.append(f"only {len(kills)} of {args.kills} kills happened")
     rows = _read_rows(root)
@@ -343,11 +350,12 @@ def _report(args, console: Console, root: Path, work: Path, kills: list[Kill],
         problems.append(f"gymrec-replay exited {replay.returncode}: {verdict}")
     resumes = [k.resume_s for k in kills if k.resume_s is not None]
     downs = [k.down_s for k in kills]
-    sent = sum(r.sent for r in recordings.values())
+    sent = sum(r.sent for r in recordings)
     console.print(f"data: {work}")
     console.print(f"kills: {len(kills)} over seeds "
-                  f"{sorted({k.seed for k in kills})}; sessions: {len(recordings)}")
-    console.print(f"frames sent {sent}, durable {sum(r.durable for r in recordings.values())}, "
+                  f"{sorted({k.seed for k in kills})}; recordings: {len(recordings)}, sessions: "
+                  f"{sum(len(r.sessions) for r in recordings)}")
+    console.print(f"frames sent {sent}, durable {sum(r.durable for r in recordings)}, "
                   f"rows on disk {len(rows)} ({episodes} episodes), load_dataset {loaded}")
     console.print(f"writer down (SIGKILL → answering): {spread(downs)}")
     console.print(f"answering → acks resume:          {spread(resumes)}")

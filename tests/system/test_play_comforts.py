@@ -155,7 +155,8 @@ def test_a_break_between_episodes_records_nothing(writer, between):
     assert sorted(episodes) == [0, 1, 2] and all(len(rows) == 9 for rows in episodes.values())
     for index in (1, 2):
         paused = episodes[index][0]["timestamp"] - episodes[index - 1][-1]["timestamp"]
-        assert paused >= (0.4 if between != "space" else 15 / 50)
+        # the timestamps are those of paced ticks: allow half a frame of clock jitter
+        assert paused >= (0.4 if between != "space" else 15 / 50) - 0.5 / 50
         assert episodes[index][0]["action"] == 0  # NOOP: no key was held
     image = np.asarray(load(writer.data_dir, BREAKOUT).filter(
         lambda r: r["session_id"] == state["start"]["session"] and r["episode_index"] == 1

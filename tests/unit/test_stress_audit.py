@@ -28,30 +28,41 @@ def _state(outcome: str = "terminated", steps: int = 3) -> dict:
             "episodes": [{"episode_index": 0, "steps": steps, "outcome": outcome}]}
 
 
-def _recording(sent: int, durable: int | None = None, dropped: int = 0):
+def _recording(sent: int, durable: int | None = None, dropped: int = 0, sessions=("a",)):
     return stress.Recording(seed=1, returncode=0, sent=sent,
                             durable=sent if durable is None else durable, dropped=dropped,
-                            output="")
+                            output="", sessions=list(sessions))
 
 
 def test_a_clean_run_has_no_problems():
-    assert stress.audit_rows(_rows("a", 3), {"a": _state()}, {"a": _recording(3)}) == []
+    assert stress.audit_rows(_rows("a", 3), {"a": _state()}, [_recording(3)]) == []
 
 
 def test_duplicates_missing_rows_lost_episodes_and_wrong_counts_are_problems():
     rows = _rows("a", 3)
     duplicated = rows + [rows[1]]
-    assert "1 duplicate and 0 missing" in stress.audit_rows(
-        duplicated, {"a": _state()}, {"a": _recording(3)})[0]
+    assert any("1 duplicate and 0 missing" in p for p in stress.audit_rows(
+        duplicated, {"a": _state()}, [_recording(3)]))
     holed = [r for r in rows if r["seq"] != 2]
-    problems = stress.audit_rows(holed, {"a": _state()}, {"a": _recording(3)})
+    problems = stress.audit_rows(holed, {"a": _state()}, [_recording(3)])
     assert any("0 duplicate and 1 missing" in p for p in problems)
     assert any("step rows on disk 2" in p for p in problems)
-    assert stress.audit_rows(rows, {"a": {**_state(), "episodes": []}}, {"a": _recording(3)})
-    assert stress.audit_rows(rows, {"a": _state("aborted")}, {"a": _recording(3)})
-    assert stress.audit_rows(rows, {"a": _state()}, {"a": _recording(4, 3)})
+    assert stress.audit_rows(rows, {"a": {**_state(), "episodes": []}}, [_recording(3)])
+    assert stress.audit_rows(rows, {"a": _state("aborted")}, [_recording(3)])
+    assert stress.audit_rows(rows, {"a": _state()}, [_recording(4, 3)])
     assert stress.audit_rows(rows, {"a": {**_state(), "status": "recording"}},
-                             {"a": _recording(3)})
+                             [_recording(3)])
+
+
+def test_a_recording_counts_the_sessions_of_all_its_workers():
+    rows = _rows("a", 3) + _rows("b", 2)
+    states = {"a": _state(), "b": _state(steps=2)}
+    assert stress.audit_rows(rows, states, [_recording(5, sessions=("a", "b"))]) == []
+    short = stress.audit_rows(rows, states, [_recording(5)])
+    assert any("step rows on disk 3" in p for p in short)
+    assert any("session b: rows of no recording" in p for p in short)
+    assert any("no session file" in p
+               for p in stress.audit_rows([], {}, [_recording(0, sessions=())]))
 
 
 def test_summary_line_and_percentiles():
