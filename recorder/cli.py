@@ -107,9 +107,9 @@ class _BetweenEpisodes(click.ParamType):
 @click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=None,
               help="Base seed; every episode's reset seed is derived from it and stored.")
 @click.option("--workers", type=click.IntRange(1, 64), default=None,
-              help="Recorder processes playing at once, all into one writer (default: "
-                   "--headless, the cores this process may use, at most one per episode; "
-                   "else 1).")
+              help="Recorders playing at once, all into one writer (default: --headless, "
+                   "the cores this process may use while each gets 4 episodes or more; else "
+                   "1). One plays in this process, more are worker processes.")
 @click.option("--state", default=None,
               help="Stable-Retro save state to start from (one the game has, e.g. Level1).")
 @click.option("--env-option", "env_options", multiple=True, metavar="KEY=VALUE",
@@ -271,13 +271,19 @@ def _play_in_window(settings: CliSettings, choice: EnvChoice, keys, writer: Writ
                       interrupted=interrupted)
 
 
+# A worker process costs an interpreter and its imports (about a second of CPU, more on a busy
+# machine) before its first step; a random agent's Atari episode takes a fraction of that.
+EPISODES_PER_WORKER = 4
+
+
 def default_workers(episodes: int, realtime: bool) -> int:
     """Headless workers when --workers is not given: one per core this process may run on
-    (more recorders get nearer the machine's bound: docs/BENCHMARKS.md), never more than the
-    episodes; 1 with --realtime (a paced agent plays like one person)."""
+    (more recorders get nearer the machine's bound: docs/BENCHMARKS.md), as long as each gets
+    EPISODES_PER_WORKER episodes (a short run plays sooner in the recorder's own process);
+    1 with --realtime (a paced agent plays like one person)."""
     if realtime:
         return 1
-    return max(1, min(len(os.sched_getaffinity(0)), episodes))
+    return max(1, min(len(os.sched_getaffinity(0)), episodes // EPISODES_PER_WORKER))
 
 
 def _client_keys(curve_key: Path | None, server_key: Path | None) -> ClientKeys | None:

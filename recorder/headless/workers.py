@@ -15,6 +15,12 @@ One scheme, whichever process is signalled:
 - Workers start with SIGINT/SIGTERM ignored (an exec keeps SIG_IGN), so a signal during their
   start-up (imports, env creation) cannot kill them half-made; they learn of it from the stop
   pipe. The parent holds (blocks) those signals meanwhile, so they wait for its handlers.
+- A recording with one worker plays it in a thread of the recorder's own process instead: no
+  interpreter to start and no module imported twice (seconds of a short run on a busy machine).
+  The same pipes join it to the loop below, and it takes the same stop levels; the signals
+  reach the recorder's handlers (StopRequest) as before. Unlike a worker process, it cannot
+  outlive a SIGKILLed recorder to end its session: the writer closes that session as aborted
+  once it is silent, as it does for the window's (everything it confirmed stays).
 - Workers start before the writer is known to answer (their imports and env creation, seconds,
   overlap the writer's start-up) and open no session until the parent says go: level 0 on the
   stop pipe, sent once `ready()` returned. If it raised, they get level 1 instead and end
@@ -100,7 +106,8 @@ def run_workers(settings: RecordSettings,
     try:
         ctx = mp.get_context("spawn")
         with _signals_held():
-            pool = [_Worker(ctx, settings, w) for w in range(settings.workers)]
+            pool = [_Worker(ctx, settings, w, in_process=settings.workers == 1)
+                    for w in range(settings.workers)]
         latest = {w.index: WorkerProgress(w.index) for w in pool}
         failures: list[WorkerFailure] = []
         not_ready = _go_when_ready(ready, pool, stop)
@@ -126,12 +133,15 @@ def run_workers(settings: RecordSettings,
             stop.restore()
     if not_ready is not None:
         raise not_ready
+    for worker in pool:
+        if worker.crash is not None:  # a bug in this process: its own traceback
+            raise worker.crash
     if failures:
         raise failures[0].to_error()
     for worker in pool:
         if not latest[worker.index].done:
             raise GymrecError(f"recorder worker {worker.index} died "
-                              f"(exit code {worker.process.exitcode})")
+                              f"(exit code {worker.exitcode})")
     return PoolResult(workers=list(latest.values()), stopped_by=stop.first_signal,
                       cut_short=stop.hurry)
 
@@ -180,22 +190,41 @@ def _readable(pool: list[_Worker]) -> list[_Worker]:
 
 
 class _Worker:
-    """The parent's side of one worker process."""
+    """The parent's side of one worker: a process, or a thread of this one (`in_process`)."""
 
-    def __init__(self, ctx, settings: RecordSettings, index: int):
+    def __init__(self, ctx, settings: RecordSettings, index: int, in_process: bool = False):
         self.index = index
         reports, their_reports = ctx.Pipe(duplex=False)
         their_control, control = ctx.Pipe(duplex=False)
-        self.process = ctx.Process(target=_worker_main, name=f"gymrec-worker-{index}",
-                                   args=(settings, index, their_reports, their_control,
-                                         os.getpid()), daemon=True)
-        self.process.start()
-        their_reports.close()  # the worker holds its own copies: EOF once it is gone
-        their_control.close()
+        self.process = self.thread = None
+        self.crash: BaseException | None = None
+        if in_process:
+            self.thread = threading.Thread(target=self._run_here, name=f"gymrec-worker-{index}",
+                                           args=(settings, their_reports, their_control),
+                                           daemon=True)
+            self.thread.start()
+        else:
+            self.process = ctx.Process(target=_worker_main, name=f"gymrec-worker-{index}",
+                                       args=(settings, index, their_reports, their_control,
+                                             os.getpid()), daemon=True)
+            self.process.start()
+            their_reports.close()  # the worker holds its own copies: EOF once it is gone
+            their_control.close()
         self.reports: Connection = reports
         self.control: Connection = control
         self.open = True
         self.sent_level = 0
+
+    def _run_here(self, settings: RecordSettings, reports: Connection,
+                  control: Connection) -> None:
+        try:
+            _worker_body(settings, self.index, reports, control, StopRequest())
+        except BaseException as exc:  # noqa: BLE001 - raised again by run_workers
+            self.crash = exc
+
+    @property
+    def exitcode(self) -> int | None:
+        return self.process.exitcode if self.process is not None else None
 
     def receive(self):
         """The next report, or None once the worker is gone (end of file)."""
@@ -215,10 +244,13 @@ class _Worker:
             pass  # already gone
 
     def join(self) -> None:
-        self.process.join(timeout=10)
-        if self.process.is_alive():
-            self.process.kill()
-            self.process.join()
+        if self.thread is not None:
+            self.thread.join()
+        else:
+            self.process.join(timeout=10)
+            if self.process.is_alive():
+                self.process.kill()
+                self.process.join()
         self.control.close()
 
 
@@ -232,6 +264,13 @@ def _worker_main(settings: RecordSettings, index: int, reports: Connection,
     _die_with_parent()
     if os.getppid() != parent:
         stop.raise_to(1)  # the parent died before PR_SET_PDEATHSIG was in place
+    _worker_body(settings, index, reports, control, stop)
+
+
+def _worker_body(settings: RecordSettings, index: int, reports: Connection,
+                 control: Connection, stop: StopRequest) -> None:
+    """Record this worker's episodes, taking stop levels from `control` and sending reports up
+    `reports` (closed at the end: the parent's end of file)."""
     go = threading.Event()
     threading.Thread(target=_follow_parent, args=(control, stop, go), daemon=True,
                      name="stop-levels").start()
@@ -258,13 +297,15 @@ def _die_with_parent() -> None:
 
 def _follow_parent(control: Connection, stop: StopRequest, go: threading.Event) -> None:
     """Stop levels from the parent (any of them, 0 included, means go: the writer answers);
-    end of file means the parent is gone: stop (level 1)."""
+    end of file means the parent is gone: stop (level 1). Closes `control` then (only this
+    thread reads it: closed under a read, it would fail in other ways than EOF)."""
     while True:
         try:
             data = control.recv_bytes()
         except (EOFError, OSError):
             stop.raise_to(1)
             go.set()
+            control.close()
             return
         stop.raise_to(max(data))
         go.set()

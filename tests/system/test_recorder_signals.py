@@ -90,17 +90,50 @@ def test_a_signal_to_the_pid_or_the_group_stops_the_recording_in_order(
 def test_sigkill_of_the_recorder_takes_its_workers_along(recorders, writer_factory, endpoint,
                                                          data_dir):
     writer_factory().start()
-    rec = recorders(ENV, endpoint, data_dir, *MANY)
+    rec = recorders(ENV, endpoint, data_dir, *MANY, "--workers", "2")
     rec.wait_recording()
+    assert len(rec.workers) == 2
+    wait_for(lambda: len(_session_states(data_dir)) == 2, 60, "both workers' sessions")
     rec.signal_pid(signal.SIGKILL)
     rec.communicate()
-    rec.leftovers(timeout=30)  # the worker noticed, ended its session and removed its ring
-    state = session_state(data_dir, ENV)
-    assert state["status"] == "ended" and state["end"]["reason"] == "interrupted"
+    rec.leftovers(timeout=30)  # the workers noticed, ended their sessions, removed their rings
+    states = _session_states(data_dir)
+    assert len(states) == 2
     episodes = assert_exact_episodes(load(data_dir, ENV))
-    assert sum(len(rows) - 1 for rows in episodes.values()) == state["end"]["steps_sent"]
-    report("recorder SIGKILLed (its worker ends the session)", sent=state["end"]["steps_sent"],
-           durable=state["end"]["steps_sent"], processes_left=0, shm_files_left=0)
+    for state in states:
+        assert state["status"] == "ended" and state["end"]["reason"] == "interrupted"
+    assert sum(len(rows) - 1 for rows in episodes.values()) == sum(
+        state["end"]["steps_sent"] for state in states)
+    report("recorder SIGKILLed (its workers end their sessions)",
+           sent=sum(state["end"]["steps_sent"] for state in states), processes_left=0,
+           shm_files_left=0)
+
+
+def test_a_sigkilled_recorder_playing_in_its_own_process_loses_nothing_confirmed(
+        recorders, writer_factory, endpoint, data_dir):
+    """One worker plays in the recorder's process: nothing is left to end its session, so
+    the writer closes it as aborted once it is silent; every row it confirmed stays, each
+    episode but the cut one whole."""
+    writer_factory("--session-timeout", "2").start()
+    rec = recorders(ENV, endpoint, data_dir, *MANY, "--workers", "1")
+    rec.wait_recording()
+    assert rec.workers == []  # no worker process
+    rec.signal_pid(signal.SIGKILL)
+    rec.communicate()
+    wait_for(lambda: session_state(data_dir, ENV)["status"] == "aborted", 30,
+             "the writer to seal the silent session as aborted")
+    rec.leftovers(timeout=30)  # its ring too: the writer removes it with the session
+    rows = load(data_dir, ENV)
+    assert len(rows) > 0 and sorted(rows["seq"]) == list(range(1, len(rows) + 1))
+    report("recorder with one in-process worker SIGKILLed", rows_kept=len(rows),
+           status="aborted", processes_left=0, shm_files_left=0)
+
+
+def _session_states(data_dir) -> list[dict]:
+    import json
+
+    folder = data_dir / ENV / ".meta" / "sessions"
+    return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
 
 
 def test_a_second_ctrl_c_cuts_the_wait_for_an_absent_writer(recorders, writer_factory,

@@ -1,0 +1,19 @@
+"""How many recorders play when --workers is not given."""
+
+from __future__ import annotations
+
+import os
+
+from recorder.cli import EPISODES_PER_WORKER, default_workers
+
+
+def test_a_short_run_plays_in_one_recorder_and_a_long_one_on_every_core():
+    cores = len(os.sched_getaffinity(0))
+    assert default_workers(1, realtime=False) == 1
+    assert default_workers(EPISODES_PER_WORKER * 2 - 1, realtime=False) == 1
+    assert default_workers(EPISODES_PER_WORKER * 2, realtime=False) == min(cores, 2)
+    assert default_workers(10_000, realtime=False) == cores
+
+
+def test_a_paced_agent_plays_alone():
+    assert default_workers(10_000, realtime=True) == 1
