@@ -84,8 +84,13 @@ def resolve_env(env_id: str, state: str | None = None,
     An exact id wins over another platform's alias; `state` is a Stable-Retro save state;
     `options` are keyword arguments for making the env (`--env-option`); `record` the extra
     observations to record (`--record`)."""
-    ids = known_ids()
-    owner = next((p for p in platforms() if env_id in ids[p.name]), None)
+    ids: dict[str, list[str]] = {}
+    owner = None
+    for p in platforms():  # the first platform that knows the id exactly: the others' modules
+        ids[p.name] = p.ids()  # are not imported (a second of start-up between them)
+        if env_id in ids[p.name]:
+            owner = p
+            break
     canonical = env_id
     if owner is None:
         for p in platforms():
