@@ -2,22 +2,46 @@
 
 from __future__ import annotations
 
+import atexit
+import compileall
 import hashlib
 import os
+import shutil
+import sys
+import sysconfig
 import tempfile
 from pathlib import Path
 
 import pytest
 
-from tests.support.processes import WriterProcess, free_endpoint, run_record
+from tests.support.processes import ROOT, WriterProcess, free_endpoint, run_record
 
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 # Tests never touch the user's caches or the network.
 os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="gymrec-hf-")
 # ... nor the user's gymrec config file (~/.config/gymrec/config.toml): an empty config home.
 os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="gymrec-config-")
-os.environ["HF_HUB_OFFLINE"] = "1"
-os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+for _made in (os.environ["HF_HOME"], os.environ["XDG_CONFIG_HOME"]):
+    atexit.register(shutil.rmtree, _made, ignore_errors=True)
+# Bytecode, as a user's machine has it (pip compiles at install, Python caches what it imports):
+# where PYTHONDONTWRITEBYTECODE is set (CI), each of the hundreds of processes the tests start
+# would compile numpy, gymnasium, pyarrow and gymrec from source again (~0.5 s each). Once per
+# environment (later runs find it up to date in well under a second).
+def _warm_bytecode() -> None:
+    import importlib.util
+
+    import numpy
+
+    # Checking a warm environment is quick in one process; compiling a cold one wants them all.
+    warm = Path(importlib.util.cache_from_source(numpy.__file__)).exists()
+    paths = sysconfig.get_paths()
+    for folder in dict.fromkeys([paths["purelib"], paths["platlib"], *(
+            str(ROOT / p) for p in ("recorder", "writer", "shared", "scripts"))]):
+        compileall.compile_dir(folder, quiet=2, workers=1 if warm else os.cpu_count() or 1)
+
+
+if sys.dont_write_bytecode:
+    _warm_bytecode()
 
 
 BREAKOUT_RECORDING = ("BreakoutNoFrameskip-v4", "--episodes", "2", "--max-steps", "120",
