@@ -53,7 +53,7 @@ def free_endpoint() -> str:
 def record(env_id: str, episodes: int, max_steps: int, data_dir: Path) -> Path:
     cmd = [sys.executable, "-m", "recorder.cli", env_id, "--agent", "random", "--headless",
            "--episodes", str(episodes), "--max-steps", str(max_steps), "--seed", "1",
-           "--data-dir", str(data_dir), "--endpoint", free_endpoint()]
+           "--workers", "1", "--data-dir", str(data_dir), "--endpoint", free_endpoint()]
     subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, timeout=600)
     return dataset_dir(data_dir, env_id)
 

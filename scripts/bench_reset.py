@@ -74,7 +74,7 @@ def reset_costs(platform: str, n: int) -> dict[str, float]:
 
 
 _SUMMARY = re.compile(r"episodes: (\d+)\s+frames sent: (\d+)\s+frames durable: (\d+)")
-_ELAPSED = re.compile(r"recorded in ([\d.]+) s: ([\d.]+) frames/s durable")
+_ELAPSED = re.compile(r"recorded in ([\d.,]+) s: ([\d.,]+) frames/s durable")
 
 
 def record_run(writer: Writer, seeded: bool, workers: str, patch_dir: Path,
@@ -96,8 +96,9 @@ def record_run(writer: Writer, seeded: bool, workers: str, patch_dir: Path,
     if result.returncode != 0 or counts is None or elapsed is None:
         raise SystemExit(f"recording failed ({result.returncode}):\n{result.stdout}\n"
                          f"{result.stderr}")
-    seconds = float(elapsed.group(1))
-    return {"episodes/s": int(counts.group(1)) / seconds, "frames/s": float(elapsed.group(2)),
+    seconds = float(elapsed.group(1).replace(",", ""))
+    return {"episodes/s": int(counts.group(1)) / seconds,
+            "frames/s": float(elapsed.group(2).replace(",", "")),
             "frames": int(counts.group(3)), "cpu ms/frame": cpu * 1000 / int(counts.group(3))}
 
 
