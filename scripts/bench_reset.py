@@ -57,8 +57,10 @@ def reset_costs(platform: str, n: int) -> dict[str, float]:
     env = make_env(resolve_env(ENVS[platform]))
     try:
         env.reset(seed=0)
-        for _ in range(50):  # out of the power-on state
-            env.step(env.action_space.sample())
+        for _ in range(50):  # out of the power-on state (VizdoomBasic may end meanwhile)
+            _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+            if terminated or truncated:
+                env.reset()
         seeded_n = max(5, n // 5) if platform == "atari" else n  # ~0.1 s each on ALE
         snapshot = start_snapshot(env)
         return {
