@@ -48,8 +48,10 @@ def _assert_complete(data_dir, sent: int, durable: int) -> dict:
 
 def test_ctrl_c_to_the_group_keeps_every_frame_with_an_auto_started_writer(
         recorders, endpoint, data_dir):
-    rec = recorders(ENV, endpoint, data_dir, *MANY)
+    """One worker, in the recorder's own process (two worker processes: the test below)."""
+    rec = recorders(ENV, endpoint, data_dir, *MANY, "--workers", "1")
     rec.wait_recording()
+    assert rec.workers == []
     (writer,) = writer_pids(data_dir)
     rec.signal_group(signal.SIGINT)  # a terminal's Ctrl-C: the whole foreground group
     code, out, err = rec.communicate()
@@ -60,7 +62,7 @@ def test_ctrl_c_to_the_group_keeps_every_frame_with_an_auto_started_writer(
     _assert_complete(data_dir, sent, durable)
     state = session_state(data_dir, ENV)
     assert state["status"] == "ended" and state["end"]["reason"] == "interrupted"
-    assert state["episodes"][-1]["outcome"] == "aborted"
+    assert state["episodes"][-1]["outcome"] == "aborted", (state, err)
     report("Ctrl-C to the recorder's group, auto-started writer", sent=sent, durable=durable,
            exit_code=code, processes_left=0, shm_files_left=0)
 
