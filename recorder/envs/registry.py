@@ -87,7 +87,7 @@ def resolve_env(env_id: str, state: str | None = None,
     ids: dict[str, list[str]] = {}
     owner = None
     for p in platforms():  # the first platform that knows the id exactly: the others' modules
-        ids[p.name] = p.ids()  # are not imported (a second of start-up between them)
+        ids[p.name] = p.ids()  # are not imported (~0.5 s of start-up between them)
         if env_id in ids[p.name]:
             owner = p
             break
