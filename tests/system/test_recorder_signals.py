@@ -59,10 +59,14 @@ def test_ctrl_c_to_the_group_keeps_every_frame_with_an_auto_started_writer(
     sent, durable = rec.counts()
     rec.leftovers()
     wait_for(lambda: not alive(writer), 30, "the auto-started writer to exit when idle")
-    _assert_complete(data_dir, sent, durable)
+    episodes = _assert_complete(data_dir, sent, durable)
     state = session_state(data_dir, ENV)
     assert state["status"] == "ended" and state["end"]["reason"] == "interrupted"
-    assert state["episodes"][-1]["outcome"] == "aborted", (state, err)
+    # Ctrl-C cuts the episode in play (aborted), or lands as one ends by itself (seed 3's first
+    # episode ends about when the writer's first rows reach the disk): then none starts after it.
+    outcomes = [e["outcome"] for e in state["episodes"]]
+    assert len(outcomes) == len(episodes), (state["episodes"], err)
+    assert outcomes[-1] == "aborted" or "aborted" not in outcomes, (state["episodes"], err)
     report("Ctrl-C to the recorder's group, auto-started writer", sent=sent, durable=durable,
            exit_code=code, processes_left=0, shm_files_left=0)
 
