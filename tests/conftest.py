@@ -21,18 +21,22 @@ os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="gymrec-hf-")
 # ... nor the user's gymrec config file (~/.config/gymrec/config.toml): an empty config home.
 os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="gymrec-config-")
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 for _made in (os.environ["HF_HOME"], os.environ["XDG_CONFIG_HOME"]):
     atexit.register(shutil.rmtree, _made, ignore_errors=True)
-# Bytecode, as a user's machine has it (pip compiles at install, Python caches what it imports):
-# where PYTHONDONTWRITEBYTECODE is set (CI), each of the hundreds of processes the tests start
-# would compile numpy, gymnasium, pyarrow and gymrec from source again (~0.5 s each). Once per
-# environment (later runs find it up to date in well under a second).
+
+
 def _warm_bytecode() -> None:
+    """Bytecode, as a user's machine has it (pip compiles at install, Python caches what it
+    imports): where PYTHONDONTWRITEBYTECODE is set (CI), each of the hundreds of processes the
+    tests start would compile numpy, gymnasium, pyarrow and gymrec from source again (~0.5 s
+    each). Once per environment: a warm one is checked in well under a second in one process;
+    a cold one is compiled on every core."""
     import importlib.util
 
     import numpy
 
-    # Checking a warm environment is quick in one process; compiling a cold one wants them all.
     warm = Path(importlib.util.cache_from_source(numpy.__file__)).exists()
     paths = sysconfig.get_paths()
     for folder in dict.fromkeys([paths["purelib"], paths["platlib"], *(
