@@ -98,6 +98,12 @@ class WriterLink:
         self.keepalive = 1.0  # seconds without an ack before the SessionStart goes out again
         self.batch_seconds = 0.1  # a partial batch leaves after this long at the latest
         self.reconnect_after = 4.0  # seconds without any reply before the socket is replaced
+        # Replies (acks, resend requests) are read at most this often by `pump()`: asking the
+        # socket whether one is there costs ~40 us in a loop that sleeps between frames (the
+        # core wakes up cold), over half of what recording cost human play a frame at 60 fps
+        # (docs/BENCHMARKS.md, game loop). Waiting for room or for the last acks reads at once.
+        self.reply_interval = 0.1
+        self._replies_at = 0.0
         self.session = start.session
         self.action_space = start.action_space
         self.start_frames = p.to_frames(start)
@@ -225,11 +231,15 @@ class WriterLink:
 
     # -- moving messages ----------------------------------------------------------------------
 
-    def pump(self, max_messages: int = 32) -> None:
-        """Read acks and resend requests, then send up to `max_messages` (so a resend after a
-        writer restart is spread over several frames instead of stalling one). Never blocks."""
-        self._read_replies()
+    def pump(self, max_messages: int = 32, read_now: bool = False) -> None:
+        """Read acks and resend requests (every `reply_interval` seconds, or now: `read_now`),
+        then send up to `max_messages` (so a resend after a writer restart is spread over
+        several frames instead of stalling one). Never blocks."""
         now = time.monotonic()
+        if read_now or now - self._replies_at >= self.reply_interval:
+            self._replies_at = now
+            self._read_replies()
+            now = time.monotonic()
         if self._batch is not None and now - self._batch.started_at > self.batch_seconds:
             self._flush_batch()  # a paused game still gets its last frames out
         if self.outbox.in_flight and now - self.stats.last_ack_at > self.resend_after:
@@ -365,7 +375,7 @@ class WriterLink:
         while not self.has_room(nbytes) and self.refused is None and not self.give_up():
             if time.monotonic() - self.stats.last_ack_at > stall_timeout:
                 return
-            self.pump(max_messages=256)
+            self.pump(max_messages=256, read_now=True)
             self._await_reply(0.005)
 
     def drain(self, timeout: float, on_wait=None) -> bool:
@@ -374,7 +384,7 @@ class WriterLink:
         deadline = time.monotonic() + timeout
         while (self.outbox.unacked and time.monotonic() < deadline and self.refused is None
                and not self.give_up()):
-            self.pump(max_messages=256)
+            self.pump(max_messages=256, read_now=True)
             if on_wait is not None:
                 on_wait()
             self._await_reply(0.005)
