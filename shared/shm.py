@@ -3,7 +3,8 @@
 The recorder owns a file `/dev/shm/gymrec-<session>`: a header page, then `slots` slots of H*W*C
 bytes; a StepBatch names the slot of each step instead of carrying its pixels. The recorder
 reuses a slot only after the writer has acknowledged the step in it (the ring doubles as the
-resend buffer); the writer reads the frames from the file (one `pread` each), not the socket.
+resend buffer); the writer reads the frames from the file (one `pread` each, in its encoder
+threads), not the socket.
 
 The file is anyone's to make, so the writer trusts nothing about it: it opens it without
 following a symlink and without blocking (a FIFO), takes only a regular file with one link and
@@ -19,6 +20,9 @@ import hashlib
 import mmap
 import os
 import stat
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from shared.errors import ProtocolError
@@ -116,7 +120,10 @@ class PixelRing:
 class RingReader:
     """The writer's side: an open file descriptor on a recorder's ring, checked, read by pread.
 
-    Raises ProtocolError (naming what is wrong) for a ring that is not what its session says."""
+    Raises ProtocolError (naming what is wrong) for a ring that is not what its session says.
+    Encoder threads read from it (`reading()`, then `read_into`) while the writer's loop may
+    `close()` it: the descriptor is closed once the last reader is done, so a number the OS
+    hands out again is never read by mistake."""
 
     def __init__(self, session: str, slots: int, slot_bytes: int, owner_token: str):
         path = shm_path(session)
@@ -130,23 +137,51 @@ class RingReader:
             os.close(fd)
             raise
         self._fd = fd
+        self._lock = threading.Lock()
+        self._readers = 0
+        self._closed = False
         self.path = path
         self.slots = slots
         self.slot_bytes = slot_bytes
 
-    def pixels(self, slot: int) -> bytes:
-        """A copy of one slot's frame. ProtocolError if the file was cut short since."""
-        data = os.pread(self._fd, self.slot_bytes, HEADER_BYTES + slot * self.slot_bytes)
-        if len(data) != self.slot_bytes:
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        """Keep the descriptor open while `read_into` runs in this block (ProtocolError when
+        the ring is closed already: its session is over)."""
+        with self._lock:
+            if self._closed:
+                raise ProtocolError(f"shared-memory ring {self.path} is closed")
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._readers -= 1
+                if self._closed and not self._readers:
+                    self._close_fd()
+
+    def read_into(self, slot: int, out) -> None:
+        """Copy one slot's frame into `out` (a writable buffer of `slot_bytes`), inside
+        `reading()`. ProtocolError if the file was cut short since, or cannot be read."""
+        try:
+            n = os.preadv(self._fd, [out], HEADER_BYTES + slot * self.slot_bytes)
+        except OSError as exc:
+            raise ProtocolError(f"shared-memory ring {self.path}: {exc.strerror}") from exc
+        if n != self.slot_bytes:
             raise ProtocolError(f"shared-memory ring {self.path} was truncated")
-        return data
 
     def close(self, unlink: bool = False) -> None:
+        with self._lock:
+            self._closed = True
+            if not self._readers:
+                self._close_fd()
+        if unlink:
+            self.path.unlink(missing_ok=True)
+
+    def _close_fd(self) -> None:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
-        if unlink:
-            self.path.unlink(missing_ok=True)
 
 
 def _check_ring(fd: int, path: Path, size: int, mark: bytes) -> None:

@@ -36,7 +36,7 @@ from shared.schema import check_action_fits, check_extras_fit, check_info_fits
 from shared.security import ServerKeys, is_loopback, prove, writer_secret
 from shared.spaces import validate_action
 from shared.version import VERSION
-from writer.encode import encode_frame, encode_frames
+from writer.encode import encode_frame, encode_frames, encode_ring_frames
 from writer.store.repair import repair_dataset
 from writer.store.session import (
     WriterSession,
@@ -355,24 +355,26 @@ class Writer:
             check_info_fits(info, session.start.info_columns)
         check_extras_fit(msg.extras, session.start.extras)
         skip = session.next_seq - msg.seq  # a resent batch may overlap what is already here
+        start = session.start
         if msg.slots:
             if session.ring is None or max(msg.slots) >= session.ring.slots:
                 raise ProtocolError("steps name shared-memory slots this session does not have")
-            frame_bytes = session.ring.slot_bytes
-            if (msg.count - skip) * frame_bytes > self.settings.max_message_bytes:
-                raise ProtocolError(f"a batch of {msg.count} frames of {frame_bytes} bytes")
-            try:  # read now: the recorder may reuse a slot once it is acknowledged
-                pixels = [session.ring.pixels(slot) for slot in msg.slots[skip:]]
-            except (ProtocolError, OSError) as exc:
-                self._fail(session, str(exc))
-                return
-            self._turn_bytes += sum(len(px) for px in pixels)
+            nbytes = (msg.count - skip) * session.ring.slot_bytes
+            if nbytes > self.settings.max_message_bytes:
+                raise ProtocolError(f"a batch of {msg.count} frames of "
+                                    f"{session.ring.slot_bytes} bytes")
+            # Read in the encoder, not here: a slot is reused only once its step is acknowledged,
+            # after its row is written. A ring cut short fails the session when its turn comes.
+            self._turn_bytes += nbytes
+            encoded = self.pool.submit(encode_ring_frames, session.ring, msg.slots[skip:],
+                                       start.frame_shape, start.codec, start.quality,
+                                       start.extras, msg.extra_data[skip:])
         else:
             pixels = msg.pixels[skip:]
-        start = session.start
-        encoded = self.pool.submit(encode_frames, pixels, start.frame_shape, start.codec,
-                                   start.quality, start.extras, msg.extra_data[skip:])
-        session.accept(msg.seq, msg, encoded, skip, sum(len(px) for px in pixels))
+            nbytes = sum(len(px) for px in pixels)
+            encoded = self.pool.submit(encode_frames, pixels, start.frame_shape, start.codec,
+                                       start.quality, start.extras, msg.extra_data[skip:])
+        session.accept(msg.seq, msg, encoded, skip, nbytes)
 
     def _start_session(self, routing_id: bytes, msg: p.SessionStart) -> None:
         self._last_activity = time.monotonic()
@@ -470,6 +472,9 @@ class Writer:
             if not session.retry_at:
                 log.error("session %s: write failed, will retry: %s", session.id, exc)
             session.retry_at = now + 0.25
+            return
+        except ProtocolError as exc:  # its frames could not be read (a ring cut short)
+            self._fail(session, str(exc))
             return
         except Exception as exc:  # noqa: BLE001 - a fault in one session fails that one only
             self._fail(session, f"its rows cannot be stored: {type(exc).__name__}: {exc}")

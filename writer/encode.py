@@ -4,13 +4,19 @@ re-encodes replayed frames with exactly the function the writer stored them with
 
 from __future__ import annotations
 
+import threading
 from typing import NamedTuple
 
 from shared import codec
 from shared.frame_hash import frame_hash
 from shared.schema import extra_cells
+from shared.shm import RingReader
 
-__all__ = ["Encoded", "encode_frame", "encode_frames"]
+__all__ = ["Encoded", "encode_frame", "encode_frames", "encode_ring_frames"]
+
+# Each encoder thread's frame buffer for ring reads: one frame's bytes, reused frame after
+# frame (a fresh 100 KB bytes object per frame cost the writer's loop page faults and copies).
+_local = threading.local()
 
 
 class Encoded(NamedTuple):
@@ -38,3 +44,28 @@ def encode_frames(pixels: list, shape: list, codec_name: str, quality: int,
     `extra_data`: per frame, its extras' buffers."""
     return [encode_frame(px, shape, codec_name, quality, extras,
                          extra_data[i] if extras else None) for i, px in enumerate(pixels)]
+
+
+def encode_ring_frames(ring: RingReader, slots: list, shape: list, codec_name: str,
+                       quality: int, extras: dict | None = None,
+                       extra_data: list | None = None) -> list[Encoded]:
+    """`encode_frames` of frames that are in a session's shared-memory ring, at `slots`: each
+    is read here, in the encoder thread (pread releases the GIL), into this thread's buffer.
+    The recorder reuses a slot only once its step is acknowledged, which is after its row is
+    written, so after this read. ProtocolError when the ring was cut short (or closed)."""
+    buffer = _buffer(ring.slot_bytes)
+    encoded = []
+    with ring.reading():
+        for i, slot in enumerate(slots):
+            ring.read_into(slot, buffer)
+            encoded.append(encode_frame(buffer, shape, codec_name, quality, extras,
+                                        extra_data[i] if extras else None))
+    return encoded
+
+
+def _buffer(size: int) -> bytearray:
+    """This thread's buffer of `size` bytes (made again when a session's frames differ)."""
+    buffer = getattr(_local, "buffer", None)
+    if buffer is None or len(buffer) != size:
+        buffer = _local.buffer = bytearray(size)
+    return buffer
