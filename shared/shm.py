@@ -1,10 +1,10 @@
 """Frame pixels in shared memory, for a recorder and a writer on the same machine.
 
-The recorder owns a file `/dev/shm/gymrec-<session>`: a header page, then `slots` slots of H*W*C
-bytes; a StepBatch names the slot of each step instead of carrying its pixels. The recorder
-reuses a slot only after the writer has acknowledged the step in it (the ring doubles as the
-resend buffer); the writer reads the frames from the file (one `pread` each, in its encoder
-threads), not the socket.
+The recorder owns a file `/dev/shm/gymrec-<session>` (`recorder.delivery.ring`): a header page,
+then `slots` slots of H*W*C bytes; a StepBatch names the slot of each step instead of carrying
+its pixels. The recorder reuses a slot only after the writer has acknowledged the step in it
+(the ring doubles as the resend buffer); the writer reads the frames from the file (one `pread`
+each, in its encoder threads), not the socket.
 
 The file is anyone's to make, so the writer trusts nothing about it: it opens it without
 following a symlink and without blocking (a FIFO), takes only a regular file with one link and
@@ -17,7 +17,6 @@ someone else made (or hard-linked) for another's session id is refused.
 from __future__ import annotations
 
 import hashlib
-import mmap
 import os
 import stat
 import threading
@@ -29,8 +28,6 @@ from shared.errors import ProtocolError
 
 SHM_DIR = Path("/dev/shm")
 HEADER_BYTES = 4096  # the first page: the owner mark; slot k starts at HEADER_BYTES + k * size
-# Map every page up front: faulting them in one by one cost ~30 us per 100 KB frame in the loop.
-_SHARED_POPULATED = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
 
 
 def shm_path(session: str) -> Path:
@@ -51,70 +48,6 @@ def ring_mark(owner_token: str) -> bytes:
 
 def shm_available() -> bool:
     return SHM_DIR.is_dir() and os.access(SHM_DIR, os.W_OK)
-
-
-class PixelRing:
-    """The recorder's side: create the ring, put frames in free slots, free them on ack."""
-
-    def __init__(self, session: str, slots: int, slot_bytes: int, owner_token: str):
-        self.path = shm_path(session)
-        self.slot_bytes = slot_bytes
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        try:
-            # Reserve the memory now: a sparse file on a full /dev/shm would kill the game
-            # with SIGBUS at the first write instead of failing here, cleanly.
-            os.posix_fallocate(fd, 0, ring_bytes(slots, slot_bytes))
-            self._map = mmap.mmap(fd, ring_bytes(slots, slot_bytes), flags=_SHARED_POPULATED)
-            mark = ring_mark(owner_token)
-            self._map[:len(mark)] = mark
-        except OSError:
-            os.close(fd)
-            self.path.unlink(missing_ok=True)
-            raise
-        os.close(fd)
-        self._view = memoryview(self._map)
-        self._free = list(range(slots - 1, -1, -1))
-
-    @property
-    def free(self) -> int:
-        return len(self._free)
-
-    def put(self, frame_bytes: memoryview) -> int:
-        """Copy one frame into a free slot (the caller checked `free`) and return the slot."""
-        slot = self._free.pop()
-        start = HEADER_BYTES + slot * self.slot_bytes
-        self._view[start:start + self.slot_bytes] = frame_bytes
-        return slot
-
-    def release(self, slots) -> None:
-        self._free.extend(slots)
-
-    def restore(self) -> bool:
-        """Make the file again, filled from this mapping, if it is gone (a writer removes the
-        ring of a session it gave up on). True when it did; OSError when /dev/shm is full."""
-        if self.path.exists():
-            return False
-        size = len(self._map)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        try:
-            os.posix_fallocate(fd, 0, size)
-            fresh = mmap.mmap(fd, size, flags=_SHARED_POPULATED)
-        except OSError:
-            self.path.unlink(missing_ok=True)
-            raise
-        finally:
-            os.close(fd)
-        fresh[:] = self._view
-        self._view.release()
-        self._map.close()
-        self._map, self._view = fresh, memoryview(fresh)
-        return True
-
-    def close(self) -> None:
-        """Unmap and remove the file (the writer keeps its own mapping while it needs one)."""
-        self._view.release()
-        self._map.close()
-        self.path.unlink(missing_ok=True)
 
 
 class RingReader:

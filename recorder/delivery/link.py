@@ -23,11 +23,11 @@ from pathlib import Path
 import zmq
 
 from recorder.delivery.outbox import Outbox
+from recorder.delivery.ring import PixelRing
 from shared import protocol as p
 from shared.errors import ProtocolError
 from shared.schema import STEP_VALUES, EpisodeEndData, StepData
 from shared.security import ClientKeys, new_token, proof_holds, read_writer_secret
-from shared.shm import PixelRing
 
 
 @dataclass

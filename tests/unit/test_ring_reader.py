@@ -10,10 +10,11 @@ import uuid
 import numpy as np
 import pytest
 
+from recorder.delivery.ring import PixelRing
 from shared.codec import encode_frame as encode_pixels
 from shared.errors import ProtocolError
 from shared.frame_hash import frame_hash
-from shared.shm import PixelRing, RingReader, shm_available
+from shared.shm import RingReader, shm_available
 from writer.encode import encode_ring_frames
 
 pytestmark = pytest.mark.skipif(not shm_available(), reason="no writable /dev/shm")
