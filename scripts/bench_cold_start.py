@@ -11,7 +11,12 @@ the wall time of its first and last `act`, so the script sees, from outside:
   worker process, making the env, its first reset);
 - after: last frame stepped → the command's exit (the last batch made durable, the summary,
   process exit); an upper bound of "last frame durable → exit";
-- overhead: the two together, what the user waits beyond playing;
+- after durable: the moment the writer made the session's end durable (the last write before
+  its final ack: the session file and the dataset card, their mtimes) → the command's exit:
+  what the user waits once the recording is on disk;
+- overhead: before + after, what the user waits beyond playing; overhead (durable): before +
+  after durable, what the user waits beyond the recording itself (playing, then encoding and
+  writing what the game made faster than the writer could take it);
 - CPU: user + system seconds of the recorder and its workers (not of a writer it started), a
   figure that a busy machine inflates far less than wall time.
 
@@ -85,9 +90,19 @@ def one_run(workdir: Path, agent: Path, endpoint: str, data_dir: Path) -> dict[s
             raise SystemExit(f"the command failed ({proc.returncode}):\n{log.read().decode()}")
     first = float(Path(f"{times}.first").read_text())
     last = float(Path(f"{times}.last").read_text())
+    durable = durable_at(data_dir)
     return {"before_s": first - began, "after_s": ended - last,
             "overhead_s": (first - began) + (ended - last), "wall_s": ended - began,
+            "after_durable_s": ended - durable,
+            "overhead_durable_s": (first - began) + (ended - durable),
             "playing_s": last - first, "cpu_s": usage.ru_utime + usage.ru_stime}
+
+
+def durable_at(data_dir: Path) -> float:
+    """When the latest session's end became durable: the newest session file or dataset card
+    (the writer saves both before it acknowledges a SessionEnd)."""
+    written = [*data_dir.glob("*/.meta/sessions/*.json"), *data_dir.glob("*/README.md")]
+    return max(path.stat().st_mtime for path in written)
 
 
 def wait_gone(endpoint: str, timeout: float = 30) -> float:
@@ -139,6 +154,9 @@ def main() -> None:
               f"[{r['before_s']['min']:.2f}-{r['before_s']['max']:.2f}]  after last frame "
               f"{r['after_s']['median']:.2f} s [{r['after_s']['min']:.2f}-"
               f"{r['after_s']['max']:.2f}]  overhead {r['overhead_s']['median']:.2f} s  "
+              f"after durable {r['after_durable_s']['median']:.2f} s "
+              f"[{r['after_durable_s']['min']:.2f}-{r['after_durable_s']['max']:.2f}]  "
+              f"overhead beyond the recording {r['overhead_durable_s']['median']:.2f} s  "
               f"wall {r['wall_s']['median']:.2f} s (playing {r['playing_s']['median']:.2f} s; "
               f"CPU of the recorder and its workers {r['cpu_s']['median']:.2f} s)")
     print(f"the auto-started writer exited by itself {results['writer_lingered_s']['median']:.1f}"
