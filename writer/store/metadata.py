@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from shared.layout import DatasetLayout
 from writer.store.durable import fsync_dir
@@ -76,6 +75,8 @@ def episode_entry(row: dict, outcome: str | None = None) -> dict:
 
 def final_rows(table: pa.Table) -> list[dict]:
     """The `is_last` rows of `table`, without images, in seq order."""
+    import pyarrow.compute as pc  # ~60 ms to import: not on the way to a writer's start
+
     columns = [c for c in _EPISODE_COLUMNS if c in table.column_names]
     last = table.select(columns).filter(pc.equal(table.column("is_last"), True))
     return sorted(last.to_pylist(), key=lambda r: r["seq"])
@@ -87,8 +88,14 @@ def read_rows_summary(path: Path) -> tuple[list[dict], int]:
     with pa.memory_map(str(path)) as source:
         table = pa.ipc.open_stream(source).read_all()
         seqs = table.column("seq")
-        last_seq = pc.max(seqs).as_py() if len(seqs) else 0
+        last_seq = _max(seqs) if len(seqs) else 0
         return final_rows(table), last_seq or 0
+
+
+def _max(values: pa.ChunkedArray):
+    import pyarrow.compute as pc
+
+    return pc.max(values).as_py()
 
 
 def session_rows(layout: DatasetLayout, session_id: str) -> tuple[list[dict], int]:
