@@ -413,17 +413,42 @@ def step_row(session_id: str, seq: int, msg: Any, image: bytes,
 
 def batch_row(session_id: str, seq: int, batch: Any, i: int, image: bytes,
               frame_hash: str | None = None, extras: dict | None = None) -> dict:
-    """The row of step `i` of a protocol.StepBatch that starts at seq `seq`."""
-    values = {v.name: v.to_row(_nth(getattr(batch, v.batch_name), i, v.default))
-              for v in STEP_VALUES}
-    values["start_state"] = batch.start_state if i == 0 else None
-    return _row(session_id, seq + i, episode=batch.episode, seed=batch.seed,
-                step=batch.first_step + i, image=image, frame_hash=frame_hash,
-                values={**values, **(extras or {})}, is_last=False)
+    """The row of step `i` of a protocol.StepBatch that starts at seq `seq` (one row of
+    `batch_columns`)."""
+    columns = batch_columns(session_id, seq, batch, i, [image], [frame_hash],
+                            None if extras is None else [extras])
+    row = {name: values[0] for name, values in columns.items()}
+    row["image"] = {"bytes": image, "path": None}
+    return row
 
 
-def _nth(values: list, i: int, default: Any) -> Any:
-    return values[i] if values else default
+def batch_columns(session_id: str, seq: int, batch: Any, first: int, images: list[bytes],
+                  frame_hashes: list, extras: list[dict] | None = None) -> dict[str, list]:
+    """The rows of steps `first`, `first` + 1, ... of a protocol.StepBatch that starts at seq
+    `seq`, one list per column (no dict per row: this is the writer's hot path), in stored
+    order with the extras before `is_last`; a step each in `images` (`image` holds the bytes),
+    `frame_hashes` and `extras` (its extra columns, `extra_cells`; None: none recorded)."""
+    n = len(images)
+    stop = first + n
+    values: dict[str, list] = {
+        "session_id": [session_id] * n, "episode_id": [episode_id(session_id, batch.episode)] * n,
+        "episode_index": [batch.episode] * n, "seed": [batch.seed] * n,
+        "step": list(range(batch.first_step + first, batch.first_step + stop)),
+        "image": images, "frame_hash": frame_hashes,
+        "start_state": [batch.start_state if first == 0 else None] + [None] * (n - 1),
+        "is_last": [False] * n, "seq": list(range(seq + first, seq + stop)),
+    }
+    for v in STEP_VALUES:
+        given = getattr(batch, v.batch_name)
+        column = given[first:stop] if given else [v.default] * n
+        values[v.name] = column if v.to_row is _same else [v.to_row(x) for x in column]
+    columns = {}
+    for name in COLUMNS:
+        if name == "is_last":
+            for extra in (extras[0] if extras else ()):
+                columns[extra] = [cells[extra] for cells in extras]
+        columns[name] = values[name]
+    return columns
 
 
 def final_row(session_id: str, seq: int, msg: Any, image: bytes, action_space: dict,
@@ -445,3 +470,26 @@ def _row(session_id: str, seq: int, *, episode: int, seed: int, step: int, image
         "start_state": None, **values,  # values: a step's start_state, if any
         "is_last": is_last, "seq": seq,
     }
+
+
+def row_columns(row: dict) -> dict[str, list]:
+    """A row of `step_row` or `final_row` as columns of one row, as `batch_columns` gives them
+    (`image` holds the bytes)."""
+    columns = {name: [value] for name, value in row.items()}
+    columns["image"] = [row["image"]["bytes"]]
+    return columns
+
+
+def columns_to_batch(columns: dict[str, list], schema: pa.Schema) -> pa.RecordBatch:
+    """One Arrow batch of `schema` from rows held column by column (`batch_columns`,
+    `row_columns`): an array per column, `image` built from its bytes (its `path` is null)."""
+    arrays = []
+    for column in schema:
+        values = columns[column.name]
+        if column.name == "image":
+            arrays.append(pa.StructArray.from_arrays(
+                [pa.array(values, pa.binary()), pa.nulls(len(values), pa.string())],
+                fields=list(column.type)))
+        else:
+            arrays.append(pa.array(values, column.type))
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)

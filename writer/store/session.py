@@ -24,9 +24,11 @@ from shared import protocol as p
 from shared.layout import DatasetLayout, ShardName
 from shared.schema import (
     arrow_schema,
-    batch_row,
+    batch_columns,
+    columns_to_batch,
     episode_id,
     final_row,
+    row_columns,
     step_row,
 )
 from shared.security import token_digest
@@ -62,7 +64,7 @@ class WriterSession:
         self.shard_bytes = shard_bytes
         self.on_sealed = on_sealed
         self.pending: deque[_Pending] = deque()
-        self.rows: list[tuple[int, dict]] = []
+        self.rows = _Rows()  # buffered for the next batch, column by column
         self.first_row_at = 0.0
         self.shard: ShardWriter | None = None
         self.routing_id: bytes = b""
@@ -111,13 +113,14 @@ class WriterSession:
     def _save_state(self) -> None:
         write_json_atomic(self.layout.session_file(self.id), self.state)
 
-    def _save_episodes(self, rows: list[tuple[int, dict]]) -> None:
-        """Record the episodes whose final rows just became durable (their shards vouch for
-        them: a failed save here is repaired from the rows at the next start)."""
-        ended = [self._ending.pop(seq) for seq, row in rows if row["is_last"]]
-        if not ended:
+    def _save_episodes(self) -> None:
+        """Record the episodes whose final rows just became durable: every one buffered, since
+        a flush writes all buffered rows (their shards vouch for them: a failed save here is
+        repaired from the rows at the next start)."""
+        if not self._ending:
             return
-        self.state["episodes"].extend(ended)
+        self.state["episodes"].extend(self._ending.values())
+        self._ending.clear()
         try:
             self._save_state()
         except OSError as exc:
@@ -159,16 +162,17 @@ class WriterSession:
                 self.flush()
                 self._discard_episode(item.seq, item.msg)
             elif isinstance(item.msg, p.StepBatch):
-                images = item.encoded.result()
+                encoded = item.encoded.result()
                 while item.done < item.msg.count:  # resumable: a failed flush retries here
-                    if len(self.rows) >= self.batch_rows:
+                    if self.rows.count >= self.batch_rows:
                         self.flush()
-                    # images holds the steps from `skip` on (the rest were here already)
-                    encoded = images[item.done - item.skip]
-                    self._add_batch_row(item.seq, item.msg, item.done, encoded)
-                    item.done += 1
+                    take = min(item.msg.count - item.done, self.batch_rows - self.rows.count)
+                    # `encoded` holds the steps from `skip` on (the rest were here already)
+                    at = item.done - item.skip
+                    self._add_batch_rows(item.seq, item.msg, item.done, encoded[at:at + take])
+                    item.done += take
             elif item.encoded is not None:
-                if len(self.rows) >= self.batch_rows:
+                if self.rows.count >= self.batch_rows:
                     self.flush()
                 if not item.done:  # resumable: the row is added once, the flush retried
                     self._add_row(item.seq, item.msg, item.encoded.result())
@@ -181,25 +185,30 @@ class WriterSession:
             self.pending.popleft()  # only once its effect is kept: a failed write retries it
             self.pending_bytes -= item.nbytes
             self.pending_frames -= _frames(item.msg) - item.skip
-        if self.rows and (len(self.rows) >= self.batch_rows
-                          or now - self.first_row_at >= self.batch_seconds):
+        if self.rows.count and (self.rows.count >= self.batch_rows
+                                or now - self.first_row_at >= self.batch_seconds):
             self.flush()
         return self.durable_seq > before
 
-    def _add_batch_row(self, seq: int, batch: p.StepBatch, i: int, encoded: Encoded) -> None:
-        self._append_row(seq + i, batch_row(self.id, seq, batch, i, *encoded))
+    def _add_batch_rows(self, seq: int, batch: p.StepBatch, first: int,
+                        encoded: list[Encoded]) -> None:
+        """Steps `first`, `first` + 1, ... of a batch starting at `seq`, one per `encoded`."""
+        extras = [e.extras for e in encoded] if self.start.extras else None
+        self._append_columns(batch_columns(self.id, seq, batch, first,
+                                           [e.image for e in encoded],
+                                           [e.frame_hash for e in encoded], extras))
 
-    def _append_row(self, seq: int, row: dict) -> None:
-        if not self.rows:
+    def _append_columns(self, columns: dict[str, list]) -> None:
+        if not self.rows.count:
             self.first_row_at = time.monotonic()
-        self.rows.append((seq, row))
+        self.rows.extend(columns)
 
     def _add_row(self, seq: int, msg: p.Step | p.EpisodeEnd, encoded: Encoded) -> None:
         last = isinstance(msg, p.EpisodeEnd)
         image, frame_hash, extras = encoded  # extras: its extra columns (`--record`)
         row = (final_row(self.id, seq, msg, image, self.start.action_space, frame_hash, extras)
                if last else step_row(self.id, seq, msg, image, frame_hash, extras))
-        self._append_row(seq, row)
+        self._append_columns(row_columns(row))
         if last:  # saved in the session file once the row is durable
             self._ending[seq] = episode_entry(row, msg.outcome)
 
@@ -221,7 +230,7 @@ class WriterSession:
 
     def flush(self) -> None:
         """Write the buffered rows as one batch and fsync; then they count as durable."""
-        if not self.rows:
+        if not self.rows.count:
             return
         if self.needs_repair:
             self._repair()
@@ -230,18 +239,19 @@ class WriterSession:
                 self.layout, self.layout.shard_name(self.id, self.shard_index), self.schema
             )
             self.shard_index += 1
-        columns = {name: [row[name] for _, row in self.rows] for name in self.schema.names}
-        batch = pa.RecordBatch.from_pydict(columns, schema=self.schema)
+        rows = self.rows
+        seqs = rows.columns["seq"]
+        batch = columns_to_batch(rows.columns, self.schema)
         try:
-            self.shard.append(batch, self.rows[0][0], self.rows[-1][0])
+            self.shard.append(batch, seqs[0], seqs[-1])
         except OSError:
             self.seal()  # the shard is cut back to its last good batch; the rows stay buffered
             raise
-        self.durable_seq = self.rows[-1][0]
-        self.state["steps_written"] += len(self.rows)
-        at_boundary = self.rows[-1][1]["is_last"]
-        self._save_episodes(self.rows)
-        self.rows.clear()
+        self.durable_seq = seqs[-1]
+        self.state["steps_written"] += rows.count
+        at_boundary = rows.columns["is_last"][-1]
+        self._save_episodes()
+        rows.clear()
         self._maybe_rotate(at_boundary)
 
     def _maybe_rotate(self, episode_boundary: bool) -> None:
@@ -257,7 +267,7 @@ class WriterSession:
         if isinstance(msg, p.Gap) and all(g["seq"] != seq for g in self.state["gaps"]):
             self.state["gaps"].append({k: v for k, v in asdict(msg).items() if k != "session"})
         elif isinstance(msg, p.SessionEnd):
-            self.seal()
+            self.seal(card=False)  # written below, once the file says "ended"
             self.state["status"] = "ended"
             self.state["end"] = {k: v for k, v in asdict(msg).items() if k != "session"}
             self.ended = True
@@ -267,7 +277,9 @@ class WriterSession:
             write_card(self.layout, self.state["start"])
         self.durable_seq = seq
 
-    def seal(self) -> ShardInfo | None:
+    def seal(self, card: bool = True) -> ShardInfo | None:
+        """Seal the open shard, then rewrite the card (`card`: a caller about to write it
+        anyway says False; the card reads every shard's statistics)."""
         shard, self.shard = self.shard, None
         if shard is None:
             return None
@@ -276,7 +288,7 @@ class WriterSession:
         except OSError:
             self.needs_repair = True
             raise
-        self._after_seal(info)
+        self._after_seal(info, card)
         return info
 
     def _repair(self) -> None:
@@ -286,12 +298,13 @@ class WriterSession:
             self._after_seal(info)
         self.needs_repair = False
 
-    def _after_seal(self, info: ShardInfo | None) -> None:
+    def _after_seal(self, info: ShardInfo | None, card: bool = True) -> None:
         if info is not None:
-            try:
-                write_card(self.layout, self.state["start"])
-            except OSError:
-                pass  # derived from the manifest; rewritten at the next seal
+            if card:
+                try:
+                    write_card(self.layout, self.state["start"])
+                except OSError:
+                    pass  # derived from the manifest; rewritten at the next seal
             if self.on_sealed is not None:
                 self.on_sealed(self.layout, info)
 
@@ -437,6 +450,29 @@ def discarded_episodes(layout: DatasetLayout, session_id: str) -> frozenset[str]
     """The episode ids a session's file marks as discarded (for crash recovery)."""
     state = read_json_or_quarantine(layout, layout.session_file(session_id)) or {}
     return frozenset(state.get("discarded", []))
+
+
+class _Rows:
+    """Rows waiting to be written as one batch: a list per column (shared.schema's
+    `batch_columns`), no dict per row."""
+
+    __slots__ = ("columns", "count")
+
+    def __init__(self):
+        self.columns: dict[str, list] = {}
+        self.count = 0
+
+    def extend(self, columns: dict[str, list]) -> None:
+        if not self.count:
+            self.columns = {name: list(values) for name, values in columns.items()}
+        else:
+            for name, values in self.columns.items():
+                values.extend(columns[name])
+        self.count += len(columns["seq"])
+
+    def clear(self) -> None:
+        self.columns = {}
+        self.count = 0
 
 
 class _Pending:
