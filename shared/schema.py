@@ -435,7 +435,7 @@ def batch_columns(session_id: str, seq: int, batch: Any, first: int, images: lis
         "episode_index": [batch.episode] * n, "seed": [batch.seed] * n,
         "step": list(range(batch.first_step + first, batch.first_step + stop)),
         "image": images, "frame_hash": frame_hashes,
-        "start_state": [batch.start_state if first == 0 else None] + [None] * (n - 1),
+        "start_state": [batch.start_state if first == 0 and i == 0 else None for i in range(n)],
         "is_last": [False] * n, "seq": list(range(seq + first, seq + stop)),
     }
     for v in STEP_VALUES:
