@@ -22,12 +22,14 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pyarrow as pa
 
 from shared.errors import ProtocolError
+
+if TYPE_CHECKING:  # pyarrow is imported where Arrow is built: a recorder never needs it
+    import pyarrow as pa
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -127,14 +129,11 @@ COLUMNS = (
 ADDED_COLUMNS = ("frame_hash", "info", "info_json", "start_state")
 
 
-# `datasets` Value dtypes and their Arrow types.
-_ARROW_TYPES = {
-    "string": pa.string(), "int8": pa.int8(), "uint8": pa.uint8(), "int32": pa.int32(),
-    "int64": pa.int64(),
-    "float32": pa.float32(), "float64": pa.float64(), "bool": pa.bool_(),
-    "binary": pa.binary(),
-}
-_IMAGE_TYPE = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+# `datasets` Value dtypes and the names of their Arrow types in pyarrow (looked up when an Arrow
+# schema is built; only these: a dtype comes from a peer's SessionStart).
+_ARROW_TYPES = {"string": "string", "int8": "int8", "uint8": "uint8", "int32": "int32",
+                "int64": "int64", "float32": "float32", "float64": "float64", "bool": "bool_",
+                "binary": "binary"}
 
 
 def _value(dtype: str) -> dict:
@@ -333,10 +332,12 @@ def feature_dict(action_space: dict, info_columns: dict | None = None,
 
 
 def _arrow_type(feature: dict) -> pa.DataType:
+    import pyarrow as pa
+
     if feature.get("_type") == "Image":
-        return _IMAGE_TYPE
+        return pa.struct([("bytes", pa.binary()), ("path", pa.string())])
     if feature.get("_type") == "Value":
-        return _ARROW_TYPES[feature["dtype"]]
+        return getattr(pa, _ARROW_TYPES[feature["dtype"]])()
     if feature.get("_type") == "List":
         return pa.list_(_arrow_type(feature["feature"]), feature["length"])
     return pa.struct([(k, _arrow_type(sub)) for k, sub in feature.items()])
@@ -356,6 +357,8 @@ def arrow_schema(action_space: dict, info_columns: dict | None = None,
     """The Arrow schema, carrying the `datasets` features metadata so `image` decodes as
     Image(). Built without importing `datasets` (a writer is up at once); a unit test holds
     it equal to `features(action_space).arrow_schema`."""
+    import pyarrow as pa
+
     described = feature_dict(action_space, info_columns, extras)
     metadata = {"huggingface": json.dumps({"info": {"features": described}})}
     return pa.schema([(name, _arrow_type(f)) for name, f in described.items()],
@@ -483,6 +486,8 @@ def row_columns(row: dict) -> dict[str, list]:
 def columns_to_batch(columns: dict[str, list], schema: pa.Schema) -> pa.RecordBatch:
     """One Arrow batch of `schema` from rows held column by column (`batch_columns`,
     `row_columns`): an array per column, `image` built from its bytes (its `path` is null)."""
+    import pyarrow as pa
+
     arrays = []
     for column in schema:
         values = columns[column.name]
