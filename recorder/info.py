@@ -46,6 +46,8 @@ def info_json(info: Mapping, typed: Container[str]) -> str:
             kept[str(key)] = _json_value(value)
         except _Unrepresentable as why:
             _warn(f"info key {str(key)!r} dropped: {why} cannot be stored as JSON")
+    if not kept:
+        return "{}"  # every key has its column (ALE's info): no encoder call each step
     text = json.dumps(kept, separators=(",", ":"), allow_nan=False)
     while len(text) > MAX_INFO_JSON and kept:
         key = next(reversed(kept))

@@ -12,7 +12,7 @@ class TickStats:
     """Constant-memory distribution of tick durations (seconds in, milliseconds out)."""
 
     def __init__(self):
-        self.counts = np.zeros(_BUCKETS, dtype=np.int64)
+        self.counts = [0] * _BUCKETS  # a list: one increment a tick is ~5x cheaper than numpy
         self.count = 0
         self.max = 0.0
 
@@ -22,7 +22,7 @@ class TickStats:
         self.max = max(self.max, seconds)
 
     def percentile(self, q: float) -> float:
-        rank = np.searchsorted(np.cumsum(self.counts), q / 100 * self.count)
+        rank = np.searchsorted(np.cumsum(np.asarray(self.counts)), q / 100 * self.count)
         return float((rank + 1) * _BUCKET_S * 1000)
 
     def summary(self) -> tuple[float, float, float]:
