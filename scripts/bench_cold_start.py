@@ -11,9 +11,10 @@ the wall time of its first and last `act`, so the script sees, from outside:
   worker process, making the env, its first reset);
 - after: last frame stepped → the command's exit (the last batch made durable, the summary,
   process exit); an upper bound of "last frame durable → exit";
-- after durable: the moment the writer made the session's end durable (the last write before
-  its final ack: the session file and the dataset card, their mtimes) → the command's exit:
-  what the user waits once the recording is on disk;
+- after durable: the moment the recording was on disk (the last shard sealed into `data/`:
+  the manifest's mtime) → the command's exit: what the user waits once the data is durable
+  (the writer's session end: its dataset card, statistics and preview; the final ack; the
+  recorder's summary and exit);
 - overhead: before + after, what the user waits beyond playing; overhead (durable): before +
   after durable, what the user waits beyond the recording itself (playing, then encoding and
   writing what the game made faster than the writer could take it);
@@ -99,10 +100,9 @@ def one_run(workdir: Path, agent: Path, endpoint: str, data_dir: Path) -> dict[s
 
 
 def durable_at(data_dir: Path) -> float:
-    """When the latest session's end became durable: the newest session file or dataset card
-    (the writer saves both before it acknowledges a SessionEnd)."""
-    written = [*data_dir.glob("*/.meta/sessions/*.json"), *data_dir.glob("*/README.md")]
-    return max(path.stat().st_mtime for path in written)
+    """When the latest recording was on disk: the newest manifest (its last shard's seal, the
+    first thing the writer does with a SessionEnd; the card comes after)."""
+    return max(path.stat().st_mtime for path in data_dir.glob("*/.meta/manifest.json"))
 
 
 def wait_gone(endpoint: str, timeout: float = 30) -> float:

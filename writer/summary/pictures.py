@@ -118,6 +118,8 @@ def preview_webp(frames: list[np.ndarray], fps: float) -> bytes:
     images = [_scaled(f, width=PREVIEW_WIDTH) for f in frames]
     out = io.BytesIO()
     duration = max(20, round(1000 / fps)) if fps > 0 else 100
+    # method 0, the fastest: 90 ms for 24 Atari frames against 230 ms at method 4 (16 KB
+    # against 11 KB); the preview is made in the writer's loop, at a session's end.
     images[0].save(out, format="WEBP", save_all=True, append_images=images[1:],
-                   duration=duration, loop=0, quality=80, method=4)
+                   duration=duration, loop=0, quality=80, method=0)
     return out.getvalue()
