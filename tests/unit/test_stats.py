@@ -30,6 +30,23 @@ def _session(sid: str, fps: float = 15.0, player: str = "human", **extra) -> dic
     return {"start": start, "episodes": [], "gaps": [], **extra}
 
 
+def test_a_shard_counted_as_one_table_counts_what_its_batches_do():
+    table = _rows({"a-0t": [(0, 1.0), (1, 0.0), (2, 2.0)], "a-1u": [(2, -1.0)],
+                   "b-0": [(1, 0.5), (1, 0.5)]})
+    batches = [table.slice(0, 2), table.slice(2, 3), table.slice(5)]  # as a writer flushes
+    each, whole, empty = StatsBuilder(), StatsBuilder(), StatsBuilder()
+    for batch in batches:
+        each.add_rows(batch)
+    whole.add_batches(b for t in batches for b in t.to_batches())
+    empty.add_batches([])
+    sessions = [_session("a"), _session("b")]
+    ours, theirs = whole.build(sessions), each.build(sessions)
+    assert ours.to_json() == theirs.to_json()  # the per-episode lists come in any order
+    assert sorted(ours.episode_returns) == sorted(theirs.episode_returns)
+    assert sorted(ours.episode_lengths) == sorted(theirs.episode_lengths)
+    assert ours.rows == 9 and empty.build(sessions).rows == 0
+
+
 def test_counts_returns_lengths_outcomes_and_actions():
     builder = StatsBuilder()
     table = _rows({"a-0t": [(0, 1.0), (1, 0.0), (2, 2.0)], "a-1u": [(2, -1.0)],

@@ -105,8 +105,7 @@ def dataset_stats(layout: DatasetLayout) -> DatasetStats:
     for path in shards:  # any order: statistics do not depend on it
         try:
             shard = ShardRef(path.name.split("-")[0], path.name, path)
-            for batch in read_batches(shard, list(STAT_COLUMNS)):
-                builder.add_rows(batch)
+            builder.add_batches(read_batches(shard, list(STAT_COLUMNS)))
         except DatasetUnreadable as exc:
             log.warning("statistics leave out %s", exc)
     sessions = [s for s in _sessions(layout) if isinstance(s.get("start"), dict)]
@@ -200,9 +199,8 @@ def session_statistics(layout: DatasetLayout, state: dict) -> dict:
     builder = StatsBuilder()
     for path in layout.shards_of(layout.data, state["start"]["session"]):
         try:
-            for batch in read_batches(ShardRef(state["start"]["session"], path.name, path),
-                                      list(STAT_COLUMNS)):
-                builder.add_rows(batch)
+            builder.add_batches(read_batches(ShardRef(state["start"]["session"], path.name,
+                                                      path), list(STAT_COLUMNS)))
         except DatasetUnreadable as exc:
             log.warning("statistics leave out %s", exc)
     return builder.build([state]).to_json(per_episode=True)

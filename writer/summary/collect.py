@@ -23,8 +23,7 @@ def collect_stats(dataset: LocalDataset | HubDataset,
     for done, shard in enumerate(shards):
         if progress is not None:
             progress(done, len(shards), shard.name)
-        for batch in read_batches(dataset.fetch(shard), list(STAT_COLUMNS)):
-            builder.add_rows(batch)
+        builder.add_batches(read_batches(dataset.fetch(shard), list(STAT_COLUMNS)))
     if progress is not None:
         progress(len(shards), len(shards), "")
     return builder.build(sessions), sessions

@@ -10,6 +10,7 @@ result (`DatasetStats`) is what `gymrec-writer summary` prints and what the card
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -88,6 +89,13 @@ class StatsBuilder:
         self._episodes: dict[str, _Episode] = {}
         self._actions: Counter = Counter()
         self._kind = ""
+
+    def add_batches(self, batches: Iterable[pa.RecordBatch]) -> None:
+        """Count a shard's batches as one table (the writer flushes a batch every ~64 rows:
+        counting each alone cost ~1.5 ms of grouping apiece, 0.15 s a card for 2 shards)."""
+        batches = list(batches)
+        if batches:
+            self.add_rows(pa.Table.from_batches(batches))
 
     def add_rows(self, table: pa.Table | pa.RecordBatch) -> None:
         """Count the rows of `table` (a shard or a batch; episodes may continue across them).
