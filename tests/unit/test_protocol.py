@@ -208,3 +208,27 @@ def test_wire_header_keys_and_order_are_unchanged(msg):
     frames = p.to_frames(msg)
     assert frames[0] == b"GYMREC\x03"
     assert list(_header(msg)) == ["type", *WIRE_KEYS[msg.TYPE]]
+
+
+def _nested(depth: int) -> object:
+    """A leaf `depth` levels down when it is a header's value (the value itself is level 1)."""
+    value: object = 1
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize(("value", "why"), [
+    (_nested(6), None), (_nested(7), "nested too deeply"), ({"a": _nested(5)}, None),
+    ({"a": _nested(6)}, "nested too deeply"), ([1, [2, b"x"]], "holds a bytes"),
+    ({"a": {1: 2}}, "not valid msgpack"), ([[True, None, 1.5, "s", -3]], None),
+])
+def test_headers_hold_plain_values_at_most_six_deep(value, why):
+    """Checked as the header is unpacked, before any field (`info` refuses all of these later,
+    for its own reasons)."""
+    with pytest.raises(ProtocolError) as refused:
+        p.from_frames(_with_header(_step(), info=value))
+    if why is None:
+        assert "header" not in str(refused.value)
+    else:
+        assert why in str(refused.value)
