@@ -32,7 +32,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from recorder.delivery.link import WriterLink
+from recorder.delivery.link import AGENT_BATCH_STEPS, WriterLink
 from recorder.delivery.local_writer import ensure_writer
 from recorder.envs import (
     choice_of_env,
@@ -228,7 +228,7 @@ class _Recording:
                 shm_slots=ring_slots(self.options.endpoint, share, frame.nbytes),
                 player=f"agent:{self.options.agent}", agent_sha256=self.options.agent_sha256)
             link = WriterLink(self.options.endpoint, start, share,
-                              batch_steps=1 if self.options.realtime else 16)
+                              batch_steps=1 if self.options.realtime else AGENT_BATCH_STEPS)
             # A vector env's sub-envs are elsewhere: their typed info comes from their infos.
             typed = info_reader(env, live=sub_env is env)
             self.sessions.append(_Session(link, self.options, picture, sub_env, typed))

@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from recorder.agents import RandomAgent, agent_source  # noqa: E402
 from recorder.cli import default_workers  # noqa: E402
-from recorder.delivery.link import probe_writer  # noqa: E402
+from recorder.delivery.link import AGENT_BATCH_STEPS, probe_writer  # noqa: E402
 from recorder.envs import frame_of, make_env, resolve_env  # noqa: E402
 from recorder.headless.loop import RecordSettings, record_worker  # noqa: E402
 from recorder.headless.workers import run_workers  # noqa: E402
@@ -96,7 +96,8 @@ def seed_style_fps(env_id: str, episodes: int, max_steps: int) -> float:
 
 
 def gymrec_fps(env_id: str, episodes: int, max_steps: int, workdir: Path,
-               shared_memory: bool = True, batch_steps: int = 16, workers: int = 1) -> float:
+               shared_memory: bool = True, batch_steps: int = AGENT_BATCH_STEPS,
+               workers: int = 1) -> float:
     """Frames durable per second: recorder loop (this process) + writer (another process)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

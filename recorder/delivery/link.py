@@ -29,6 +29,11 @@ from shared.errors import ProtocolError
 from shared.schema import STEP_VALUES, EpisodeEndData, StepData
 from shared.security import ClientKeys, new_token, proof_holds, read_writer_secret
 
+# Steps per message for an agent recording as fast as it goes: per-message costs (a send here;
+# decoding, checking, a pool hand-off and a batch of rows there) are paid once per 64 steps.
+# Breakout, recorder + writer CPU a frame: 1.23 ms at 16, 1.04-1.06 at 64, 0.99-1.04 at 128-256.
+AGENT_BATCH_STEPS = 64
+
 
 @dataclass
 class LinkStats:

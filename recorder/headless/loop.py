@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from recorder.agents import AgentSource, make_agent
-from recorder.delivery.link import WriterLink
+from recorder.delivery.link import AGENT_BATCH_STEPS, WriterLink
 from recorder.envs import EnvChoice, frame_of, make_env, native_fps
 from recorder.episode import Episode
 from recorder.headless.stop import StopRequest
@@ -55,7 +55,7 @@ class RecordSettings:
     # Pixels through a shared-memory ring when the writer is on this machine (loopback).
     shared_memory: bool = True
     # Steps per message as fast as the pipeline goes (realtime sends each step at once).
-    batch_steps: int = 16
+    batch_steps: int = AGENT_BATCH_STEPS
 
 
 @dataclass
