@@ -15,6 +15,7 @@ import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -22,12 +23,9 @@ from recorder.agents import AgentSource, agent_source
 from recorder.delivery.local_writer import WriterHandle, ensure_writer
 from recorder.env_options import parse_env_options
 from recorder.envs import EnvChoice, fps_defaults, resolve_env
-from recorder.headless.loop import RecordSettings, WorkerProgress
 from recorder.headless.stop import EXIT_CODES, StopRequest
-from recorder.headless.workers import run_workers
 from recorder.play.keymaps import load_keymap
 from recorder.seeds import fresh_base_seed
-from recorder.session_start import collector_name
 from shared.checks import check_data_dir, check_endpoint
 from shared.cli_errors import one_line_errors
 from shared.codec import CODEC_NAMES
@@ -48,6 +46,9 @@ from shared.settings_file import (
     show_lines,
 )
 from shared.version import VERSION
+
+if TYPE_CHECKING:
+    from recorder.headless.loop import WorkerProgress
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -207,6 +208,11 @@ def run(settings: CliSettings) -> int:
                            wait=keys is not None)
     if settings.data_dir is not None:
         writer.check_folder(data_dir)
+    # Imported once a writer is found or on its way (ZeroMQ, the protocol, the progress view).
+    from recorder.headless.loop import RecordSettings
+    from recorder.headless.workers import run_workers
+    from recorder.session_start import collector_name
+
     base_seed = fresh_base_seed() if settings.seed is None else settings.seed
     if keys is not None:
         return _play_in_window(settings, choice, keys, writer, endpoint, base_seed, curve, agent)
@@ -236,6 +242,7 @@ def _play_in_window(settings: CliSettings, choice: EnvChoice, keys, writer: Writ
                     endpoint: str, base_seed: int, curve: ClientKeys | None,
                     agent: AgentSource | None) -> int:
     from recorder.play.window import PlaySettings, play  # pygame and its window only when needed
+    from recorder.session_start import collector_name
 
     play_settings = PlaySettings(
         choice=choice, endpoint=endpoint, data_dir=writer.data_dir,

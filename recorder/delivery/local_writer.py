@@ -25,7 +25,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from recorder.delivery.link import probe_writer, writer_proven
 from shared.errors import (
     EndpointBusy,
     GymrecError,
@@ -34,6 +33,20 @@ from shared.errors import (
     WriterUnavailable,
 )
 from shared.security import ClientKeys
+
+
+def probe_writer(endpoint: str, timeout: float, curve: ClientKeys | None = None):
+    """`recorder.delivery.link.probe_writer`, imported when first needed: a recorder that finds
+    nothing listening starts its writer before importing ZeroMQ and the protocol (~0.1 s)."""
+    from recorder.delivery.link import probe_writer as probe
+
+    return probe(endpoint, timeout=timeout, curve=curve)
+
+
+def writer_proven(reply) -> bool:
+    from recorder.delivery.link import writer_proven as proven
+
+    return proven(reply)
 
 IDLE_EXIT_SECONDS = 2  # an auto-started writer exits once idle this long (no session, no probe)
 WATCH_SECONDS = 0.5  # how often kept_alive probes a writer it did not start
