@@ -118,9 +118,10 @@ class CheckedAgent:
         self._reset = getattr(agent, "reset", None)
         # A Discrete space's plain int actions are checked here (gymnasium's `contains` takes
         # ~10 us a step, a tenth of the env's own step for Atari); anything else goes to it.
-        start, n = getattr(action_space, "start", None), getattr(action_space, "n", None)
-        self._ints = (range(int(start), int(start) + int(n))
-                      if type(action_space).__name__ == "Discrete" and n is not None else None)
+        from gymnasium.spaces import Discrete
+
+        self._ints = (range(int(action_space.start), int(action_space.start + action_space.n))
+                      if type(action_space) is Discrete else None)
 
     def reset(self, seed: int) -> None:
         if callable(self._reset):

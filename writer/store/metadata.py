@@ -85,17 +85,13 @@ def final_rows(table: pa.Table) -> list[dict]:
 def read_rows_summary(path: Path) -> tuple[list[dict], int]:
     """The final rows of one shard and its highest seq (0 if none). Memory-mapped: the image
     pages are never touched. Raises pa.ArrowException/OSError for a damaged shard."""
+    import pyarrow.compute as pc
+
     with pa.memory_map(str(path)) as source:
         table = pa.ipc.open_stream(source).read_all()
         seqs = table.column("seq")
-        last_seq = _max(seqs) if len(seqs) else 0
+        last_seq = pc.max(seqs).as_py() if len(seqs) else 0
         return final_rows(table), last_seq or 0
-
-
-def _max(values: pa.ChunkedArray):
-    import pyarrow.compute as pc
-
-    return pc.max(values).as_py()
 
 
 def session_rows(layout: DatasetLayout, session_id: str) -> tuple[list[dict], int]:
