@@ -490,6 +490,7 @@ class Writer:
             del self.sessions[session.id]
             self._last_activity = now
             log.info("session %s ended at seq %d", session.id, session.durable_seq)
+            session.finish_card()  # acknowledged above: its recorder is on its way out
 
     def _expire_sessions(self, now: float) -> None:
         for session in list(self.sessions.values()):

@@ -91,3 +91,26 @@ def test_a_bad_license_is_one_line_and_exit_2(value, tmp_path):
     assert result.exit_code == 2, result.output
     assert isinstance(result.exception, SystemExit)  # click's usage error, not a crash
     assert "is not a license id" in result.stderr
+
+
+def _stats_read_afresh(layout) -> dict:
+    """The statistics of every shard in `layout` read now, without the writer's running count."""
+    builder = StatsBuilder()
+    for path in layout.shards_of(layout.data):
+        builder.add_rows(pa.ipc.open_stream(path.read_bytes()).read_all())
+    return builder.build(store_card._sessions(layout)).to_json()
+
+
+def test_card_statistics_count_new_shards_and_start_over_when_one_is_gone(data_dir):
+    """Cards count only the shards sealed since the last one (a shard never changes once in
+    data/); what they show equals reading every shard again, also after a session more and after
+    a counted shard is moved away (e.g. `verify` quarantining it)."""
+    layout = record_session(data_dir, episodes=2, steps=12, shard_rows=10, seed=1)
+    assert store_card.dataset_stats(layout).to_json() == _stats_read_afresh(layout)
+    record_session(data_dir, episodes=3, steps=7, shard_rows=10, seed=2)
+    assert store_card.dataset_stats(layout).to_json() == _stats_read_afresh(layout)
+    assert store_card.dataset_stats(layout).episodes == 5
+    gone = layout.shards_of(layout.data)[0]
+    gone.rename(data_dir / gone.name)
+    after = store_card.dataset_stats(layout)
+    assert after.to_json() == _stats_read_afresh(layout) and after.episodes < 5

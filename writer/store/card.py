@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 
 import yaml
 
@@ -97,19 +98,43 @@ def dataset_summary(layout: DatasetLayout) -> dict:
     }
 
 
+# Per dataset folder: the statistics builder and the shards it has counted, by name, with the
+# (inode, size, mtime) each had. A shard in data/ never changes once sealed, so a card counts only
+# the shards sealed since the last one (reading every shard at each seal made a long collection's
+# cards O(dataset) apiece); a counted shard gone or changed (moved aside, replaced) starts over.
+_counted: dict[str, tuple[StatsBuilder, dict[str, tuple[int, int, int]]]] = {}
+
+
 def dataset_stats(layout: DatasetLayout) -> DatasetStats:
     """Statistics over the sealed shards (a damaged one is left out, with a warning: `verify`
     names it)."""
-    builder = StatsBuilder()
     shards = layout.shards_of(layout.data) if layout.data.is_dir() else []
+    present = {path.name: _identity(path) for path in shards}
+    key = str(layout.root.resolve())
+    builder, counted = _counted.get(key, (StatsBuilder(), {}))
+    if any(present.get(name) != identity for name, identity in counted.items()):
+        builder, counted = StatsBuilder(), {}
     for path in shards:  # any order: statistics do not depend on it
+        if path.name in counted or present[path.name] is None:
+            continue
         try:
             shard = ShardRef(path.name.split("-")[0], path.name, path)
             builder.add_batches(read_batches(shard, list(STAT_COLUMNS)))
         except DatasetUnreadable as exc:
             log.warning("statistics leave out %s", exc)
+            continue
+        counted[path.name] = present[path.name]
+    _counted[key] = (builder, counted)
     sessions = [s for s in _sessions(layout) if isinstance(s.get("start"), dict)]
     return builder.build(sessions)
+
+
+def _identity(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
 
 
 def write_preview(layout: DatasetLayout) -> bool:
@@ -142,14 +167,15 @@ def front_matter(platform: str, license_id: str) -> str:
     return "---\n" + yaml.safe_dump(meta, sort_keys=False, allow_unicode=True) + "---\n"
 
 
-def write_card(layout: DatasetLayout, start: dict) -> None:
-    """Regenerate README.md and meta/info.json from what is on disk."""
+def write_card(layout: DatasetLayout, start: dict, make_preview: bool = True) -> None:
+    """Regenerate README.md and meta/info.json from what is on disk (`make_preview`: make the
+    preview if there is none yet, ~0.1 s; else the card shows one only if it exists)."""
     summary = dataset_summary(layout)
     stats = dataset_stats(layout)
     license_id = card_license(layout)
     write_json_atomic(layout.info, {"summary": summary, "statistics": stats.to_json(),
                                     "license": license_id, "environment": start})
-    preview = write_preview(layout)
+    preview = write_preview(layout) if make_preview else (layout.meta / PREVIEW_NAME).exists()
     lines = [
         front_matter(str(start["platform"]), license_id),
         f"# gymrec recording of {cell(start['env_id'])}",

@@ -44,6 +44,7 @@ from writer.store.metadata import (
     session_rows,
 )
 from writer.store.shards import ShardInfo, ShardWriter, load_manifest, recover
+from writer.summary.card_parts import PREVIEW_NAME
 
 log = logging.getLogger("gymrec.writer")
 
@@ -107,7 +108,7 @@ class WriterSession:
             state["status"] = "recording"
         if state != loaded:
             write_json_atomic(path, state)
-            write_card(self.layout, state["start"])
+            write_card(self.layout, state["start"], make_preview=False)  # no new frames yet
         return state
 
     def _save_state(self) -> None:
@@ -273,8 +274,8 @@ class WriterSession:
             self.ended = True
         self.state["last_control_seq"] = seq
         self._save_state()
-        if self.ended:
-            write_card(self.layout, self.state["start"])
+        if self.ended:  # its preview, if the dataset has none yet, once the end is acknowledged
+            write_card(self.layout, self.state["start"], make_preview=False)
         self.durable_seq = seq
 
     def seal(self, card: bool = True) -> ShardInfo | None:
@@ -307,6 +308,15 @@ class WriterSession:
                     pass  # derived from the manifest; rewritten at the next seal
             if self.on_sealed is not None:
                 self.on_sealed(self.layout, info)
+
+    def finish_card(self) -> None:
+        """After its end is acknowledged: the dataset's preview if it has none yet (~0.1 s that
+        the recorder does not wait for), and the card again to show it."""
+        if not (self.layout.meta / PREVIEW_NAME).exists():
+            try:
+                write_card(self.layout, self.state["start"])
+            except OSError as exc:
+                log.warning("session %s: no preview: %s", self.id, exc)
 
     def close(self, status: str) -> None:
         """Flush, seal and record `status` (e.g. "aborted" after a timeout, "interrupted")."""

@@ -146,7 +146,7 @@ class StatsBuilder:
     def build(self, sessions: list[dict]) -> DatasetStats:
         """The statistics of the rows added so far; `sessions` are the sessions' files
         (start message, episodes with the recorder's outcomes, gaps, discarded)."""
-        episodes = self._episodes
+        episodes = dict(sorted(self._episodes.items()))  # dataset order, whatever was added first
         by_id = {s["start"]["session"]: s for s in sessions if isinstance(s.get("start"), dict)}
         hours = sum(_seconds(eid, e, by_id.get(e.session_id)) for eid, e in episodes.items())
         hours /= 3600
