@@ -9,6 +9,9 @@ as aborted and everything sent is confirmed by the writer; a second one stops th
 
 from __future__ import annotations
 
+import shared.startup  # noqa: F401 - first: it sets what numpy reads as it loads
+
+# isort: split
 import dataclasses
 import os
 import signal

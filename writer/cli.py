@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import shared.startup  # noqa: F401 - first: it sets what numpy reads as it loads
+
+# isort: split
 import logging
 import os
 import re

@@ -7,6 +7,9 @@ diverged; 130 when interrupted; an error's own code (one line, no traceback) oth
 
 from __future__ import annotations
 
+import shared.startup  # noqa: F401 - first: it sets what numpy reads as it loads
+
+# isort: split
 import dataclasses
 import sys
 import tempfile
