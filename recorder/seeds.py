@@ -1,12 +1,13 @@
 """Episode seeds and episode starts: every reset seed is derived from the session's base seed
 and stored, and every episode can be started again on its own.
 
-The first episode of a session is reset with its seed. A later one, on a platform whose seeded
-resets are costly (ALE reloads its ROM: ~111 ms against ~6 ms unseeded), is reset without a
-seed, and the platform's snapshot taken just before that reset (emulator and RNG state) is
-stored with its step 0 (`start_state`): replay restores it and resets without a seed, which
-plays the same reset and episode again, in any order. Its agent still gets `reset(seed)`, and
-that seed is the episode's `seed`.
+The first episode of a session is reset with its seed (ALE's env is made seeded for it, so
+that this costs one ROM load, not two: `make_env(choice, first_seed)`, `first_reset`). A later
+one, on a platform whose seeded resets are costly (ALE reloads its ROM: ~111 ms against ~6 ms
+unseeded), is reset without a seed, and the platform's snapshot taken just before that reset
+(emulator and RNG state) is stored with its step 0 (`start_state`): replay restores it and
+resets without a seed, which plays the same reset and episode again, in any order. Its agent
+still gets `reset(seed)`, and that seed is the episode's `seed`.
 """
 
 from __future__ import annotations

@@ -273,8 +273,11 @@ class WriterLink:
         if self._curve is None and self._secret is None and now - self._asked_who_at > 0.25:
             # Ask who is there (answered before the ack of what we send next): see _proved.
             hello = p.to_frames(p.Hello(nonce=self._hello_nonce, version="link"))
-            if self._send_raw(hello):  # else before anything else, as soon as it can go
-                self._asked_who_at = now
+            if not self._send_raw(hello):
+                # Nothing goes before it: had the SessionStart gone out first (the connection
+                # made between the two sends), its ack would have come before the proof.
+                return
+            self._asked_who_at = now
         if self._start_pending:
             if self._ring_gone:
                 self._ring_gone = False

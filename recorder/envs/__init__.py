@@ -12,6 +12,7 @@ from recorder.envs.registry import (
     env_settings,
     extras_reader,
     extras_spec,
+    first_reset,
     fps_defaults,
     frame_of,
     info_columns,
@@ -29,7 +30,7 @@ from recorder.envs.registry import (
 
 __all__ = [
     "EnvChoice", "Platform", "action_labels", "choice_of_env", "env_settings", "extras_reader",
-    "extras_spec", "fps_defaults",
+    "extras_spec", "first_reset", "fps_defaults",
     "frame_of", "info_columns", "info_reader", "known_ids", "make_env", "native_fps",
     "platform_named", "platform_names",
     "platforms", "recording", "resolve_env", "resolver_for",

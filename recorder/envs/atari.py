@@ -8,6 +8,7 @@ lacks the exact combination (Breakout has no UP).
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
@@ -41,6 +42,8 @@ INFO_COLUMNS = MappingProxyType({"lives": "int64", "episode_frame_number": "int6
 # of a JSON header (4 bytes) holding the env's numpy RNG state (the stochastic frameskip of
 # v4 ids draws from it), then the ALE state with its RNG (`ALEState.serialize`, ~14.4 KB).
 SNAPSHOT_MAGIC = b"gymrec-ale-start\x01"
+# Held while an env is made seeded (Atari.make_for_seed swaps ale-py's seed_game meanwhile).
+_SEED_GAME = threading.Lock()
 
 
 def encode_snapshot(ale_state: bytes, np_random_state: dict) -> bytes:
@@ -155,6 +158,41 @@ class Atari(GymPlatform):
             return super().extras_reader(env, names)
         ale = env.unwrapped.ale  # getRAM(): the console's 128 bytes, a new array each call
         return lambda observation: {"ram": ale.getRAM()}
+
+    def make_for_seed(self, env_id: str, kwargs: Mapping[str, Any], seed: int) -> Any:
+        # ale-py's env seeds itself and loads its ROM as it is made, and reset(seed) seeds and
+        # loads it again (~0.1-0.2 s each, a session's start waits for both): made seeded with
+        # `seed` as reset(seed) seeds it, its first reset needs no seed and no second load.
+        # The same emulator, RNGs and frames (tests/system/test_start_states.py).
+        from ale_py.env import AtariEnv
+
+        seeded: list = []
+        unseeded = AtariEnv.seed_game
+
+        def seed_game(atari: Any, value: int | None = None) -> Any:
+            if value is not None:
+                return unseeded(atari, value)
+            seeded.append((atari, unseeded(atari, seed)))  # the one call as it is made
+            return seeded[-1][1]
+
+        with _SEED_GAME:
+            AtariEnv.seed_game = seed_game
+            try:
+                env = self.make(env_id, kwargs)
+            finally:
+                AtariEnv.seed_game = unseeded
+        if len(seeded) == 1 and seeded[0][0] is env.unwrapped:
+            env.unwrapped._gymrec_made_for = (seed, seeded[0][1])
+        return env  # else ale-py made it otherwise: first_reset seeds as usual
+
+    def first_reset(self, env: Any, seed: int) -> tuple[Any, dict]:
+        made_for = getattr(env.unwrapped, "_gymrec_made_for", None)
+        if made_for is None or made_for[0] != seed:
+            return env.reset(seed=seed)
+        del env.unwrapped._gymrec_made_for
+        observation, info = env.reset()
+        info["seeds"] = made_for[1]  # what a seeded reset's info says
+        return observation, info
 
     def start_snapshot(self, env: Any) -> bytes | None:
         # A seeded reset reloads the ROM (~111 ms for Breakout, vs ~6 ms unseeded): snapshot

@@ -132,6 +132,16 @@ class Platform(ABC):
 
     # -- episode starts -----------------------------------------------------------------------
 
+    def make_for_seed(self, env_id: str, kwargs: Mapping[str, Any], seed: int) -> Any:
+        """`make`, for an env whose first reset is `first_reset(env, seed)`: a platform whose
+        envs seed themselves as they are made may make it seeded with `seed` already."""
+        return self.make(env_id, kwargs)
+
+    def first_reset(self, env: Any, seed: int) -> tuple[Any, dict]:
+        """`env.reset(seed=seed)` for an env from `make_for_seed(..., seed)`: the same
+        observation, info and state, however the platform gets there."""
+        return env.reset(seed=seed)
+
     def start_snapshot(self, env: Any) -> bytes | None:
         """The live `env`'s state (emulator and RNGs), taken just before an unseeded reset:
         restoring it (`restore_start`) into an env made alike, then resetting without a seed,

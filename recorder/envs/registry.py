@@ -138,14 +138,21 @@ def recording(choice: EnvChoice, record: tuple[str, ...]) -> EnvChoice:
     return dataclasses.replace(choice, record=record)
 
 
-def make_env(choice: EnvChoice) -> Any:
+def make_env(choice: EnvChoice, first_seed: int | None = None) -> Any:
     """Build the env, rendering to arrays (one per process for Stable-Retro). An env that
-    refuses the user's options is a UsageError naming them."""
+    refuses the user's options is a UsageError naming them. `first_seed`: its first reset
+    will be `first_reset(env, first_seed)` (ALE's env is then made seeded: one ROM load)."""
     platform = platform_named(choice.platform)
+
+    def make() -> Any:
+        if first_seed is None:
+            return platform.make(choice.env_id, choice.kwargs)
+        return platform.make_for_seed(choice.env_id, choice.kwargs, first_seed)
+
     if set(choice.kwargs) <= {"render_mode"}:
-        return platform.make(choice.env_id, choice.kwargs)
+        return make()
     try:
-        return platform.make(choice.env_id, choice.kwargs)
+        return make()
     except GymrecError:
         raise
     except Exception as exc:  # the env's own check of an option's value, in its own words
@@ -176,6 +183,12 @@ def env_settings(env: Any) -> dict:
     """`env`'s effective settings as made, JSON values (for the session and the card)."""
     platform = platform_of_env(env)
     return platform.settings(env) if platform else {}
+
+
+def first_reset(env: Any, seed: int) -> tuple[Any, dict]:
+    """`env.reset(seed=seed)` for an env made by `make_env(choice, first_seed=seed)`."""
+    platform = platform_of_env(env)
+    return env.reset(seed=seed) if platform is None else platform.first_reset(env, seed)
 
 
 def platform_of_env(env: Any) -> Platform | None:

@@ -19,7 +19,7 @@ from typing import Any
 
 from recorder.agents import AgentSource, make_agent
 from recorder.delivery.link import AGENT_BATCH_STEPS, WriterLink
-from recorder.envs import EnvChoice, frame_of, make_env, native_fps
+from recorder.envs import EnvChoice, first_reset, frame_of, make_env, native_fps
 from recorder.episode import Episode
 from recorder.headless.stop import StopRequest
 from recorder.pacing import FramePacer
@@ -97,15 +97,15 @@ def record_worker(settings: RecordSettings, worker: int,
     session opens (the env is made and reset meanwhile)."""
     own_stop = stop is None
     stop = StopRequest() if stop is None else stop
-    env = make_env(settings.choice)
+    first_seed = episode_seed(settings.base_seed, worker, 0)
+    env = make_env(settings.choice, first_seed=first_seed)
     if settings.fps is None:
         settings = dataclasses.replace(settings, fps=native_fps(env))
     options = {k: v for k, v in settings.choice.kwargs.items() if k != "render_mode"}
     agent = make_agent(settings.agent, env.action_space, env_id=settings.choice.env_id,
                        env_options=options)
     progress = WorkerProgress(worker, session=new_session_id())
-    first_seed = episode_seed(settings.base_seed, worker, 0)
-    observation, reset_info = env.reset(seed=first_seed)
+    observation, reset_info = first_reset(env, first_seed)
     while go is not None and not go.wait(0.05) and not stop.requested:
         pass  # the parent says go once the writer answers (workers.py)
     if stop.requested:  # stopped while starting (making an env takes seconds): no session

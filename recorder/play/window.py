@@ -27,7 +27,14 @@ import pygame
 
 from recorder.agents import AgentSource, make_agent
 from recorder.delivery.link import LinkStats, WriterLink
-from recorder.envs import EnvChoice, action_labels, frame_of, make_env, native_fps
+from recorder.envs import (
+    EnvChoice,
+    action_labels,
+    first_reset,
+    frame_of,
+    make_env,
+    native_fps,
+)
 from recorder.episode import Episode
 from recorder.headless.loop import WorkerProgress, ring_slots
 from recorder.pacing import FramePacer
@@ -171,7 +178,7 @@ def play(settings: PlaySettings, events: EventSource = window_events,
     except pygame.error as exc:
         raise UsageError(f"cannot open a window ({exc}); without a display record with "
                          "--agent random --headless") from exc
-    env = make_env(settings.choice)
+    env = make_env(settings.choice, first_seed=episode_seed(settings.base_seed, 0, 0))
     if settings.fps is None:
         settings = dataclasses.replace(settings, fps=native_fps(env))
     try:
@@ -192,7 +199,7 @@ class _Game:
         self.settings, self.env, self.events = settings, env, events
         self.tick = 0
         seed = episode_seed(settings.base_seed, 0, 0)
-        observation, reset_info = env.reset(seed=seed)
+        observation, reset_info = first_reset(env, seed)
         frame = frame_of(observation, env)
         self.progress = WorkerProgress(0, session=new_session_id())
         start = session_start(self.progress.session, settings.choice, env, observation,

@@ -38,7 +38,10 @@ def test_rogue_flood_during_a_real_session(writer_factory, endpoint, data_dir):
     assert len(steps) == len(state["episodes"]) and sum(len(s) for s in steps.values()) == \
         final["steps"]
     assert all(sorted(s) == list(range(len(s))) for s in steps.values())
-    assert state["status"] == "ended" and state["episodes"][-1]["outcome"] == "aborted"
+    assert state["status"] == "ended" and state["end"]["reason"] == "interrupted"
+    # The episode in progress at the Ctrl-C ends as aborted; one landing between two episodes
+    # (the last one over, the next not begun: seen once in CI) leaves none in progress.
+    assert state["episodes"][-1]["outcome"] in ("aborted", "terminated")
     assert writer.stop() == 0
     log = writer.log.read_text()
     last = log.splitlines()[-1]  # "stopped: ... N rejected, ... M sessions refused, ..."

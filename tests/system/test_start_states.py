@@ -209,3 +209,37 @@ def test_bin_values_elsewhere_in_a_header_are_refused():
         header[key] = value
         with pytest.raises(ProtocolError):
             p.from_frames([frames[0], msgpack.packb(header, use_bin_type=True), frames[2]])
+
+
+@pytest.mark.parametrize("env_id", ["BreakoutNoFrameskip-v4", "ALE/Pong-v5"])
+def test_an_env_made_for_its_seed_is_the_seeded_reset(env_id):
+    """A session's first reset on ALE loads the ROM once (the env is made seeded, then reset
+    without a seed): the same observation, info, emulator and RNG state, and frames, as make +
+    reset(seed); reset with another seed, it is an ordinary seeded reset."""
+    import numpy as np
+
+    from recorder.envs import first_reset, make_env, resolve_env
+
+    choice = resolve_env(env_id)
+
+    def played(env, observation) -> list:
+        frames, rng = [observation], np.random.default_rng(5)
+        for _ in range(150):
+            observation, *_ = env.step(int(rng.integers(env.action_space.n)))
+            frames.append(observation)
+        return frames
+
+    for made_for, reset_with in ((SEED, SEED), (SEED, SEED + 1)):
+        usual = make_env(choice)
+        expected, expected_info = usual.reset(seed=reset_with)
+        env = make_env(choice, first_seed=made_for)
+        assert env.unwrapped._gymrec_made_for[0] == made_for  # made seeded: one ROM load
+        observation, info = first_reset(env, reset_with)
+        assert info == expected_info and "seeds" in info
+        state = [e.unwrapped.ale.cloneState(include_rng=True).serialize() for e in (usual, env)]
+        rngs = [e.unwrapped.np_random.bit_generator.state for e in (usual, env)]
+        assert state[0] == state[1] and rngs[0] == rngs[1]
+        assert all(np.array_equal(x, y) for x, y in zip(played(usual, expected),
+                                                        played(env, observation), strict=True))
+        usual.close()
+        env.close()
