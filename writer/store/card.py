@@ -137,6 +137,10 @@ def _identity(path: Path) -> tuple[int, int, int] | None:
     return st.st_ino, st.st_size, st.st_mtime_ns
 
 
+def has_preview(layout: DatasetLayout) -> bool:
+    return (layout.meta / PREVIEW_NAME).exists()
+
+
 def write_preview(layout: DatasetLayout) -> bool:
     """`.meta/preview.webp`: the dataset's first episode, animated (made once: the first
     episode never changes). False when there is nothing to show yet or it cannot be made."""
@@ -175,7 +179,7 @@ def write_card(layout: DatasetLayout, start: dict, make_preview: bool = True) ->
     license_id = card_license(layout)
     write_json_atomic(layout.info, {"summary": summary, "statistics": stats.to_json(),
                                     "license": license_id, "environment": start})
-    preview = write_preview(layout) if make_preview else (layout.meta / PREVIEW_NAME).exists()
+    preview = write_preview(layout) if make_preview else has_preview(layout)
     lines = [
         front_matter(str(start["platform"]), license_id),
         f"# gymrec recording of {cell(start['env_id'])}",

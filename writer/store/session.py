@@ -34,7 +34,7 @@ from shared.schema import (
 from shared.security import token_digest
 from shared.shm import RingReader
 from writer.encode import Encoded
-from writer.store.card import write_card
+from writer.store.card import has_preview, write_card
 from writer.store.durable import write_json_atomic
 from writer.store.metadata import (
     add_missing_episodes,
@@ -44,7 +44,6 @@ from writer.store.metadata import (
     session_rows,
 )
 from writer.store.shards import ShardInfo, ShardWriter, load_manifest, recover
-from writer.summary.card_parts import PREVIEW_NAME
 
 log = logging.getLogger("gymrec.writer")
 
@@ -312,7 +311,7 @@ class WriterSession:
     def finish_card(self) -> None:
         """After its end is acknowledged: the dataset's preview if it has none yet (~0.1 s that
         the recorder does not wait for), and the card again to show it."""
-        if not (self.layout.meta / PREVIEW_NAME).exists():
+        if not has_preview(self.layout):
             try:
                 write_card(self.layout, self.state["start"])
             except OSError as exc:
