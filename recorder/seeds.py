@@ -20,9 +20,12 @@ from recorder.envs.base import StartStateError
 from recorder.envs.registry import platform_of_env
 
 
-def episode_seed(base_seed: int, worker: int, episode: int) -> int:
-    """A 31-bit seed for episode `episode` of worker `worker`, reproducible from `base_seed`."""
-    state = np.random.SeedSequence([base_seed, worker, episode]).generate_state(1)
+def episode_seed(base_seed: int, episode: int) -> int:
+    """A 31-bit seed for a recording's episode number `episode`, reproducible from `base_seed`
+    (whichever headless worker plays it, however many there are)."""
+    # The 0 was a worker's number when each worker had its own episodes: kept, so that every
+    # seed derived before (all of one worker's) stays what it was.
+    state = np.random.SeedSequence([base_seed, 0, episode]).generate_state(1)
     return int(state[0] & 0x7FFFFFFF)
 
 

@@ -236,7 +236,7 @@ class _Recording:
     def drawn_seed(self) -> int:
         """A seed for a reset the user did not seed, reproducible from the base seed."""
         self.resets += 1
-        return episode_seed(self.base_seed, 0, self.resets)
+        return episode_seed(self.base_seed, self.resets)
 
     def stats(self) -> RecordingStats:
         found = RecordingStats(sessions=[s.link.session for s in self.sessions])

@@ -55,7 +55,7 @@ def _episodes(env_id: str, episodes: int, max_steps: int, on_frame,
     frames = 0
     started = time.perf_counter()
     for episode in range(episodes):
-        seed = episode_seed(BASE_SEED, 0, episode)
+        seed = episode_seed(BASE_SEED, episode)
         obs, _ = env.reset(seed=seed) if seeded or episode == 0 else env.reset()
         agent.reset(seed)
         for _ in range(max_steps):

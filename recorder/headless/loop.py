@@ -81,30 +81,42 @@ class WorkerProgress:
     interrupted: bool = False
 
 
-def episodes_for(worker: int, settings: RecordSettings) -> int:
-    """Episodes are shared out as evenly as possible between the workers."""
-    share, extra = divmod(settings.episodes, settings.workers)
-    return share + (1 if worker < extra else 0)
+def all_episodes(settings: RecordSettings) -> Callable[[], int | None]:
+    """The episode numbers of a recording with one worker: 0, 1, ... then None. (Workers that
+    share a recording get theirs from their parent: workers.py.)"""
+    numbers = iter(range(settings.episodes))
+    return lambda: next(numbers, None)
 
 
 def record_worker(settings: RecordSettings, worker: int,
                   report: Callable[[WorkerProgress], None], *, stop: StopRequest | None = None,
                   notify: Callable[[str], None] | None = None,
-                  go: threading.Event | None = None) -> WorkerProgress:
-    """Play this worker's episodes into one session; returns the final counts. `stop` (by
+                  go: threading.Event | None = None,
+                  next_episode: Callable[[], int | None] | None = None) -> WorkerProgress:
+    """Play episodes into one session until `next_episode()` (default: `all_episodes`) says
+    None; returns the final counts. It gives the recording's number of the next episode to
+    play, the key of its seed: the same episodes whichever worker plays them. `stop` (by
     default one taking this process's SIGINT/SIGTERM) ends it early, in order; `notify` gets
     the lines worth telling the person running it; `go`, when given, is awaited before the
     session opens (the env is made and reset meanwhile)."""
     own_stop = stop is None
     stop = StopRequest() if stop is None else stop
-    first_seed = episode_seed(settings.base_seed, worker, 0)
+    next_episode = next_episode or all_episodes(settings)
+    number = next_episode()
+    progress = WorkerProgress(worker, session=new_session_id())
+    if number is None:  # more workers than episodes: nothing to play, no session
+        progress.done = True
+        report(progress)
+        if own_stop:
+            stop.restore()
+        return progress
+    first_seed = episode_seed(settings.base_seed, number)
     env = make_env(settings.choice, first_seed=first_seed)
     if settings.fps is None:
         settings = dataclasses.replace(settings, fps=native_fps(env))
     options = {k: v for k, v in settings.choice.kwargs.items() if k != "render_mode"}
     agent = make_agent(settings.agent, env.action_space, env_id=settings.choice.env_id,
                        env_options=options)
-    progress = WorkerProgress(worker, session=new_session_id())
     observation, reset_info = first_reset(env, first_seed)
     while go is not None and not go.wait(0.05) and not stop.requested:
         pass  # the parent says go once the writer answers (workers.py)
@@ -130,8 +142,9 @@ def record_worker(settings: RecordSettings, worker: int,
     player = _Player(agent=agent, link=link, settings=settings, progress=progress,
                      report_progress=report_progress, ticks=ticks, pacer=pacer, stop=stop)
     try:
-        for episode in range(episodes_for(worker, settings)):
-            seed = episode_seed(settings.base_seed, worker, episode)
+        episode = 0  # its index in this session
+        while number is not None:
+            seed = episode_seed(settings.base_seed, number)
             start_state = None  # the first episode was reset with its seed (above)
             if episode > 0:  # unseeded from a snapshot where seeded resets are costly (ALE)
                 start = start_episode(env, seed)
@@ -146,6 +159,8 @@ def record_worker(settings: RecordSettings, worker: int,
             if stop.requested:
                 break
             progress.episodes += 1
+            episode += 1
+            number = next_episode()
     except KeyboardInterrupt:  # only if SIGINT came before `stop` could take it
         stop.raise_to(1)
     finally:

@@ -178,7 +178,7 @@ def play(settings: PlaySettings, events: EventSource = window_events,
     except pygame.error as exc:
         raise UsageError(f"cannot open a window ({exc}); without a display record with "
                          "--agent random --headless") from exc
-    env = make_env(settings.choice, first_seed=episode_seed(settings.base_seed, 0, 0))
+    env = make_env(settings.choice, first_seed=episode_seed(settings.base_seed, 0))
     if settings.fps is None:
         settings = dataclasses.replace(settings, fps=native_fps(env))
     try:
@@ -198,7 +198,7 @@ class _Game:
                  link: OfflineLink | None = None):
         self.settings, self.env, self.events = settings, env, events
         self.tick = 0
-        seed = episode_seed(settings.base_seed, 0, 0)
+        seed = episode_seed(settings.base_seed, 0)
         observation, reset_info = first_reset(env, seed)
         frame = frame_of(observation, env)
         self.progress = WorkerProgress(0, session=new_session_id())
@@ -352,7 +352,7 @@ class _Game:
 
     def _next_episode(self) -> None:
         index = self.ep.index + 1
-        seed = episode_seed(self.settings.base_seed, 0, index)
+        seed = episode_seed(self.settings.base_seed, index)
         # Unseeded from a snapshot where a seeded reset is costly (ALE: ~0.1 s, a stutter).
         observation, info, start_state = start_episode(self.env, seed)
         self.ep = self._episode(index, seed, observation, info, start_state)

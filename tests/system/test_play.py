@@ -125,7 +125,7 @@ def test_atari_keys_pause_discard_and_quit(writer):
     for index, rows in by_index.items():
         expected = [meaning[player.keys_at[(index, r["step"])]] for r in rows[:-1]]
         assert [r["action"] for r in rows[:-1]] == expected
-        assert rows[0]["seed"] == episode_seed(21, 0, index)
+        assert rows[0]["seed"] == episode_seed(21, index)
     assert len(by_index[0]) == 41 and by_index[0][-2]["truncated"]
     assert len(by_index[2]) == 6 and not by_index[2][-2]["truncated"]
     # The pause shows in the timestamps (frame 20 was shown again after it), and no frame was
@@ -305,7 +305,7 @@ def test_cli_window_with_agent_and_bad_keymap(writer, tmp_path):
     assert time.monotonic() - started < 60
     episodes = assert_exact_episodes(load(data_dir, "ALE_Pong-v5"))
     assert sorted(r[0]["seed"] for r in episodes.values()) == sorted(
-        episode_seed(4, 0, e) for e in range(2))
+        episode_seed(4, e) for e in range(2))
 
 
 def test_cli_list(tmp_path):

@@ -28,7 +28,7 @@ def test_atari_three_episodes_auto_started_writer(endpoint, data_dir):
     episodes = assert_exact_episodes(ds)
     assert len(episodes) == 3
     assert sorted(r[0]["seed"] for r in episodes.values()) == sorted(
-        episode_seed(7, 0, e) for e in range(3))
+        episode_seed(7, e) for e in range(3))
     assert ds[0]["image"].size == (160, 210)
     assert isinstance(ds[0]["action"], int)
     sent = int(result.stdout.split("frames sent: ")[1].split()[0])
@@ -73,12 +73,32 @@ def test_vizdoom_two_workers_into_one_writer(endpoint, data_dir):
     assert len(episodes) == 5
     assert len(set(ds["session_id"])) == 2
     seeds = {rows[0]["seed"] for rows in episodes.values()}
-    assert seeds == {episode_seed(11, 0, e) for e in range(3)} | {
-        episode_seed(11, 1, e) for e in range(2)}
+    # Episodes are handed out as workers finish theirs: the recording's five, whoever played
+    # them (one session each worker, each holding at least its first).
+    assert seeds == {episode_seed(11, e) for e in range(5)}
     image = np.asarray(ds[0]["image"])
     assert image.shape == (240, 320, 3)
     assert all(isinstance(a, int) and 0 <= a < 4
                for a, last in zip(ds["action"], ds["is_last"], strict=True) if not last)
+
+
+def test_episodes_are_the_same_whatever_the_number_of_workers(endpoint, data_dir):
+    """Workers take the recording's episodes as they finish theirs: episode k has the same
+    seed, actions and frames with one worker or three."""
+    played, seen = {}, set()
+    for workers in (1, 3):
+        result = run_record("BreakoutNoFrameskip-v4", endpoint, data_dir, "--episodes", "5",
+                            "--workers", str(workers), "--seed", "5", "--max-steps", "40")
+        assert result.returncode == 0, result.stderr
+        episodes = assert_exact_episodes(load(data_dir, "BreakoutNoFrameskip-v4"))
+        new = {e: rows for e, rows in episodes.items() if rows[0]["session_id"] not in seen}
+        sessions = {rows[0]["session_id"] for rows in new.values()}
+        assert len(sessions) == workers
+        seen |= sessions
+        played[workers] = {rows[0]["seed"]: [(r["action"], r["frame_hash"]) for r in rows]
+                           for rows in new.values()}
+    assert set(played[1]) == {episode_seed(5, e) for e in range(5)}
+    assert played[3] == played[1]
 
 
 def test_png_codec_is_lossless(endpoint, data_dir):

@@ -84,7 +84,7 @@ def recordings(writer):
 def test_later_episodes_start_from_a_snapshot_and_each_replays_alone(recordings, env_id):
     data_dir = recordings(env_id)
     starts = _episode_starts(data_dir / env_id.replace("/", "_"))
-    assert [seed for _, seed, _ in starts] == [episode_seed(SEED, 0, k) for k in range(3)]
+    assert [seed for _, seed, _ in starts] == [episode_seed(SEED, k) for k in range(3)]
     assert starts[0][2] is None  # the session's first episode: reset with its seed
     assert all(10_000 < len(state) < p.MAX_START_STATE for _, _, state in starts[1:])
     assert starts[1][2] != starts[2][2]
@@ -179,7 +179,7 @@ def test_human_play_starts_later_episodes_cheaply_too(writer):
     assert result.returncode == 0, result.stderr
     starts = _episode_starts(data_dir / env_id)
     assert [(seed, state is None) for _, seed, state in starts] == [
-        (episode_seed(6, 0, 0), True), (episode_seed(6, 0, 1), False)]
+        (episode_seed(6, 0), True), (episode_seed(6, 1), False)]
     result = replay(env_id, data_dir, "--episode", starts[1][0])
     assert result.exit_code == 0 and "(1 passed)" in result.stdout, result.output
 
