@@ -32,7 +32,7 @@ if TYPE_CHECKING:  # pyarrow is imported where Arrow is built: a recorder never 
     import pyarrow as pa
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(kw_only=True, slots=True)  # made every step: not frozen (4 µs more each)
 class StepData:
     """One env step as the recorder records it."""
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import operator
 import os
 import time
 from collections.abc import Callable
@@ -47,6 +48,9 @@ class LinkStats:
     unproven_acks: int = 0  # acks without a valid proof of the writer's secret (ignored)
 
 
+_step_values = operator.attrgetter(*(v.name for v in STEP_VALUES))  # a step's, as a tuple
+
+
 class _Batch:
     """Steps collected for one StepBatch message (consecutive steps of one episode)."""
 
@@ -55,19 +59,24 @@ class _Batch:
         self.start_state = first.start_state  # a step 0's (the outbox keeps it for resends)
         self.shape = list(first.frame.shape)
         self.count = 0
-        self.values: dict[str, list] = {v.batch_name: [] for v in STEP_VALUES}
+        self.rows: list[tuple] = []  # each step's STEP_VALUES (`values` turns them to lists)
         self.slots: list[int] = []
         self.pixels: list[bytes] = []
         self.extras = _shapes(first.extras)  # every step of a session has the same extras
         self.extra_data: list[list[bytes]] = []
         self.started_at = time.monotonic()
 
+    @property
+    def values(self) -> dict[str, list]:
+        """Each of STEP_VALUES as the list of its steps' values (StepBatch's fields)."""
+        columns = zip(*self.rows, strict=True) if self.rows else [()] * len(STEP_VALUES)
+        return {v.batch_name: list(c) for v, c in zip(STEP_VALUES, columns, strict=True)}
+
     def follows(self, step: StepData) -> bool:
         return step.episode == self.episode and step.step == self.first_step + self.count
 
     def add(self, step: StepData) -> None:
-        for v in STEP_VALUES:
-            self.values[v.batch_name].append(getattr(step, v.name))
+        self.rows.append(_step_values(step))
         if self.extras:
             self.extra_data.append(_extra_bytes(step.extras))
         self.count += 1
@@ -144,7 +153,8 @@ class WriterLink:
     def send_step(self, step: StepData) -> bool:
         """Queue one step; False when the buffer was full and the step became part of a gap."""
         frame = step.frame
-        if not self.has_room(frame.nbytes + _nbytes(step.extras)):
+        if not (self.ring.free > 0 if self.ring is not None
+                else self.has_room(frame.nbytes + _nbytes(step.extras))):
             self._flush_batch()
             finished = self.outbox.drop_step(step.episode, step.step)
             if finished is not None:

@@ -256,6 +256,7 @@ def _play_episode(episode: Episode, player: _Player) -> None:
     """Play until the episode ends, is cut or a stop is requested; its end is always sent."""
     link, progress, pacer = player.link, player.progress, player.pacer
     outcome = "aborted"
+    room = episode.frame.nbytes + episode.extras_bytes  # a step's (its extras keep their shapes)
     try:
         while not player.stop.requested:
             if pacer is not None:
@@ -265,8 +266,7 @@ def _play_episode(episode: Episode, player: _Player) -> None:
             action = player.agent.act(episode.observation)
             result = episode.env.step(action)
             if pacer is None:
-                link.wait_for_room(episode.frame.nbytes + episode.extras_bytes,
-                                   player.settings.stall_timeout)
+                link.wait_for_room(room, player.settings.stall_timeout)
             episode.record(action, result)
             progress.steps += 1
             link.pump()
