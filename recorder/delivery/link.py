@@ -68,8 +68,9 @@ class _Batch:
 
     @property
     def values(self) -> dict[str, list]:
-        """Each of STEP_VALUES as the list of its steps' values (StepBatch's fields)."""
-        columns = zip(*self.rows, strict=True) if self.rows else [()] * len(STEP_VALUES)
+        """Each of STEP_VALUES as the list of its steps' values (StepBatch's fields; a batch
+        is made with its first step, so it has one)."""
+        columns = zip(*self.rows, strict=True)
         return {v.batch_name: list(c) for v, c in zip(STEP_VALUES, columns, strict=True)}
 
     def follows(self, step: StepData) -> bool:
