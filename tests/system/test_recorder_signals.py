@@ -115,6 +115,34 @@ def test_sigkill_of_the_recorder_takes_its_workers_along(recorders, writer_facto
            shm_files_left=0)
 
 
+def test_a_worker_that_dies_stops_the_other_in_order(recorders, writer_factory, endpoint,
+                                                     data_dir):
+    """SIGKILL to one of two workers (at any point of asking for its next episode): the
+    recorder says a worker died (exit 1), the other ends its session in order with every frame
+    it sent durable, and the killed one's session is closed by the writer, its ring removed."""
+    writer_factory("--session-timeout", "2").start()
+    rec = recorders(ENV, endpoint, data_dir, *MANY, "--workers", "2")
+    rec.wait_recording()
+    assert len(rec.workers) == 2
+    wait_for(lambda: len(_session_states(data_dir)) == 2, 60, "both workers' sessions")
+    os.kill(rec.workers[0], signal.SIGKILL)
+    code, out, err = rec.communicate()
+    assert code == 1 and "died" in err, (code, out, err)
+    rec.leftovers(timeout=30)  # the writer gave up on the dead one's session: its ring went
+    wait_for(lambda: all(st["status"] != "recording" for st in _session_states(data_dir)), 30,
+             "both sessions closed")
+    states = {st["status"]: st for st in _session_states(data_dir)}
+    assert set(states) == {"ended", "aborted"}, states
+    survivor = states["ended"]
+    assert survivor["end"]["reason"] == "interrupted"
+    ds = load(data_dir, ENV)
+    mine = ds.filter(lambda r: r["session_id"] == survivor["start"]["session"])
+    episodes = assert_exact_episodes(mine)
+    assert sum(len(rows) - 1 for rows in episodes.values()) == survivor["end"]["steps_sent"]
+    report("one of two workers SIGKILLed (the other ends in order)",
+           sent=survivor["end"]["steps_sent"], processes_left=0, shm_files_left=0)
+
+
 def test_a_sigkilled_recorder_playing_in_its_own_process_loses_nothing_confirmed(
         recorders, writer_factory, endpoint, data_dir):
     """One worker plays in the recorder's process: nothing is left to end its session, so
