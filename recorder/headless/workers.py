@@ -133,7 +133,11 @@ def run_workers(settings: RecordSettings,
                 for worker in _readable(pool):
                     item = worker.receive()
                     if isinstance(item, EpisodeWanted):
-                        worker.grant(None if stop.requested else next(unplayed, None))
+                        # A stop goes down before the answer it explains: the worker must
+                        # know it was stopped, not that the episodes ran out.
+                        stopped = stop.requested
+                        _forward(stop, [worker])
+                        worker.grant(None if stopped else next(unplayed, None))
                     elif isinstance(item, WorkerProgress):
                         latest[worker.index] = item
                         view.update(list(latest.values()))

@@ -16,7 +16,7 @@ import pytest
 from recorder.delivery.link import probe_writer
 from tests.support.datasets_check import assert_exact_episodes, load
 from tests.support.process_tree import alive, arrow_bytes, blocked_signals, holds, wait_for
-from tests.support.processes import ROOT
+from tests.support.processes import ROOT, run_record
 from tests.support.recorder_cli import RecorderCli, writer_pids
 from tests.support.recorders import report, session_state
 
@@ -69,6 +69,39 @@ def test_ctrl_c_to_the_group_keeps_every_frame_with_an_auto_started_writer(
     assert outcomes[-1] == "aborted" or "aborted" not in outcomes, (state["episodes"], err)
     report("Ctrl-C to the recorder's group, auto-started writer", sent=sent, durable=durable,
            exit_code=code, processes_left=0, shm_files_left=0)
+
+
+# Presses Ctrl-C on its 20th action, the last step of the first episode (--max-steps 20).
+CTRL_C_AT_AN_EPISODE_END = """
+import os
+import signal
+
+
+class Agent:
+    def __init__(self, action_space, env_id=""):
+        self.actions = 0
+
+    def act(self, observation):
+        self.actions += 1
+        if self.actions == 20:
+            os.kill(os.getpid(), signal.SIGINT)
+        return 1
+"""
+
+
+def test_ctrl_c_as_an_episode_ends_is_an_interrupted_session(endpoint, data_dir, tmp_path):
+    """The worker asks for its next episode just after the Ctrl-C: the answer (none) must not
+    read as "the episodes ran out", so the session ends interrupted, not completed."""
+    agent = tmp_path / "ctrl_c_agent.py"
+    agent.write_text(CTRL_C_AT_AN_EPISODE_END)
+    result = run_record(ENV, endpoint, data_dir, "--agent", f"{agent}:Agent", "--episodes", "3",
+                        "--max-steps", "20", "--seed", "3")
+    assert result.returncode == 130, (result.stdout, result.stderr)
+    state = session_state(data_dir, ENV)
+    assert state["status"] == "ended" and state["end"]["reason"] == "interrupted", state["end"]
+    episodes = assert_exact_episodes(load(data_dir, ENV))
+    assert [len(rows) for rows in episodes.values()] == [21]
+    assert [e["outcome"] for e in state["episodes"]] == ["truncated"]
 
 
 @pytest.mark.parametrize("sig, to, code", [(signal.SIGINT, "pid", 130),
