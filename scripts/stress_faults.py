@@ -267,8 +267,10 @@ def run(args: argparse.Namespace, console: Console) -> int:
                         f"seed {seed}  down {down:.2f} s  "
                         f"resumed {'-' if resume is None else f'{resume:.2f} s'}"))
                 left = args.kills - len(kills)
-                if left > 0 and not seeds and seed < 4 * args.seeds:
-                    seeds.append(seed + 1)  # the recordings ended before the kills did
+                if left > 0 and not seeds and seed < args.seeds + 3 * args.kills:
+                    # The recordings ended before the kills did (a short one can end before
+                    # its first kill's random moment): another, up to 3 for each kill wanted.
+                    seeds.append(seed + 1)
                 progress.update(task, detail=f"seed {seed}: recording ends")
                 try:
                     recorder.wait(600)
