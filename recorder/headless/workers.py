@@ -307,11 +307,13 @@ def _worker_body(settings: RecordSettings, index: int, reports: Connection,
     threading.Thread(target=_follow_parent, args=(control, stop, go, grants), daemon=True,
                      name="stop-levels").start()
     send = _Sender(reports)
-    first = [index if index < settings.episodes else None]
+    started = False
 
     def next_episode() -> int | None:
-        if first:
-            return first.pop()
+        nonlocal started
+        if not started:  # its first is its own index (run_workers hands out the rest)
+            started = True
+            return index if index < settings.episodes else None
         send(EpisodeWanted(worker=index))
         while not stop.requested:  # a parent that is gone stops us (_follow_parent)
             try:
