@@ -36,7 +36,6 @@ from shared.schema import check_action_fits, check_extras_fit, check_info_fits
 from shared.security import ServerKeys, is_loopback, prove, writer_secret
 from shared.spaces import validate_action
 from shared.version import VERSION
-from writer.encode import encode_frame, encode_frames, encode_ring_frames
 from writer.store.repair import repair_dataset
 from writer.store.session import (
     WriterSession,
@@ -322,10 +321,7 @@ class Writer:
                 _check_action(msg.action, session.start.action_space)
             check_info_fits(msg.info, session.start.info_columns)
             check_extras_fit(msg.extras, session.start.extras)
-            encoded = self.pool.submit(
-                encode_frame, msg.pixels, msg.shape, session.start.codec, session.start.quality,
-                session.start.extras, msg.extra_data,
-            )
+            encoded = self.pool.submit(session.encoder.encode, msg.pixels, msg.extra_data)
         session.accept(msg.seq, msg, encoded)
 
     def _share(self) -> int:
@@ -356,7 +352,6 @@ class Writer:
             check_info_fits(info, session.start.info_columns)
         check_extras_fit(msg.extras, session.start.extras)
         skip = session.next_seq - msg.seq  # a resent batch may overlap what is already here
-        start = session.start
         if msg.slots:
             if session.ring is None or max(msg.slots) >= session.ring.slots:
                 raise ProtocolError("steps name shared-memory slots this session does not have")
@@ -367,14 +362,13 @@ class Writer:
             # Read in the encoder, not here: a slot is reused only once its step is acknowledged,
             # after its row is written. A ring cut short fails the session when its turn comes.
             self._turn_bytes += nbytes
-            encoded = self.pool.submit(encode_ring_frames, session.ring, msg.slots[skip:],
-                                       start.frame_shape, start.codec, start.quality,
-                                       start.extras, msg.extra_data[skip:])
+            encoded = self.pool.submit(session.encoder.encode_ring, session.ring,
+                                       msg.slots[skip:], msg.extra_data[skip:])
         else:
             pixels = msg.pixels[skip:]
             nbytes = sum(len(px) for px in pixels)
-            encoded = self.pool.submit(encode_frames, pixels, start.frame_shape, start.codec,
-                                       start.quality, start.extras, msg.extra_data[skip:])
+            encoded = self.pool.submit(session.encoder.encode_many, pixels,
+                                       msg.extra_data[skip:])
         session.accept(msg.seq, msg, encoded, skip, nbytes)
 
     def _start_session(self, routing_id: bytes, msg: p.SessionStart) -> None:

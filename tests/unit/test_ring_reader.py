@@ -15,7 +15,7 @@ from shared.codec import encode_frame as encode_pixels
 from shared.errors import ProtocolError
 from shared.frame_hash import frame_hash
 from shared.shm import RingReader, shm_available
-from writer.encode import encode_ring_frames
+from writer.encode import FrameEncoder
 
 pytestmark = pytest.mark.skipif(not shm_available(), reason="no writable /dev/shm")
 SHAPE = [6, 5, 3]
@@ -44,7 +44,7 @@ def test_read_into_copies_the_slots_frame(ring):
 
 def test_ring_frames_encode_as_inline_frames_do(ring):
     _, reader = ring
-    encoded = encode_ring_frames(reader, [3, 0], SHAPE, "jpeg", 95)
+    encoded = FrameEncoder(SHAPE, "jpeg", 95).encode_ring(reader, [3, 0])
     for (image, hashed, extras), value in zip(encoded, (4, 1), strict=True):
         pixels = bytes([value]) * 90
         assert image == encode_pixels(pixels, SHAPE, "jpeg", 95)
@@ -56,14 +56,14 @@ def test_a_ring_cut_short_is_a_protocol_error(ring):
     _, reader = ring
     os.truncate(reader.path, 0)
     with pytest.raises(ProtocolError, match="truncated"):
-        encode_ring_frames(reader, [1], SHAPE, "jpeg", 95)
+        FrameEncoder(SHAPE, "jpeg", 95).encode_ring(reader, [1])
 
 
 def test_a_closed_ring_is_a_protocol_error(ring):
     _, reader = ring
     reader.close()
     with pytest.raises(ProtocolError, match="closed"):
-        encode_ring_frames(reader, [1], SHAPE, "jpeg", 95)
+        FrameEncoder(SHAPE, "jpeg", 95).encode_ring(reader, [1])
 
 
 def test_close_while_reading_keeps_the_descriptor_until_the_read_is_done(ring):

@@ -33,7 +33,7 @@ from shared.schema import (
 )
 from shared.security import token_digest
 from shared.shm import RingReader
-from writer.encode import Encoded
+from writer.encode import Encoded, FrameEncoder
 from writer.store.card import has_preview, write_card
 from writer.store.durable import write_json_atomic
 from writer.store.metadata import (
@@ -78,6 +78,7 @@ class WriterSession:
         if start.shm_slots:
             self.ring = RingReader(start.session, start.shm_slots, math.prod(start.frame_shape),
                                    start.owner_token)
+        self.encoder = FrameEncoder(start.frame_shape, start.codec, start.quality, start.extras)
         self.needs_repair = False  # a seal failed half-way: finish it before writing more
         self.retry_at = 0.0  # after a failed write, when to try again (monotonic seconds)
         self._ending: dict[int, dict] = {}  # seq of a buffered final row → its episode entry
