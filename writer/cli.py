@@ -105,7 +105,7 @@ def _check_template(template: str) -> str:
 @click.option("--license", "license_id", expose_value=False, callback=lambda c, p, v:
               _set_license(v), help=LICENSE_HELP)
 # Testing knobs (hidden): fault tests use them to make a write land exactly where they need it.
-@click.option("--batch-rows", type=click.IntRange(1), default=64, hidden=True)
+@click.option("--batch-rows", type=click.IntRange(1), default=256, hidden=True)
 @click.option("--batch-seconds", type=click.FloatRange(0), default=0.05, hidden=True)
 @click.option("--config", "config_file", type=click.Path(path_type=Path, dir_okay=False),
               default=None,

@@ -54,7 +54,7 @@ class WriterSettings:
     data_dir: Path
     endpoint: str
     encoders: int = 2
-    batch_rows: int = 64
+    batch_rows: int = 256  # rows per Arrow batch and fsync (or batch_seconds' worth)
     batch_seconds: float = 0.05
     shard_rows: int = 10_000
     shard_bytes: int = 1024 * 1024 * 1024

@@ -82,7 +82,7 @@ def test_rows_lost_with_a_damaged_shard_name_it(recorded, tmp_path):
     shutil.copytree(recorded, data_dir)
     (shard,) = (data_dir / ENV / "data").glob("*.arrow")
     ends = _batch_ends(shard)
-    assert len(ends) >= 3
+    assert len(ends) >= 2  # a batch per episode at least
     with open(shard, "r+b") as f:
         f.truncate(ends[0])
     result = _replay(data_dir)
