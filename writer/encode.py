@@ -5,7 +5,9 @@ re-encodes replayed frames with exactly the function the writer stored them with
 A session's frames go through its `FrameEncoder`. A frame whose pixels equal one of the last
 few frames' (same xxh3-128, the hash replay already trusts) gets that frame's image bytes
 instead of a new encode: the codecs are deterministic, so they are the bytes an encode would
-give. Random play repeats frames often (Breakout ~7%, Airstriker ~16%, Space Invaders ~33%)."""
+give. Random play repeats frames often (Breakout ~7%, Airstriker ~16%, Space Invaders ~33%).
+xxh3 is not collision-proof against a forger, but the images kept are the session's own: a peer
+that forges a collision only gets its own earlier frame stored, which it could have sent."""
 
 from __future__ import annotations
 
