@@ -43,11 +43,10 @@ class Encoded(NamedTuple):
 
 def encode_frame(pixels, shape: list, codec_name: str, quality: int, extras: dict | None = None,
                  extra_data: list | None = None) -> Encoded:
-    """Encode uint8 pixels of `shape` (H, W, C) with the codec called `codec_name`, and hash
-    them (~3 µs for an Atari frame, next to ~0.3 ms for its JPEG); `extras` (SessionStart's)
-    and `extra_data` (the step's buffers): its extra columns too."""
-    return Encoded(codec.encode_frame(pixels, shape, codec_name, quality), frame_hash(pixels),
-                   extra_cells(extras, extra_data) if extras else None)
+    """One frame as stored, without a session (`FrameEncoder.encode` of a single frame): uint8
+    pixels of `shape` (H, W, C) encoded with the codec called `codec_name` and hashed; `extras`
+    (SessionStart's) and `extra_data` (the step's buffers): its extra columns too."""
+    return FrameEncoder(shape, codec_name, quality, extras, recent=0).encode(pixels, extra_data)
 
 
 class FrameEncoder:
@@ -66,7 +65,8 @@ class FrameEncoder:
         self.reused = 0  # frames whose image was a recent frame's
 
     def encode(self, pixels, extra_data: list | None = None) -> Encoded:
-        """One frame's raw pixels (bytes or a buffer of the session's shape) as stored."""
+        """One frame's raw pixels (bytes or a buffer of the session's shape) as stored: hashed
+        (~3 µs for an Atari frame) and encoded (~0.2 ms for its JPEG) unless recent."""
         hashed = frame_hash(pixels)
         with self._lock:
             image = self._recent.get(hashed)

@@ -160,14 +160,15 @@ class WriterLink:
     def send_step(self, step: StepData) -> bool:
         """Queue one step; False when the buffer was full and the step became part of a gap."""
         frame = step.frame
-        if not self.has_room(frame.nbytes + _nbytes(step.extras)):
+        nbytes = frame.nbytes + _nbytes(step.extras) if step.extras else frame.nbytes
+        if not self.has_room(nbytes):
             self._flush_batch()
             finished = self.outbox.drop_step(step.episode, step.step)
             if finished is not None:
                 self._add_gap(finished)
             return False
         if self.ring is not None or self.batch_steps > 1:
-            self._batch_step(step)
+            self._batch_step(step, nbytes)
             return True
         self._flush_gap()
         values = {v.name: getattr(step, v.name) for v in STEP_VALUES}
@@ -176,7 +177,7 @@ class WriterLink:
                      start_state=step.start_state,
                      pixels=frame.tobytes(), extras=_shapes(step.extras),
                      extra_data=_extra_bytes(step.extras), **values)
-        self.outbox.add(p.to_frames(msg), frame.nbytes + _nbytes(step.extras) + 256, steps=1)
+        self.outbox.add(p.to_frames(msg), nbytes + 256, steps=1)
         self.stats.steps_sent += 1
         return True
 
@@ -188,7 +189,8 @@ class WriterLink:
         held = self._batch.nbytes if self._batch is not None else 0  # not in the outbox yet
         return self.outbox.has_room(held + frame_bytes + 256)
 
-    def _batch_step(self, step: StepData) -> None:
+    def _batch_step(self, step: StepData, nbytes: int) -> None:
+        """Add `step` (`nbytes`: its frame and extras) to the batch being filled."""
         batch = self._batch
         if batch is not None and not batch.follows(step):
             self._flush_batch()
@@ -201,7 +203,7 @@ class WriterLink:
             batch.slots.append(self.ring.put(memoryview(step.frame).cast("B")))
         else:
             batch.pixels.append(step.frame.tobytes())
-        batch.nbytes += step.frame.nbytes + _nbytes(step.extras)
+        batch.nbytes += nbytes
         self.stats.steps_sent += 1
         if batch.count >= self.batch_steps or batch.nbytes >= AGENT_BATCH_BYTES:
             self._flush_batch()
