@@ -65,6 +65,7 @@ class CliSettings:
     max_steps: int | None = None
     seed: int | None = None
     workers: int | None = None  # None: default_workers
+    encode_in: str = "auto"  # where frames become images: auto, recorder or writer
     state: str | None = None
     env_options: tuple[str, ...] = ()
     record: str | None = None  # extra observations, comma-separated: "ram", "depth,labels"
@@ -114,6 +115,11 @@ class _BetweenEpisodes(click.ParamType):
               help="Recorders playing at once, all into one writer (default: --headless, "
                    "the cores this process may use while each gets 4 episodes or more; else "
                    "1). One plays in this process, more are worker processes.")
+@click.option("--encode-in", type=click.Choice(["auto", "recorder", "writer"]),
+              default="auto", show_default=True,
+              help="Headless: where frames become images. auto: in the recorders when every "
+                   "core has one (the writer's encoding would only compete with them for the "
+                   "cores), else in the writer, beside the recorders.")
 @click.option("--state", default=None,
               help="Stable-Retro save state to start from (one the game has, e.g. Level1).")
 @click.option("--env-option", "env_options", multiple=True, metavar="KEY=VALUE",
@@ -196,6 +202,9 @@ def run(settings: CliSettings) -> int:
         raise UsageError("--headless needs --agent (a person plays in the window)")
     if not settings.headless and (settings.workers or 1) > 1:
         raise UsageError("--workers needs --headless (the window has one player)")
+    if not settings.headless and settings.encode_in == "recorder":
+        raise UsageError("--encode-in recorder needs --headless (a game loop a person plays "
+                         "never encodes)")
     endpoint = check_endpoint(settings.endpoint or default_endpoint())
     choice = resolve_env(settings.env_id, settings.state, parse_env_options(settings.env_options),
                          record_names(settings.record))
@@ -219,15 +228,16 @@ def run(settings: CliSettings) -> int:
     base_seed = fresh_base_seed() if settings.seed is None else settings.seed
     if keys is not None:
         return _play_in_window(settings, choice, keys, writer, endpoint, base_seed, curve, agent)
+    workers = settings.workers or default_workers(settings.episodes or 1, settings.realtime)
     record = RecordSettings(
         choice=choice, endpoint=endpoint, data_dir=writer.data_dir,
         episodes=settings.episodes or 1, max_steps=settings.max_steps, base_seed=base_seed,
         agent=agent, codec=settings.codec, quality=settings.quality,
         fps=settings.fps, buffer_bytes=settings.buffer_mb * 1024 * 1024,
         drain_timeout=settings.drain_timeout, collector=collector_name(),
-        workers=settings.workers or default_workers(settings.episodes or 1, settings.realtime),
-        stall_timeout=settings.stall_timeout,
+        workers=workers, stall_timeout=settings.stall_timeout,
         realtime=settings.realtime, curve=curve,
+        encode_frames=encode_in_recorder(settings.encode_in, workers, settings.realtime),
     )
     stop = StopRequest()  # SIGINT/SIGTERM stop the recording in order (see workers.py)
     try:
@@ -294,6 +304,17 @@ def default_workers(episodes: int, realtime: bool) -> int:
     if realtime:
         return 1
     return max(1, min(len(os.sched_getaffinity(0)), episodes // EPISODES_PER_WORKER))
+
+
+def encode_in_recorder(where: str, workers: int, realtime: bool) -> bool:
+    """Whether headless recorders encode their frames (`--encode-in`). auto: when every core
+    this process may use has a recorder that is not paced (--realtime), the writer's encoder
+    threads would only compete with them for the cores, and each frame would be copied through
+    shared memory on the way (docs/BENCHMARKS.md); with fewer recorders than cores the writer
+    encodes on the cores left, beside them."""
+    if where != "auto":
+        return where == "recorder"
+    return not realtime and workers >= len(os.sched_getaffinity(0))
 
 
 def _client_keys(curve_key: Path | None, server_key: Path | None) -> ClientKeys | None:

@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from recorder.agents import RandomAgent, agent_source  # noqa: E402
-from recorder.cli import default_workers  # noqa: E402
+from recorder.cli import default_workers, encode_in_recorder  # noqa: E402
 from recorder.delivery.link import AGENT_BATCH_STEPS, probe_writer  # noqa: E402
 from recorder.envs import frame_of, make_env, resolve_env  # noqa: E402
 from recorder.headless.loop import RecordSettings, record_worker  # noqa: E402
@@ -145,8 +145,9 @@ def ceiling_fps(env_id: str, episodes: int, max_steps: int) -> float:
 
 def gymrec_fps(env_id: str, episodes: int, max_steps: int, workdir: Path,
                shared_memory: bool = True, batch_steps: int = AGENT_BATCH_STEPS,
-               workers: int = 1) -> float:
-    """Frames durable per second: recorder loop (this process) + writer (another process)."""
+               workers: int = 1, encode_in: str = "auto") -> float:
+    """Frames durable per second: recorder loop (this process) + writer (another process).
+    `encode_in`: where frames become images (`gymrec-record --encode-in`)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         endpoint = f"tcp://127.0.0.1:{s.getsockname()[1]}"
@@ -163,7 +164,7 @@ def gymrec_fps(env_id: str, episodes: int, max_steps: int, workdir: Path,
             agent=agent_source("random"),
             codec="jpeg", quality=95, fps=60, buffer_bytes=256 * 2**20, drain_timeout=120,
             collector="bench", shared_memory=shared_memory, batch_steps=batch_steps,
-            workers=workers)
+            workers=workers, encode_frames=encode_in_recorder(encode_in, workers, False))
         if workers == 1:
             results = [record_worker(settings, 0, lambda p: None)]
         else:  # worker processes, as `gymrec-record --workers N` runs them
@@ -210,6 +211,8 @@ def main() -> None:
                 seed = seed_style_fps(env_id, episodes, max_steps)
                 ours = gymrec_fps(env_id, episodes, max_steps, Path(tmp))
                 two = gymrec_fps(env_id, episodes, max_steps, Path(tmp), workers=workers)
+                writer_encodes = gymrec_fps(env_id, episodes, max_steps, Path(tmp),
+                                            workers=workers, encode_in="writer")
                 ceiling = ceiling_fps(env_id, episodes, max_steps)
                 bound = 2 / (step + encode)
                 run = {"step_ms": step * 1e3, "seeded_step_ms": seeded_step * 1e3,
@@ -218,7 +221,10 @@ def main() -> None:
                        "vs_seed": ours / seed, "workers": workers, "workers2_fps": two,
                        "workers2_vs_bound": two / bound, "workers2_vs_seed": two / seed,
                        "ceiling_fps": ceiling, "ceiling_vs_bound": ceiling / bound,
-                       "workers2_vs_ceiling": two / ceiling}
+                       "workers2_vs_ceiling": two / ceiling,
+                       "encoded_in_recorders": encode_in_recorder("auto", workers, False),
+                       "writer_encodes_fps": writer_encodes,
+                       "writer_encodes_vs_bound": writer_encodes / bound}
                 if args.variants:
                     socket_only = gymrec_fps(env_id, episodes, max_steps, Path(tmp),
                                              shared_memory=False)
@@ -244,7 +250,9 @@ def main() -> None:
                 f"[{spread['workers2_vs_bound'][0]:.2f}-{spread['workers2_vs_bound'][1]:.2f}], "
                 f"{med['workers2_vs_seed']:.2f}x seed, {med['workers2_vs_ceiling']:.2f}x the "
                 f"ceiling (two processes stepping and encoding only: {med['ceiling_fps']:,.0f}/s"
-                f" = {med['ceiling_vs_bound']:.2f}x bound)"
+                f" = {med['ceiling_vs_bound']:.2f}x bound); default workers with the writer "
+                f"encoding: {med['writer_encodes_fps']:,.0f}/s = "
+                f"{med['writer_encodes_vs_bound']:.2f}x bound"
                 + (f"; socket only {med['socket_vs_bound']:.2f}x, one step per message "
                    f"{med['unbatched_vs_bound']:.2f}x" if args.variants else ""))
     if args.json:
@@ -254,8 +262,9 @@ def main() -> None:
 
 
 def plot(results: dict, path: Path) -> None:
-    """Bars per platform: frames/s of the seed's approach, gymrec (1 and 2 recorder processes)
-    and the two-core work bound."""
+    """Bars per platform: frames/s of the seed's approach, gymrec (1 recorder; default workers,
+    frames encoded where the default says and by the writer), the ceiling and the two-core work
+    bound."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -264,15 +273,16 @@ def plot(results: dict, path: Path) -> None:
     names = list(results)
     series = [("seed approach (encode in loop)", "seed_fps"), ("gymrec, 1 recorder",
               "gymrec_fps"), ("gymrec, default workers (one per core)", "workers2_fps"),
+              ("gymrec, default workers, writer encodes", "writer_encodes_fps"),
               ("ceiling: 2 processes, step + encode only", "ceiling_fps"),
               ("two-core bound 2/(step+encode)", "bound_fps")]
-    fig, ax = plt.subplots(figsize=(9, 4))
-    width = 0.16
+    fig, ax = plt.subplots(figsize=(10, 4))
+    width = 0.14
     for i, (label, key) in enumerate(series):
         values = [results[n]["median"][key] for n in names]
         lows = [results[n]["range"][key][0] for n in names]
         highs = [results[n]["range"][key][1] for n in names]
-        xs = [j + (i - 2) * width for j in range(len(names))]
+        xs = [j + (i - 2.5) * width for j in range(len(names))]
         ax.bar(xs, values, width, label=label,
                yerr=[[v - lo for v, lo in zip(values, lows, strict=True)],
                      [hi - v for v, hi in zip(values, highs, strict=True)]], capsize=3)

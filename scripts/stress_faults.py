@@ -7,7 +7,7 @@ what is on disk.
 
 Each seed is one recording: one session per worker of the recorder (`--workers`, one per core
 by default), all with the seed as their base seed. The writer is killed at a random moment: mostly
-between 0.1 and 1.5 s after acknowledgements resumed, sometimes (1 in 5) within 0.5 s of the
+between 0.05 and 0.8 s after acknowledgements resumed, sometimes (1 in 5) within 0.5 s of the
 restarted writer answering, i.e. during its recovery or the recorder's resend. A small resend
 buffer (--buffer-mb) keeps the recorder close behind the writer, so every kill lands in a flow.
 
@@ -244,13 +244,14 @@ def run(args: argparse.Namespace, console: Console) -> int:
                          "--headless", "--episodes", str(args.episodes), "--max-steps",
                          str(args.max_steps), "--seed", str(seed), "--endpoint", endpoint,
                          "--data-dir", str(data_dir), "--buffer-mb", str(args.buffer_mb),
-                         "--stall-timeout", "120", "--drain-timeout", "300"],
+                         "--stall-timeout", "120", "--drain-timeout", "300",
+                         "--encode-in", args.encode_in],
                         cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
                 mine = 0
                 wait_resumed(root, recorder)  # the recording is under way
                 early = False
                 while mine < per_seed and len(kills) < args.kills and recorder.poll() is None:
-                    time.sleep(rng.uniform(0.0, 0.5) if early else rng.uniform(0.1, 1.5))
+                    time.sleep(rng.uniform(0.0, 0.5) if early else rng.uniform(0.05, 0.8))
                     if recorder.poll() is not None:
                         break
                     writer.kill()
@@ -380,8 +381,11 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=4, help="recordings (one per seed)")
     parser.add_argument("--episodes", type=int, default=30, help="episodes per recording")
     parser.add_argument("--max-steps", type=int, default=200, help="steps per episode at most")
-    parser.add_argument("--buffer-mb", type=int, default=16,
-                        help="the recorder's resend buffer (small: it stays close behind)")
+    parser.add_argument("--buffer-mb", type=int, default=2,
+                        help="the recorder's resend buffer (small: it stays close behind; 2 MB "
+                             "holds ~20 raw Breakout frames in a ring, ~280 of its JPEGs)")
+    parser.add_argument("--encode-in", default="auto", choices=["auto", "recorder", "writer"],
+                        help="where frames become images (gymrec-record --encode-in)")
     parser.add_argument("--rng", type=int, default=11, help="seed of the kill moments")
     parser.add_argument("--data-dir", default=None, help="where to record (default: a new "
                         "temporary folder, kept for a look)")

@@ -6,6 +6,8 @@ A message is a list of ZeroMQ frames:
                                    shared memory (the header names a slot per step)
     [MAGIC, header, pixels]        Step and EpisodeEnd: raw uint8 pixels, row-major (H, W, C)
     [MAGIC, header, pixels * N]    StepBatch of N steps with their pixels inline
+    [MAGIC, header, image * N]     StepBatch of N steps encoded by the recorder (the session's
+                                   codec and quality), with `frame_hashes` in the header
 
 A session that records extra observations (SessionStart.extras: RAM, VizDoom's buffers) adds
 their raw uint8 bytes as frames after the pixels: one per extra for a Step or EpisodeEnd, in the
@@ -62,6 +64,8 @@ from shared.spaces import validate_space_description
 #     step 0 only: the snapshot a cheaply started episode (ALE) replays from.
 #     Issue 14: SessionStart.extras (name → uint8 dtype and shape), `extras` (name → shape) in
 #     Step, EpisodeEnd and StepBatch, their raw bytes as frames after the pixels.
+#     Issue 15: StepBatch.frame_hashes: the steps' images, encoded by the recorder, follow the
+#     header instead of raw pixels.
 MAGIC = b"GYMREC\x03"
 PROTOCOL_VERSION = 3
 MAX_HEADER_BYTES = 256 * 1024
@@ -336,6 +340,7 @@ class StepBatch(_AboutSession):
                        or k in _optional_fields() and not h[k] for k in _per_step_fields()),
          "not one value per step in every list"),
         (lambda h: len(h["slots"]) in (0, len(h["timestamps"])), "bad slots"),
+        (lambda h: not (h["slots"] and h["frame_hashes"]), "images in shared memory"),
         (lambda h: h["first_step"] + len(h["timestamps"]) <= _I32, "steps beyond int32"),
         (lambda h: h["seq"] + len(h["timestamps"]) <= _I64, "seqs beyond int64"),
         (lambda h: h["start_state"] is None or h["first_step"] == 0,
@@ -356,6 +361,10 @@ class StepBatch(_AboutSession):
     start_state: bytes | None = _field(_start_state, default=None)  # its first step's, as in Step
     # The shared-memory slot of each step, or [] when the pixels follow as frames.
     slots: list = _field(_list_of(_int(0, 1 << 20)))
+    # Each step's frame hash (shared.frame_hash) when the recorder encoded its frames: the
+    # frames after the header are then the steps' images (the session's codec and quality).
+    # [] : raw pixels.
+    frame_hashes: list = _per_step(lambda v: v != "" and _hex(32)(v), optional=True)
     extras: dict = _field(_extra_shapes, default_factory=dict)  # every step's, as in Step
     pixels: Any = _pixels()
     extra_data: Any = _pixels()  # per step, a list of one buffer per extra ([] without extras)
@@ -553,6 +562,10 @@ def _batch_from_frames(header: dict, frames: list) -> StepBatch:
         return StepBatch(**header, extra_data=extra_data)
     size = math.prod(header["shape"])
     pixels = [_buf(f) for f in frames[2:2 + inline]]
+    if header["frame_hashes"]:  # images: what they hold is for the writer's codec to check
+        if any(not 0 < len(image) <= 2 * size + 65536 for image in pixels):
+            raise ProtocolError("steps: an empty or oversized image")
+        return StepBatch(**header, pixels=pixels, extra_data=extra_data)
     if any(len(px) != size for px in pixels):
         raise ProtocolError(f"steps: pixel bytes differ from shape {header['shape']}")
     return StepBatch(**header, pixels=pixels, extra_data=extra_data)

@@ -364,6 +364,11 @@ class Writer:
             self._turn_bytes += nbytes
             encoded = self.pool.submit(session.encoder.encode_ring, session.ring,
                                        msg.slots[skip:], msg.extra_data[skip:])
+        elif msg.frame_hashes:  # encoded by the recorder: checked (and extras made) in the pool
+            images = msg.pixels[skip:]
+            nbytes = sum(len(image) for image in images)
+            encoded = self.pool.submit(session.encoder.take_images, images,
+                                       msg.frame_hashes[skip:], msg.extra_data[skip:])
         else:
             pixels = msg.pixels[skip:]
             nbytes = sum(len(px) for px in pixels)

@@ -1,30 +1,21 @@
 """Frames as the writer stores them: encoded with a codec (`shared.codec`, because replay
 re-encodes replayed frames with exactly the function the writer stored them with) and hashed
-(`shared.frame_hash`, from the same raw pixels), in the encoder pool, never in a game loop.
-
-A session's frames go through its `FrameEncoder`. A frame whose pixels equal one of the last
-few frames' (same xxh3-128, the hash replay already trusts) gets that frame's image bytes
-instead of a new encode: the codecs are deterministic, so they are the bytes an encode would
-give. Random play repeats frames often (Breakout ~7%, Airstriker ~16%, Space Invaders ~33%).
-xxh3 is not collision-proof against a forger, but the images kept are the session's own: a peer
-that forges a collision only gets its own earlier frame stored, which it could have sent."""
+(`shared.frame_hash`, from the same raw pixels), in the encoder pool, never in a game loop; or
+encoded already by a headless recorder (`FrameEncoder.take_images`: checked, not encoded again).
+A session's repeated frames are encoded once (`shared.images.FrameImages`)."""
 
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 from typing import NamedTuple
 
-import numpy as np
-
 from shared import codec
-from shared.frame_hash import frame_hash
+from shared.errors import ProtocolError
+from shared.images import RECENT_IMAGES, FrameImages
 from shared.schema import extra_cells
 from shared.shm import RingReader
 
 __all__ = ["Encoded", "FrameEncoder", "encode_frame"]
-
-RECENT_IMAGES = 32  # images kept for reuse per session (~12 KB each for an Atari JPEG)
 
 # Each encoder thread's frame buffer for ring reads: one frame's bytes, reused frame after
 # frame (a fresh 100 KB bytes object per frame cost the writer's loop page faults and copies).
@@ -56,32 +47,36 @@ class FrameEncoder:
     def __init__(self, shape: list, codec_name: str, quality: int,
                  extras: dict | None = None, recent: int = RECENT_IMAGES):
         self.shape = tuple(shape)
-        self.quality = quality
         self.extras = extras
-        self._encode = codec.codec_for(codec_name).encode
-        self._recent: OrderedDict[str, bytes] = OrderedDict()  # frame hash → image, newest last
-        self._keep = recent
-        self._lock = threading.Lock()
-        self.reused = 0  # frames whose image was a recent frame's
+        self.images = FrameImages(shape, codec_name, quality, recent)
+        self._image_size = codec.codec_for(codec_name).image_size
+
+    @property
+    def reused(self) -> int:
+        """Frames whose image was a recent frame's (not encoded again)."""
+        return self.images.reused
 
     def encode(self, pixels, extra_data: list | None = None) -> Encoded:
-        """One frame's raw pixels (bytes or a buffer of the session's shape) as stored: hashed
-        (~3 µs for an Atari frame) and encoded (~0.2 ms for its JPEG) unless recent."""
-        hashed = frame_hash(pixels)
-        with self._lock:
-            image = self._recent.get(hashed)
-            if image is not None:
-                self._recent.move_to_end(hashed)
-                self.reused += 1
-        if image is None:
-            array = np.frombuffer(pixels, dtype=np.uint8).reshape(self.shape)
-            image = self._encode(array, self.quality)
-            with self._lock:
-                self._recent[hashed] = image
-                if len(self._recent) > self._keep:
-                    self._recent.popitem(last=False)
+        """One frame's raw pixels (bytes or a buffer of the session's shape) as stored."""
+        image, hashed = self.images.encode(pixels)
         return Encoded(image, hashed,
                        extra_cells(self.extras, extra_data) if self.extras else None)
+
+    def take_images(self, images: list, hashes: list[str],
+                    extra_data: list | None = None) -> list[Encoded]:
+        """Frames a recorder encoded (with the session's codec and quality) as stored: each
+        image must be one of the session's size (its header says), else ProtocolError; their
+        extras are made into cells here, as for frames encoded here."""
+        height, width = self.shape[:2]
+        stored = []
+        for i, (image, hashed) in enumerate(zip(images, hashes, strict=True)):
+            data = bytes(image)
+            if self._image_size(data) != (height, width):
+                raise ProtocolError(f"step image {i} is not a {width}x{height} image of the "
+                                    "session's codec")
+            stored.append(Encoded(data, hashed, extra_cells(self.extras, extra_data[i])
+                                  if self.extras else None))
+        return stored
 
     def encode_many(self, pixels: list, extra_data: list | None = None) -> list[Encoded]:
         """A batch of frames in one task (one pool hand-off per message, not per frame);

@@ -21,12 +21,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import zmq
 
 from recorder.delivery.outbox import Outbox
 from recorder.delivery.ring import PixelRing
 from shared import protocol as p
 from shared.errors import ProtocolError
+from shared.images import FrameImages
 from shared.schema import STEP_VALUES, EpisodeEndData, StepData
 from shared.security import ClientKeys, new_token, proof_holds, read_writer_secret
 
@@ -64,7 +66,8 @@ class _Batch:
         self.count = 0
         self.rows: list[tuple] = []  # each step's STEP_VALUES (`values` turns them to lists)
         self.slots: list[int] = []
-        self.pixels: list[bytes] = []
+        self.pixels: list[bytes] = []  # raw pixels, or images (`hashes`: their frame hashes)
+        self.hashes: list[str] = []
         self.extras = _shapes(first.extras)  # every step of a session has the same extras
         self.extra_data: list[list[bytes]] = []
         self.nbytes = 0  # its steps' frames and extras, in the ring or in the message
@@ -92,11 +95,14 @@ class WriterLink:
 
     `batch_steps` > 1 groups consecutive steps into one StepBatch (fewer, larger messages: for
     agents that record as fast as they can). With `start.shm_slots` > 0 the pixels go through a
-    shared-memory ring instead of the socket (recorder and writer on one machine)."""
+    shared-memory ring instead of the socket (recorder and writer on one machine).
+    `encode_frames`: steps' frames are encoded here, in the caller's thread, and go as images
+    (for headless agents with a core each, where the writer's encoding would only compete for
+    the cores; never for a game loop a person waits on)."""
 
     def __init__(self, endpoint: str, start: p.SessionStart, max_bytes: int,
                  resend_after: float = 2.0, curve: ClientKeys | None = None,
-                 batch_steps: int = 1):
+                 batch_steps: int = 1, encode_frames: bool = False):
         if not 1 <= batch_steps <= p.MAX_BATCH:  # the writer would refuse every such message
             raise ValueError(f"batch_steps {batch_steps} is not within 1-{p.MAX_BATCH}")
         self.endpoint = endpoint
@@ -105,6 +111,10 @@ class WriterLink:
         # Asked between waits for the writer (room, drain): True stops waiting (a 2nd Ctrl-C).
         self.give_up: Callable[[], bool] = lambda: False
         self.ring = None
+        self.images = None
+        if encode_frames:  # images are small: they go through the socket, not a ring
+            self.images = FrameImages(start.frame_shape, start.codec, start.quality)
+            start = dataclasses.replace(start, shm_slots=0)
         if not start.owner_token:
             start = dataclasses.replace(start, owner_token=new_token())
         if start.shm_slots:
@@ -167,7 +177,7 @@ class WriterLink:
             if finished is not None:
                 self._add_gap(finished)
             return False
-        if self.ring is not None or self.batch_steps > 1:
+        if self.ring is not None or self.batch_steps > 1 or self.images is not None:
             self._batch_step(step, nbytes)
             return True
         self._flush_gap()
@@ -201,6 +211,11 @@ class WriterLink:
         batch.add(step)
         if self.ring is not None:
             batch.slots.append(self.ring.put(memoryview(step.frame).cast("B")))
+        elif self.images is not None:
+            image, hashed = self.images.encode(np.ascontiguousarray(step.frame))
+            batch.pixels.append(image)
+            batch.hashes.append(hashed)
+            nbytes += len(image) - step.frame.nbytes
         else:
             batch.pixels.append(step.frame.tobytes())
         batch.nbytes += nbytes
@@ -216,7 +231,8 @@ class WriterLink:
         msg = p.StepBatch(session=self.session, seq=self.outbox.next_seq, episode=batch.episode,
                           first_step=batch.first_step, seed=batch.seed, shape=batch.shape,
                           start_state=batch.start_state,
-                          slots=batch.slots, pixels=batch.pixels, extras=batch.extras,
+                          slots=batch.slots, pixels=batch.pixels, frame_hashes=batch.hashes,
+                          extras=batch.extras,
                           extra_data=batch.extra_data, **batch.values)
         nbytes = (256 * n + sum(len(px) for px in batch.pixels)
                   + sum(len(b) for step in batch.extra_data for b in step))

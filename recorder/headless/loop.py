@@ -56,6 +56,8 @@ class RecordSettings:
     shared_memory: bool = True
     # Steps per message as fast as the pipeline goes (realtime sends each step at once).
     batch_steps: int = AGENT_BATCH_STEPS
+    # Encode frames here and send images (recorder.cli.encode_in_recorder), not raw pixels.
+    encode_frames: bool = False
 
 
 @dataclass
@@ -187,14 +189,15 @@ def _open_session(settings: RecordSettings, session: str, env: Any,
     """The link of a new session playing `env` (reset to `observation`)."""
     frame_bytes = frame_of(observation, env).nbytes
     slots = ring_slots(settings.endpoint, settings.buffer_bytes, frame_bytes,
-                       settings.shared_memory)
+                       settings.shared_memory and not settings.encode_frames)
     start = session_start(session, settings.choice, env, observation,
                           fps=settings.fps, codec=settings.codec, quality=settings.quality,
                           base_seed=settings.base_seed, collector=settings.collector,
                           max_steps=settings.max_steps, shm_slots=slots,
                           player=settings.agent.player, agent_sha256=settings.agent.sha256)
     return WriterLink(settings.endpoint, start, settings.buffer_bytes, curve=settings.curve,
-                      batch_steps=1 if settings.realtime else settings.batch_steps)
+                      batch_steps=1 if settings.realtime else settings.batch_steps,
+                      encode_frames=settings.encode_frames)
 
 
 class _ProgressReport:

@@ -68,3 +68,4 @@ def test_bench_collect_quick(runs):
     assert "x bound" in result.stdout
     median = json.loads((out / "out.json").read_text())["atari"]["median"]
     assert median["gymrec_fps"] > 0 and median["workers2_fps"] > 0 and median["bound_fps"] > 0
+    assert median["writer_encodes_fps"] > 0

@@ -14,9 +14,11 @@ import os
 import re
 import time
 
+import pyarrow as pa
 import pytest
 
 from shared import protocol as p
+from shared.codec import encode_frame
 from shared.shm import ring_bytes, shm_path
 from tests.support.datasets_check import load
 from tests.support.processes import WriterProcess, free_endpoint
@@ -150,6 +152,32 @@ def test_a_truncated_ring_fails_its_session_only(field):
     assert any(isinstance(m, p.Refused) and "truncated" in m.reason for m in refused), refused
     field.alive()
     assert "truncated" in field.writer.log.read_text()
+
+
+@pytest.mark.parametrize("codec, image", [
+    ("png", encode_frame(bytes(16 * 8 * 3), [16, 8, 3], "png", 95)),  # a 8x16 image for 8x8
+    ("jpeg", encode_frame(bytes(8 * 8 * 3), [8, 8, 3], "png", 95)),  # a PNG for a JPEG session
+    ("jpeg", b"\xff\xd8 not a JPEG at all"),
+])
+def test_images_that_are_not_the_sessions_fail_its_session_only(field, codec, image):
+    """Steps encoded by the recorder (`frame_hashes`): an image of another size or codec, or
+    no image at all, fails its session with a Refused saying so; the images of a session's
+    size and codec before it are stored as sent."""
+    rogue = field.rogue()
+    start = rogue_start(codec=codec, env_id=f"RogueImages-{codec}-v0")
+    good = encode_frame(bytes(range(192)), [8, 8, 3], codec, 95)
+    _started(field, rogue, start)
+    assert _acked(rogue, batch_of(start, 1, 2, frame_hashes=["a" * 32, "b" * 32],
+                                  pixels=[good, good]), 2)
+    rogue.send(batch_of(start, 3, 2, frame_hashes=["c" * 32] * 2, pixels=[good, image]))
+    refused = rogue.replies(5, lambda m: isinstance(m, p.Refused))
+    assert any(isinstance(m, p.Refused) and "step image 1 is not a 8x8 image" in m.reason
+               for m in refused), refused
+    field.alive()
+    (shard,) = (field.data_dir / start.env_id / "data").glob(f"{start.session}-*.arrow")
+    table = pa.ipc.open_stream(str(shard)).read_all()
+    assert [cell["bytes"] for cell in table.column("image").to_pylist()] == [good, good]
+    assert table.column("frame_hash").to_pylist() == ["a" * 32, "b" * 32]
 
 
 def test_rings_that_are_not_plain_files_of_the_session_are_refused(field, tmp_path):

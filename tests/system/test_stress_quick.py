@@ -13,7 +13,7 @@ from tests.support.processes import ROOT
 def test_stress_script_quick_run_passes_its_audit(tmp_path):
     result = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "stress_faults.py"), "--kills", "3", "--seeds",
-         "1", "--episodes", "15", "--max-steps", "120", "--data-dir", str(tmp_path / "stress"),
+         "1", "--episodes", "15", "--max-steps", "300", "--data-dir", str(tmp_path / "stress"),
          "--json", str(tmp_path / "figures.json")],
         cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-3000:]

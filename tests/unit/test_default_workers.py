@@ -1,10 +1,11 @@
-"""How many recorders play when --workers is not given."""
+"""How many recorders play when --workers is not given, and where their frames are encoded
+when --encode-in is not."""
 
 from __future__ import annotations
 
 import os
 
-from recorder.cli import EPISODES_PER_WORKER, default_workers
+from recorder.cli import EPISODES_PER_WORKER, default_workers, encode_in_recorder
 
 
 def test_a_short_run_plays_in_one_recorder_and_a_long_one_on_every_core():
@@ -17,3 +18,13 @@ def test_a_short_run_plays_in_one_recorder_and_a_long_one_on_every_core():
 
 def test_a_paced_agent_plays_alone():
     assert default_workers(10_000, realtime=True) == 1
+
+
+def test_recorders_encode_their_frames_when_every_core_has_one():
+    cores = len(os.sched_getaffinity(0))
+    assert encode_in_recorder("auto", cores, realtime=False)
+    assert encode_in_recorder("auto", cores + 1, realtime=False)
+    assert not encode_in_recorder("auto", cores - 1, realtime=False)  # the writer has a core
+    assert not encode_in_recorder("auto", cores, realtime=True)  # paced: its loop stays light
+    assert encode_in_recorder("recorder", 1, realtime=True)
+    assert not encode_in_recorder("writer", cores, realtime=False)

@@ -54,7 +54,7 @@ def test_only_the_last_few_images_are_kept(breakout_frames):
     encoded = encoder.encode_many([f.tobytes() for f in frames])
     _check_stored_as_encoded(encoded, frames)
     assert encoder.reused == 1  # frame 5 again is recent; frame 0 had been let go
-    assert len(encoder._recent) == 4
+    assert len(encoder.images._recent) == 4
 
 
 def test_encoder_threads_sharing_a_session_store_every_frame_as_encoded(breakout_frames):

@@ -150,6 +150,33 @@ def test_step_batch_violations_are_rejected(changes):
         p.from_frames(_with_header(_batch(), **changes))
 
 
+HASHES = ["0123456789abcdef" * 2, "f" * 32, "0" * 32]
+
+
+def test_a_batch_of_images_encoded_by_the_recorder_round_trips():
+    images = [b"\xff\xd8 an image", b"another", b"x" * 180]  # 3 images of a 4x5x3 frame
+    msg = _batch(frame_hashes=HASHES, pixels=images)
+    decoded = p.from_frames(_wire(p.to_frames(msg)))
+    assert decoded == msg
+    assert [bytes(image) for image in decoded.pixels] == images
+
+
+@pytest.mark.parametrize("changes, frames", [
+    ({"frame_hashes": HASHES[:2]}, None),  # not one per step
+    ({"frame_hashes": ["0123"] * 3}, None),  # not an xxh3-128
+    ({"frame_hashes": [""] * 3}, None),
+    ({"frame_hashes": HASHES, "slots": [0, 1, 2]}, []),  # images in shared memory
+    ({"frame_hashes": HASHES}, [b"a", b"", b"c"]),  # an empty image
+    ({"frame_hashes": HASHES}, [b"a", b"b", bytes(2 * 60 + 65537)]),  # larger than a frame may be
+])
+def test_bad_batches_of_images_are_rejected(changes, frames):
+    wire = _with_header(_batch(), **changes)
+    if frames is not None:
+        wire[2:5] = frames
+    with pytest.raises(ProtocolError):
+        p.from_frames(wire)
+
+
 @pytest.mark.parametrize("kind", [[1], {"a": 1}, 7, None])
 def test_a_type_that_is_no_string_is_rejected(kind):
     with pytest.raises(ProtocolError, match="unknown message type"):
@@ -187,7 +214,7 @@ WIRE_KEYS = {
              "extras"],
     "steps": ["session", "seq", "episode", "first_step", "seed", "shape", "timestamps",
               "actions", "rewards", "terminated", "truncated", "infos", "info_jsons",
-              "start_state", "slots", "extras"],
+              "start_state", "slots", "frame_hashes", "extras"],
     "episode_end": ["session", "seq", "episode", "step", "seed", "timestamp", "outcome",
                     "terminated", "truncated", "shape", "info", "info_json", "extras"],
     "gap": ["session", "seq", "episode", "first_step", "last_step", "count"],
