@@ -189,6 +189,14 @@ _seed = _int(CONTINUED)
 _later_seq = _int(1)  # seq 0 is the SessionStart
 
 
+_FRAME_HASH = re.compile("[0-9a-f]{32}")
+
+
+def _frame_hash(v: Any) -> bool:
+    """A frame's hash (shared.frame_hash): 32 lowercase hex characters."""
+    return type(v) is str and _FRAME_HASH.fullmatch(v) is not None
+
+
 def _fps_change(v: Any) -> bool:
     """[episode, step, fps]: the frames after that step's were paced at fps."""
     return (isinstance(v, list) and len(v) == 3 and _int32(v[0]) and _int32(v[1])
@@ -364,7 +372,7 @@ class StepBatch(_AboutSession):
     # Each step's frame hash (shared.frame_hash) when the recorder encoded its frames: the
     # frames after the header are then the steps' images (the session's codec and quality).
     # [] : raw pixels.
-    frame_hashes: list = _per_step(lambda v: v != "" and _hex(32)(v), optional=True)
+    frame_hashes: list = _per_step(_frame_hash, optional=True)
     extras: dict = _field(_extra_shapes, default_factory=dict)  # every step's, as in Step
     pixels: Any = _pixels()
     extra_data: Any = _pixels()  # per step, a list of one buffer per extra ([] without extras)

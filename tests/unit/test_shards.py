@@ -39,7 +39,8 @@ def test_seal_moves_shard_and_records_checksum(tmp_path):
     assert info.rows == 24 and (info.first_seq, info.last_seq) == (1, 24)
     path = layout.root / info.file
     assert path.exists() and not any(layout.incoming.iterdir())
-    assert info.sha256 == sha256_file(path)
+    assert info.sha256 == sha256_file(path)  # hashed as written: the seal reads nothing back
+    assert info.bytes == path.stat().st_size
     assert load_manifest(layout)["shards"][0]["file"] == info.file
     assert pa.ipc.open_stream(str(path)).read_all().num_rows == 24
 
