@@ -232,7 +232,8 @@ class WriterLink:
                           first_step=batch.first_step, seed=batch.seed, shape=batch.shape,
                           start_state=batch.start_state,
                           slots=batch.slots, pixels=batch.pixels, frame_hashes=batch.hashes,
-                          extras=batch.extras,
+                          image_sizes=[len(image) for image in batch.pixels] if batch.hashes
+                          else [], extras=batch.extras,
                           extra_data=batch.extra_data, **batch.values)
         nbytes = (256 * n + sum(len(px) for px in batch.pixels)
                   + sum(len(b) for step in batch.extra_data for b in step))

@@ -168,8 +168,9 @@ def test_images_that_are_not_the_sessions_fail_its_session_only(field, codec, im
     good = encode_frame(bytes(range(192)), [8, 8, 3], codec, 95)
     _started(field, rogue, start)
     assert _acked(rogue, batch_of(start, 1, 2, frame_hashes=["a" * 32, "b" * 32],
-                                  pixels=[good, good]), 2)
-    rogue.send(batch_of(start, 3, 2, frame_hashes=["c" * 32] * 2, pixels=[good, image]))
+                                  image_sizes=[len(good)] * 2, pixels=[good, good]), 2)
+    rogue.send(batch_of(start, 3, 2, frame_hashes=["c" * 32] * 2,
+                        image_sizes=[len(good), len(image)], pixels=[good, image]))
     refused = rogue.replies(5, lambda m: isinstance(m, p.Refused))
     assert any(isinstance(m, p.Refused) and "step image 1 is not a 8x8 image" in m.reason
                for m in refused), refused

@@ -151,28 +151,37 @@ def test_step_batch_violations_are_rejected(changes):
 
 
 HASHES = ["0123456789abcdef" * 2, "f" * 32, "0" * 32]
+IMAGES = [b"\xff\xd8 an image", b"another", b"x" * 180]  # 3 images of 4x5x3 frames
 
 
-def test_a_batch_of_images_encoded_by_the_recorder_round_trips():
-    images = [b"\xff\xd8 an image", b"another", b"x" * 180]  # 3 images of a 4x5x3 frame
-    msg = _batch(frame_hashes=HASHES, pixels=images)
-    decoded = p.from_frames(_wire(p.to_frames(msg)))
+def _images_batch(**overrides) -> p.StepBatch:
+    return _batch(**{"frame_hashes": HASHES, "image_sizes": [len(i) for i in IMAGES],
+                     "pixels": IMAGES, **overrides})
+
+
+def test_a_batch_of_images_encoded_by_the_recorder_round_trips_in_one_frame():
+    msg = _images_batch()
+    frames = p.to_frames(msg)
+    assert len(frames) == 3 and frames[2] == b"".join(IMAGES)
+    decoded = p.from_frames(_wire(frames))
     assert decoded == msg
-    assert [bytes(image) for image in decoded.pixels] == images
+    assert [bytes(image) for image in decoded.pixels] == IMAGES
 
 
-@pytest.mark.parametrize("changes, frames", [
+@pytest.mark.parametrize("changes, images", [
     ({"frame_hashes": HASHES[:2]}, None),  # not one per step
     ({"frame_hashes": ["0123"] * 3}, None),  # not an xxh3-128
     ({"frame_hashes": [""] * 3}, None),
-    ({"frame_hashes": HASHES, "slots": [0, 1, 2]}, []),  # images in shared memory
-    ({"frame_hashes": HASHES}, [b"a", b"", b"c"]),  # an empty image
-    ({"frame_hashes": HASHES}, [b"a", b"b", bytes(2 * 60 + 65537)]),  # larger than a frame may be
+    ({"image_sizes": []}, None),  # images without their sizes
+    ({"image_sizes": [14, 7, 0]}, None),  # an empty image
+    ({"image_sizes": [14, 7, 181]}, None),  # sizes that are not the frame's
+    ({"frame_hashes": HASHES, "image_sizes": [14, 7, 180], "slots": [0, 1, 2]}, []),  # shm
+    ({"image_sizes": [1, 1, 2 * 60 + 65537]}, [b"ab" + bytes(2 * 60 + 65537)]),  # too large
 ])
-def test_bad_batches_of_images_are_rejected(changes, frames):
-    wire = _with_header(_batch(), **changes)
-    if frames is not None:
-        wire[2:5] = frames
+def test_bad_batches_of_images_are_rejected(changes, images):
+    wire = _with_header(_images_batch(), **changes)
+    if images is not None:
+        wire[2:3] = images
     with pytest.raises(ProtocolError):
         p.from_frames(wire)
 
@@ -214,7 +223,7 @@ WIRE_KEYS = {
              "extras"],
     "steps": ["session", "seq", "episode", "first_step", "seed", "shape", "timestamps",
               "actions", "rewards", "terminated", "truncated", "infos", "info_jsons",
-              "start_state", "slots", "frame_hashes", "extras"],
+              "start_state", "slots", "frame_hashes", "image_sizes", "extras"],
     "episode_end": ["session", "seq", "episode", "step", "seed", "timestamp", "outcome",
                     "terminated", "truncated", "shape", "info", "info_json", "extras"],
     "gap": ["session", "seq", "episode", "first_step", "last_step", "count"],
