@@ -62,3 +62,11 @@ def test_writer_refuses_a_busy_port_and_a_second_writer_on_one_folder(writer_fac
 def test_recording_needs_an_env_id(endpoint, data_dir):
     result = record_here("--agent", "random", "--headless")
     assert result.returncode == 2 and "missing ENV_ID" in _one_line_error(result)
+
+
+def test_a_person_s_game_loop_never_encodes(endpoint, data_dir):
+    result = record_here("BreakoutNoFrameskip-v4", "--encode-in", "recorder", "--endpoint",
+                         endpoint, "--data-dir", str(data_dir))
+    assert result.returncode == 2 and "--encode-in recorder needs --headless" in \
+        _one_line_error(result)
+    assert not data_dir.exists()  # refused before a writer was started
