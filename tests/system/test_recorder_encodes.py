@@ -23,6 +23,7 @@ def _rows(data_dir, env_id: str) -> dict[tuple[int, int], dict]:
 
 @pytest.mark.parametrize("env_id, extra", [
     ("BreakoutNoFrameskip-v4", ("--record", "ram")),
+    ("BreakoutNoFrameskip-v4", ("--codec", "png", "--max-steps", "40")),  # the last one counts
     ("VizdoomBasic-v1", ()),
 ])
 def test_frames_encoded_by_the_recorders_are_stored_as_the_writer_stores_them(
