@@ -37,9 +37,9 @@ class Codec:
     encode: Callable[[np.ndarray, int], bytes]  # (H, W, C) uint8 pixels, quality → bytes
     decode: Callable[[bytes, int], np.ndarray]  # bytes, channels → pixels (H, W[, C])
     settings: Callable[[int], str]  # quality → how frames are stored, for people
-    # An image's (height, width) from its header (None: not an image of this codec); cheap,
-    # for checking images a recorder encoded without decoding them.
-    image_size: Callable[[bytes], tuple[int, int] | None]
+    # What an image's header says (its size and colour layout; None: not an image of this
+    # codec): cheap, for checking images a recorder encoded without decoding them.
+    image_header: Callable[[bytes], tuple | None]
 
     def describe(self, quality: int) -> str:
         return f"{self.name} ({self.settings(quality)})"
@@ -55,12 +55,12 @@ def _decode_jpeg(data: bytes, channels: int) -> np.ndarray:
     return simplejpeg.decode_jpeg(data, colorspace=JPEG_COLORSPACE[channels])
 
 
-def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+def _jpeg_header(data: bytes) -> tuple | None:
+    """(height, width, colour space, chroma subsampling)."""
     try:
-        height, width, _, _ = simplejpeg.decode_jpeg_header(data)
+        return tuple(simplejpeg.decode_jpeg_header(data))
     except ValueError:
         return None
-    return height, width
 
 
 def _encode_png(array: np.ndarray, quality: int) -> bytes:
@@ -82,18 +82,20 @@ def _decode_png(data: bytes, channels: int) -> np.ndarray:
 _PNG_START = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"  # signature, then the IHDR chunk
 
 
-def _png_size(data: bytes) -> tuple[int, int] | None:
-    if len(data) < 24 or not data.startswith(_PNG_START):
+def _png_header(data: bytes) -> tuple | None:
+    """(height, width, bit depth, colour type, interlace)."""
+    if len(data) < 29 or not data.startswith(_PNG_START):
         return None
-    return int.from_bytes(data[20:24], "big"), int.from_bytes(data[16:20], "big")
+    return (int.from_bytes(data[20:24], "big"), int.from_bytes(data[16:20], "big"), data[24],
+            data[25], data[28])
 
 
 CODECS: dict[str, Codec] = {codec.name: codec for codec in (
     Codec(name="jpeg", lossless=False, encode=_encode_jpeg, decode=_decode_jpeg,
           settings=lambda q: f"quality {q}, {':'.join(JPEG_SUBSAMPLING)} chroma",
-          image_size=_jpeg_size),
+          image_header=_jpeg_header),
     Codec(name="png", lossless=True, encode=_encode_png, decode=_decode_png,
-          settings=lambda q: "lossless", image_size=_png_size),
+          settings=lambda q: "lossless", image_header=_png_header),
 )}
 CODEC_NAMES = tuple(CODECS)
 

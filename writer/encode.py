@@ -9,6 +9,8 @@ from __future__ import annotations
 import threading
 from typing import NamedTuple
 
+import numpy as np
+
 from shared import codec
 from shared.errors import ProtocolError
 from shared.images import RECENT_IMAGES, FrameImages
@@ -49,7 +51,8 @@ class FrameEncoder:
         self.shape = tuple(shape)
         self.extras = extras
         self.images = FrameImages(shape, codec_name, quality, recent)
-        self._image_size = codec.codec_for(codec_name).image_size
+        self._codec, self._quality = codec.codec_for(codec_name), quality
+        self._expected: tuple | None = None  # the header of a frame encoded here
 
     @property
     def reused(self) -> int:
@@ -65,15 +68,20 @@ class FrameEncoder:
     def take_images(self, images: list, hashes: list[str],
                     extra_data: list | None = None) -> list[Encoded]:
         """Frames a recorder encoded (with the session's codec and quality) as stored: each
-        image must be one of the session's size (its header says), else ProtocolError; their
-        extras are made into cells here, as for frames encoded here."""
-        height, width = self.shape[:2]
+        image's header must say what the header of a frame encoded here says (size, colour
+        layout), else ProtocolError; their extras are made into cells here, as for frames
+        encoded here."""
+        header = self._codec.image_header
+        if self._expected is None:
+            self._expected = header(self._codec.encode(np.zeros(self.shape, np.uint8),
+                                                       self._quality))
         stored = []
         for i, (image, hashed) in enumerate(zip(images, hashes, strict=True)):
             data = bytes(image)
-            if self._image_size(data) != (height, width):
-                raise ProtocolError(f"step image {i} is not a {width}x{height} image of the "
-                                    "session's codec")
+            if header(data) != self._expected:
+                height, width, channels = self.shape
+                raise ProtocolError(f"step image {i} is not a {width}x{height} image of "
+                                    f"{channels} channels as the session stores them")
             stored.append(Encoded(data, hashed, extra_cells(self.extras, extra_data[i])
                                   if self.extras else None))
         return stored

@@ -157,12 +157,13 @@ def test_a_truncated_ring_fails_its_session_only(field):
 @pytest.mark.parametrize("codec, image", [
     ("png", encode_frame(bytes(16 * 8 * 3), [16, 8, 3], "png", 95)),  # a 8x16 image for 8x8
     ("jpeg", encode_frame(bytes(8 * 8 * 3), [8, 8, 3], "png", 95)),  # a PNG for a JPEG session
+    ("jpeg", encode_frame(bytes(8 * 8), [8, 8, 1], "jpeg", 95)),  # grey for an RGB session
     ("jpeg", b"\xff\xd8 not a JPEG at all"),
 ])
 def test_images_that_are_not_the_sessions_fail_its_session_only(field, codec, image):
-    """Steps encoded by the recorder (`frame_hashes`): an image of another size or codec, or
-    no image at all, fails its session with a Refused saying so; the images of a session's
-    size and codec before it are stored as sent."""
+    """Steps encoded by the recorder (`frame_hashes`): an image of another size, colour layout
+    or codec, or no image at all, fails its session with a Refused saying so; the images of a
+    session's kind before it are stored as sent."""
     rogue = field.rogue()
     start = rogue_start(codec=codec, env_id=f"RogueImages-{codec}-v0")
     good = encode_frame(bytes(range(192)), [8, 8, 3], codec, 95)
@@ -172,8 +173,8 @@ def test_images_that_are_not_the_sessions_fail_its_session_only(field, codec, im
     rogue.send(batch_of(start, 3, 2, frame_hashes=["c" * 32] * 2,
                         image_sizes=[len(good), len(image)], pixels=[good, image]))
     refused = rogue.replies(5, lambda m: isinstance(m, p.Refused))
-    assert any(isinstance(m, p.Refused) and "step image 1 is not a 8x8 image" in m.reason
-               for m in refused), refused
+    why = "step image 1 is not a 8x8 image of 3 channels"
+    assert any(isinstance(m, p.Refused) and why in m.reason for m in refused), refused
     field.alive()
     (shard,) = (field.data_dir / start.env_id / "data").glob(f"{start.session}-*.arrow")
     table = pa.ipc.open_stream(str(shard)).read_all()
