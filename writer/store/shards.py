@@ -93,17 +93,10 @@ class ShardWriter:
             self._file.close()
         if self._torn or discarded or not self.rows:  # read what is there, keep what is kept
             return move_into_data(self.layout, self.path, discarded, rewrite=False)
-        target = self.layout.data / self.path.name
-        os.replace(self.path, target)
-        fsync_dir(self.layout.data)
-        fsync_dir(self.layout.incoming)
-        info = ShardInfo(file=f"data/{target.name}",
-                         session_id=ShardName.parse(target.name).session, rows=self.rows,
-                         first_seq=self.first_seq, last_seq=self.last_seq,
-                         bytes=self._file.size, sha256=self._file.digest.hexdigest(),
-                         sealed_at=time.time())
-        add_to_manifest(self.layout, info)
-        return info
+        return _into_data(self.layout, self.path, lambda target: ShardInfo(
+            file=f"data/{target.name}", session_id=ShardName.parse(target.name).session,
+            rows=self.rows, first_seq=self.first_seq, last_seq=self.last_seq,
+            bytes=self._file.size, sha256=self._file.digest.hexdigest(), sealed_at=time.time()))
 
 
 def move_into_data(layout: DatasetLayout, path: Path, discarded: frozenset[str],
@@ -131,11 +124,18 @@ def move_into_data(layout: DatasetLayout, path: Path, discarded: frozenset[str],
         tmp = path.with_name(path.name + ".tmp")
         _write_stream(tmp, table)
         os.replace(tmp, path)
+    return _into_data(layout, path, lambda target: _shard_info(target, table))
+
+
+def _into_data(layout: DatasetLayout, path: Path,
+               info_of: Callable[[Path], ShardInfo]) -> ShardInfo:
+    """Rename a closed shard from `.incoming/` into `data/` and list it in the manifest with
+    `info_of(its new path)`."""
     target = layout.data / path.name
     os.replace(path, target)
     fsync_dir(layout.data)
     fsync_dir(layout.incoming)
-    info = _shard_info(target, table)
+    info = info_of(target)
     add_to_manifest(layout, info)
     return info
 
