@@ -29,8 +29,8 @@ class FrameImages:
     def __init__(self, shape: list, codec_name: str, quality: int,
                  recent: int = RECENT_IMAGES):
         self.shape = tuple(shape)
+        self.codec = codec.codec_for(codec_name)
         self.quality = quality
-        self._encode = codec.codec_for(codec_name).encode
         self._recent: OrderedDict[str, bytes] = OrderedDict()  # frame hash → image, newest last
         self._keep = recent
         self._lock = threading.Lock()
@@ -47,7 +47,7 @@ class FrameImages:
                 self.reused += 1
         if image is None:
             array = np.frombuffer(pixels, dtype=np.uint8).reshape(self.shape)
-            image = self._encode(array, self.quality)
+            image = self.codec.encode(array, self.quality)
             with self._lock:
                 self._recent[hashed] = image
                 if len(self._recent) > self._keep:

@@ -11,7 +11,6 @@ from typing import NamedTuple
 
 import numpy as np
 
-from shared import codec
 from shared.errors import ProtocolError
 from shared.images import RECENT_IMAGES, FrameImages
 from shared.schema import extra_cells
@@ -51,7 +50,6 @@ class FrameEncoder:
         self.shape = tuple(shape)
         self.extras = extras
         self.images = FrameImages(shape, codec_name, quality, recent)
-        self._codec, self._quality = codec.codec_for(codec_name), quality
         self._expected: tuple | None = None  # the header of a frame encoded here
 
     @property
@@ -71,10 +69,10 @@ class FrameEncoder:
         image's header must say what the header of a frame encoded here says (size, colour
         layout), else ProtocolError; their extras are made into cells here, as for frames
         encoded here."""
-        header = self._codec.image_header
+        header = self.images.codec.image_header
         if self._expected is None:
-            self._expected = header(self._codec.encode(np.zeros(self.shape, np.uint8),
-                                                       self._quality))
+            blank = np.zeros(self.shape, np.uint8)
+            self._expected = header(self.images.codec.encode(blank, self.images.quality))
         stored = []
         for i, (image, hashed) in enumerate(zip(images, hashes, strict=True)):
             data = bytes(image)
