@@ -8,6 +8,8 @@ import json
 import os
 from pathlib import Path
 
+PAGE_BYTES = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
 
 def fsync_dir(path: Path) -> None:
     """Make a rename or a new file in `path` durable."""
@@ -55,6 +57,22 @@ class HashedFile(io.RawIOBase):
         self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         self.digest = hashlib.sha256()
         self.size = 0
+        self._released = 0  # bytes from the start whose pages left the page cache
+
+    def sync(self, last: bool = False) -> None:
+        """fsync, then let the kernel drop the file's synced whole pages from its cache: nobody
+        reads them soon, and a page cache that keeps growing takes pages the kernel has not
+        used yet, which cost a multiple of recycled ones to fill on a VM (docs/BENCHMARKS.md).
+        The last, partial page stays unless `last` (nothing more is written)."""
+        os.fsync(self.fd)
+        upto = self.size if last else self.size - self.size % PAGE_BYTES
+        if upto > self._released and hasattr(os, "posix_fadvise"):
+            try:
+                os.posix_fadvise(self.fd, self._released, upto - self._released,
+                                 os.POSIX_FADV_DONTNEED)
+            except OSError:  # advice only: the data is synced either way
+                return
+            self._released = upto
 
     def writable(self) -> bool:
         return True

@@ -64,7 +64,7 @@ class ShardWriter:
         try:
             self._writer.write_batch(batch)
             self._sink.flush()
-            os.fsync(self._file.fileno())
+            self._file.sync()
         except OSError:
             self._torn = True
             os.truncate(self.path, self._good_offset)
@@ -84,7 +84,7 @@ class ShardWriter:
         try:
             self._writer.close()
             self._sink.flush()
-            os.fsync(self._file.fileno())
+            self._file.sync(last=True)
         except OSError:
             self._torn = True
             os.truncate(self.path, self._good_offset)  # no end-of-stream marker: still readable
