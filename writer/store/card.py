@@ -215,7 +215,9 @@ def write_card(layout: DatasetLayout, start: dict, make_preview: bool = True) ->
         "",
         *license_section(license_id),
     ]
-    tmp = layout.card.with_name("README.md.tmp")
+    # Hidden while it is written: load_dataset(folder) lists the folder for its data files and
+    # would trip over a file that is renamed away between its listing and its look at it.
+    tmp = layout.card.with_name(".README.md.tmp")
     tmp.write_text("\n".join(lines), encoding="utf-8")
     tmp.replace(layout.card)
 

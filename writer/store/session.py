@@ -47,6 +47,8 @@ from writer.store.shards import ShardInfo, ShardWriter, load_manifest, recover
 
 log = logging.getLogger("gymrec.writer")
 
+EPISODES_SAVE_SECONDS = 1.0  # how stale the session file's episode list may get (see below)
+
 
 class WriterSession:
     """State of one session; `pump()` moves encoded frames to disk."""
@@ -82,6 +84,8 @@ class WriterSession:
         self.needs_repair = False  # a seal failed half-way: finish it before writing more
         self.retry_at = 0.0  # after a failed write, when to try again (monotonic seconds)
         self._ending: dict[int, dict] = {}  # seq of a buffered final row → its episode entry
+        self._episodes_unsaved = False  # durable episodes the session file does not list yet
+        self._saved_at = 0.0
         self.state = self._load_or_create_state()
         self.durable_seq = max(self.state["last_control_seq"], self._last_row_seq())
         self.next_seq = self.durable_seq + 1
@@ -113,15 +117,23 @@ class WriterSession:
 
     def _save_state(self) -> None:
         write_json_atomic(self.layout.session_file(self.id), self.state)
+        self._episodes_unsaved = False
+        self._saved_at = time.monotonic()
 
-    def _save_episodes(self) -> None:
+    def _save_episodes(self, now: bool = False) -> None:
         """Record the episodes whose final rows just became durable: every one buffered, since
-        a flush writes all buffered rows (their shards vouch for them: a failed save here is
-        repaired from the rows at the next start)."""
-        if not self._ending:
+        a flush writes all buffered rows. The file is rewritten at most every
+        EPISODES_SAVE_SECONDS (`now`: at once): it holds every episode of the session, so a
+        rewrite per episode made a long session's cost grow with the square of its episodes.
+        Their shards vouch for them meanwhile: episodes missing from the file are added from
+        the final rows at the next start, with the outcome the recorder gave."""
+        if self._ending:
+            self.state["episodes"].extend(self._ending.values())
+            self._ending.clear()
+            self._episodes_unsaved = True
+        if not self._episodes_unsaved or (
+                not now and time.monotonic() - self._saved_at < EPISODES_SAVE_SECONDS):
             return
-        self.state["episodes"].extend(self._ending.values())
-        self._ending.clear()
         try:
             self._save_state()
         except OSError as exc:
@@ -189,6 +201,8 @@ class WriterSession:
         if self.rows.count and (self.rows.count >= self.batch_rows
                                 or now - self.first_row_at >= self.batch_seconds):
             self.flush()
+        if self._episodes_unsaved:
+            self._save_episodes()
         return self.durable_seq > before
 
     def _add_batch_rows(self, seq: int, batch: p.StepBatch, first: int,
@@ -289,6 +303,7 @@ class WriterSession:
         except OSError:
             self.needs_repair = True
             raise
+        self._save_episodes(now=True)  # the card and an upload read the session file
         self._after_seal(info, card)
         return info
 
