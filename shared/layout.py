@@ -4,7 +4,7 @@
     <env>/data/<session>-<n>.arrow   sealed Arrow IPC stream shards (complete, checksummed)
     <env>/.incoming/...              shards being written (hidden from `load_dataset`)
     <env>/.discarded/...             rows of episodes the player discarded (kept, not loaded)
-    <env>/.meta/manifest.json        every sealed shard: rows, seq range, bytes, sha256
+    <env>/.meta/manifest.json        every sealed shard: rows, seq range, bytes, xxh3_128
     <env>/.meta/sessions/<id>.json   a session's start message, episodes, gaps and status
     <env>/.meta/info.json            counts and environment, derived from the above
     <env>/.meta/uploads.json         what was published to which Hub repo (journal)

@@ -323,7 +323,7 @@ def push(ctx, env_id, data_dir, repo, private, verbose):
 @click.option("--repair", is_flag=True,
               help="Move shards that fail their checksum to .corrupt/ and out of the dataset.")
 def verify(env_id, data_dir, repair):
-    """Check ENV_ID's sealed shards against their sha256 checksums."""
+    """Check ENV_ID's sealed shards against their manifest checksums."""
     from writer.store.verify import find_dataset, quarantine, verify_dataset
 
     try:

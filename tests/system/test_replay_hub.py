@@ -28,7 +28,7 @@ from tests.support.hub_cli import hub_env, push_cmd
 from tests.support.hub_server import HubServer
 from tests.support.processes import ROOT, WriterProcess, free_endpoint, run_records
 from tests.support.replay_rows import edit_rows, failures, one_error_line, read_rows
-from writer.store.durable import sha256_file
+from writer.store.durable import file_checksum
 
 # VizDoom shows a changed action in the very next frame; Breakout only one frame later (the game
 # reads the paddle after drawing), which replay rightly reports as the next step.
@@ -153,7 +153,7 @@ def test_tampered_copy_fails_at_exactly_the_changed_step(hub, recording, tmp_pat
     manifest = json.loads(manifest_path.read_text())
     for shard in manifest["shards"]:
         path = root / shard["file"]
-        shard["sha256"], shard["bytes"] = sha256_file(path), path.stat().st_size
+        shard["xxh3_128"], shard["bytes"] = file_checksum(path), path.stat().st_size
     manifest_path.write_text(json.dumps(manifest))
     push(hub, data, tmp_path / "hf-push", TAMPERED)
 

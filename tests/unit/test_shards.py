@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import json
 import mmap
 import os
@@ -14,7 +15,7 @@ import pyarrow as pa
 from shared.layout import DatasetLayout
 from shared.schema import arrow_schema, batch_row
 from tests.support.messages import make_batch
-from writer.store.durable import sha256_file
+from writer.store.durable import checksum_matches, file_checksum
 from writer.store.shards import ShardWriter, load_manifest, read_complete_batches, recover
 
 SPACE = {"type": "Discrete", "n": 4, "start": 0}
@@ -42,10 +43,23 @@ def test_seal_moves_shard_and_records_checksum(tmp_path):
     assert info.rows == 24 and (info.first_seq, info.last_seq) == (1, 24)
     path = layout.root / info.file
     assert path.exists() and not any(layout.incoming.iterdir())
-    assert info.sha256 == sha256_file(path)  # hashed as written: the seal reads nothing back
+    assert info.xxh3_128 == file_checksum(path)  # hashed as written: the seal reads nothing back
     assert info.bytes == path.stat().st_size
     assert load_manifest(layout)["shards"][0]["file"] == info.file
     assert pa.ipc.open_stream(str(path)).read_all().num_rows == 24
+
+
+def test_checksums_of_manifests_before_xxh3_still_count(tmp_path):
+    """Entries written while checksums were sha256 are checked by their sha256; an entry with
+    the wrong one, or with none, does not match."""
+    path = tmp_path / "shard.arrow"
+    path.write_bytes(b"rows" * 1000)
+    assert checksum_matches(path, {"xxh3_128": file_checksum(path)})
+    assert checksum_matches(path, {"sha256": file_checksum(path, "sha256")})
+    assert file_checksum(path, "sha256") == hashlib.sha256(b"rows" * 1000).hexdigest()
+    assert not checksum_matches(path, {"sha256": "0" * 64})
+    assert not checksum_matches(path, {"xxh3_128": "0" * 32, "sha256": "x"})
+    assert not checksum_matches(path, {})
 
 
 def _resident_pages(path) -> list[bool]:

@@ -42,7 +42,7 @@ from shared.layout import HUB_SESSIONS_DIR, DatasetLayout, ShardName
 from writer.hub.card import Published, card_text, hub_info
 from writer.hub.client import HubClient, PublishError, Snapshot, StaleParent, Transient
 from writer.store.card import card_extras, with_statistics
-from writer.store.durable import fsync_dir, read_json, sha256_file, write_json_atomic
+from writer.store.durable import checksum_matches, fsync_dir, read_json, write_json_atomic
 from writer.store.shards import load_manifest
 from writer.summary.card_parts import PREVIEW_NAME
 
@@ -145,7 +145,7 @@ def stage_parquet(layout: DatasetLayout, shard: dict) -> tuple[Path, dict]:
         table = pq.read_table(target, columns=["is_last"])
         return target, {**_shard_stats(table), "rows": pq.ParquetFile(target).metadata.num_rows}
     source = layout.root / shard["file"]
-    if sha256_file(source) != shard["sha256"]:
+    if not checksum_matches(source, shard):
         raise PublishError(f"{shard['file']} does not match its manifest checksum: not published")
     with pa.memory_map(str(source)) as stream:
         table = ipc.open_stream(stream).read_all()
@@ -165,7 +165,7 @@ def _check_unpublished(layout: DatasetLayout, repo_id: str) -> None:
         if shard["file"] in published:
             continue
         path = layout.root / shard["file"]
-        if not path.is_file() or sha256_file(path) != shard["sha256"]:
+        if not path.is_file() or not checksum_matches(path, shard):
             raise DamagedShard(f"{shard['file']} of {layout.root.name} does not match its "
                                "manifest checksum; nothing published (`gymrec-writer verify "
                                f"{layout.root.name} --repair` moves it to .corrupt/)")

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 
 from shared.layout import DatasetLayout, ShardName
-from writer.store.durable import HashedFile, fsync_dir, sha256_file, write_json_atomic
+from writer.store.durable import HashedFile, file_checksum, fsync_dir, write_json_atomic
 from writer.store.metadata import quarantine_file, read_json_or_quarantine
 
 log = logging.getLogger("gymrec.writer")
@@ -33,14 +33,14 @@ class ShardInfo:
     first_seq: int
     last_seq: int
     bytes: int
-    sha256: str
+    xxh3_128: str  # durable.CHECKSUM (manifests written before hold "sha256" instead)
     sealed_at: float
 
 
 class ShardWriter:
     """One open shard of one session. The caller owns it and must `seal()` or `abandon()` it.
 
-    The file keeps the sha256 of what is written to it (`HashedFile`), so a seal lists the
+    The file keeps the checksum of what is written to it (`HashedFile`), so a seal lists the
     shard without reading it back (~25% of the writer's work with 10,000-row shards)."""
 
     def __init__(self, layout: DatasetLayout, name: str, schema: pa.Schema):
@@ -96,7 +96,7 @@ class ShardWriter:
         return _into_data(self.layout, self.path, lambda target: ShardInfo(
             file=f"data/{target.name}", session_id=ShardName.parse(target.name).session,
             rows=self.rows, first_seq=self.first_seq, last_seq=self.last_seq,
-            bytes=self._file.size, sha256=self._file.digest.hexdigest(), sealed_at=time.time()))
+            bytes=self._file.size, xxh3_128=self._file.digest.hexdigest(), sealed_at=time.time()))
 
 
 def move_into_data(layout: DatasetLayout, path: Path, discarded: frozenset[str],
@@ -148,7 +148,7 @@ def _shard_info(path: Path, table: pa.Table) -> ShardInfo:
     return ShardInfo(
         file=f"data/{path.name}", session_id=ShardName.parse(path.name).session,
         rows=table.num_rows, first_seq=pc.min(seqs).as_py(), last_seq=pc.max(seqs).as_py(),
-        bytes=path.stat().st_size, sha256=sha256_file(path), sealed_at=time.time(),
+        bytes=path.stat().st_size, xxh3_128=file_checksum(path), sealed_at=time.time(),
     )
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from shared.config import dataset_dir_name
 from shared.errors import UsageError
 from shared.layout import DatasetLayout
-from writer.store.durable import sha256_file, write_json_atomic
+from writer.store.durable import checksum_matches, write_json_atomic
 from writer.store.shards import load_manifest
 
 
@@ -65,7 +65,7 @@ def verify_dataset(layout: DatasetLayout) -> VerifyReport:
         report.rows += entry["rows"]
         if not path.exists():
             report.problems.append(ShardProblem(file, "missing", entry["rows"]))
-        elif path.stat().st_size != entry["bytes"] or sha256_file(path) != entry["sha256"]:
+        elif path.stat().st_size != entry["bytes"] or not checksum_matches(path, entry):
             report.problems.append(ShardProblem(file, "checksum mismatch", entry["rows"]))
     if layout.data.is_dir():
         for path in layout.shards_of(layout.data):
