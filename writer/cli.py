@@ -28,6 +28,7 @@ from shared.errors import GymrecError, UsageError
 from shared.security import ServerKeys, load_secret
 from shared.settings_file import Chosen, SettingsFile, load_settings_file, show_lines
 from shared.version import VERSION
+from writer.heap import keep_freed_buffers
 from writer.hub.card import DEFAULT_REPO_TEMPLATE, repo_id_for
 from writer.hub.client import HubClient, PublishError, Transient
 
@@ -130,6 +131,7 @@ def main(ctx, data_dir, endpoint, encoders, shard_rows, session_timeout, exit_wh
     worker = None
     if nice:
         os.nice(nice)
+    keep_freed_buffers()
     try:
         endpoint = check_endpoint(endpoint or default_endpoint())
         curve = _server_keys(curve_key, allow_keys)
