@@ -25,7 +25,7 @@ import click
 from recorder.agents import AgentSource, agent_source
 from recorder.delivery.local_writer import WriterHandle, ensure_writer
 from recorder.env_options import parse_env_options
-from recorder.envs import EnvChoice, fps_defaults, resolve_env
+from recorder.envs import EnvChoice, fps_defaults, platform_named, resolve_env
 from recorder.headless.stop import EXIT_CODES, StopRequest
 from recorder.play.keymaps import load_keymap
 from recorder.seeds import fresh_base_seed
@@ -228,7 +228,9 @@ def run(settings: CliSettings) -> int:
     base_seed = fresh_base_seed() if settings.seed is None else settings.seed
     if keys is not None:
         return _play_in_window(settings, choice, keys, writer, endpoint, base_seed, curve, agent)
-    workers = settings.workers or default_workers(settings.episodes or 1, settings.realtime)
+    workers = settings.workers or default_workers(
+        settings.episodes or 1, settings.realtime,
+        platform_named(choice.platform).cores_per_recorder)
     record = RecordSettings(
         choice=choice, endpoint=endpoint, data_dir=writer.data_dir,
         episodes=settings.episodes or 1, max_steps=settings.max_steps, base_seed=base_seed,
@@ -296,14 +298,16 @@ def _play_in_window(settings: CliSettings, choice: EnvChoice, keys, writer: Writ
 EPISODES_PER_WORKER = 4
 
 
-def default_workers(episodes: int, realtime: bool) -> int:
-    """Headless workers when --workers is not given: one per core this process may run on
-    (more recorders get nearer the machine's bound: docs/BENCHMARKS.md), as long as each gets
-    EPISODES_PER_WORKER episodes (a short run plays sooner in the recorder's own process);
-    1 with --realtime (a paced agent plays like one person)."""
+def default_workers(episodes: int, realtime: bool, cores_per_recorder: int = 1) -> int:
+    """Headless workers when --workers is not given: one per `cores_per_recorder` cores this
+    process may run on (the env's platform says; more recorders get nearer the machine's
+    bound: docs/BENCHMARKS.md), as long as each gets EPISODES_PER_WORKER episodes (a short run
+    plays sooner in the recorder's own process); 1 with --realtime (a paced agent plays like
+    one person)."""
     if realtime:
         return 1
-    return max(1, min(len(os.sched_getaffinity(0)), episodes // EPISODES_PER_WORKER))
+    cores = len(os.sched_getaffinity(0)) // max(1, cores_per_recorder)
+    return max(1, min(cores, episodes // EPISODES_PER_WORKER))
 
 
 def encode_in_recorder(where: str, workers: int, realtime: bool) -> bool:

@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 from recorder.agents import RandomAgent, agent_source  # noqa: E402
 from recorder.cli import default_workers, encode_in_recorder  # noqa: E402
 from recorder.delivery.link import AGENT_BATCH_STEPS, probe_writer  # noqa: E402
-from recorder.envs import frame_of, make_env, resolve_env  # noqa: E402
+from recorder.envs import frame_of, make_env, platform_named, resolve_env  # noqa: E402
 from recorder.headless.loop import RecordSettings, record_worker  # noqa: E402
 from recorder.headless.workers import run_workers  # noqa: E402
 from recorder.seeds import episode_seed  # noqa: E402
@@ -202,7 +202,9 @@ def main() -> None:
         for platform in platforms:
             env_id = ENVS[platform]
             episodes, max_steps = (2, 100) if args.quick else schedule[platform]
-            workers = default_workers(episodes, realtime=False)
+            cores_per_recorder = platform_named(resolve_env(env_id).platform).cores_per_recorder
+            workers = default_workers(episodes, realtime=False,
+                                      cores_per_recorder=cores_per_recorder)
             runs = []
             for _ in range(repeats):
                 seeded_step, _ = bare_step_seconds(env_id, episodes, max_steps)

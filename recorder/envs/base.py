@@ -35,6 +35,10 @@ class Platform(ABC):
     default_fps: float  # steps per second when the live env cannot say (see native_fps)
     controls: tuple[str, ...]  # every control name a key map may bind
     default_keys: Mapping[str, str]  # pygame key name ("up", "ctrl") → control
+    # Cores one headless recorder keeps busy, for the default --workers: 1 for an emulator in
+    # the recorder's process; more where the game runs in a process of its own beside it
+    # (VizDoom), and one recorder with the writer encoding on the cores left is faster.
+    cores_per_recorder: int = 1
 
     @property
     def fps_rule(self) -> str:

@@ -178,6 +178,9 @@ class VizDoom(GymPlatform):
     module = "vizdoom"
     default_fps = 35.0
     fps_rule = "35/frame_skip"
+    # The engine runs in a process of its own: on 2 cores one recorder, the writer encoding,
+    # made 5.5 % more frames a second than two recorders (docs/BENCHMARKS.md, seventh pass).
+    cores_per_recorder = 2
     controls = CONTROLS
     default_keys = DEFAULT_KEYS
 
