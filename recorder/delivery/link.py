@@ -480,12 +480,19 @@ def probe_writer(endpoint: str, timeout: float,
     answer is a real writer's is `writer_proven`'s to say."""
     sock = zmq.Context.instance().socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
+    # A DEALER left without a connection to queue on (libzmq drops it after some failed
+    # handshakes) blocks a send for good: one probe of a CURVE writer without keys hung a test
+    # for minutes. The send gets the probe's time, like the answer.
+    sock.setsockopt(zmq.SNDTIMEO, max(1, int(timeout * 1000)))
     _apply_curve(sock, curve)
     try:
         sock.connect(endpoint)
         nonce = int.from_bytes(os.urandom(6), "big")
-        sock.send_multipart(p.to_frames(p.Hello(nonce=nonce, version="probe")))
         deadline = time.monotonic() + timeout
+        try:
+            sock.send_multipart(p.to_frames(p.Hello(nonce=nonce, version="probe")))
+        except zmq.Again:
+            return None
         while (left := deadline - time.monotonic()) > 0:
             if not sock.poll(int(left * 1000) + 1):
                 break
