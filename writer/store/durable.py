@@ -11,12 +11,11 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import mmap
 import os
 from pathlib import Path
 
 import xxhash
-
-PAGE_BYTES = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
 def fsync_dir(path: Path) -> None:
@@ -88,7 +87,7 @@ class HashedFile(io.RawIOBase):
         used yet, which cost a multiple of recycled ones to fill on a VM (docs/BENCHMARKS.md).
         The last, partial page stays unless `last` (nothing more is written)."""
         os.fsync(self.fd)
-        upto = self.size if last else self.size - self.size % PAGE_BYTES
+        upto = self.size if last else self.size - self.size % mmap.PAGESIZE
         if upto > self._released and hasattr(os, "posix_fadvise"):
             try:
                 os.posix_fadvise(self.fd, self._released, upto - self._released,

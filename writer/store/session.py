@@ -120,10 +120,10 @@ class WriterSession:
         self._episodes_unsaved = False
         self._saved_at = time.monotonic()
 
-    def _save_episodes(self, now: bool = False) -> None:
+    def _save_episodes(self, at_once: bool = False) -> None:
         """Record the episodes whose final rows just became durable: every one buffered, since
         a flush writes all buffered rows. The file is rewritten at most every
-        EPISODES_SAVE_SECONDS (`now`: at once): it holds every episode of the session, so a
+        EPISODES_SAVE_SECONDS (`at_once`: now): it holds every episode of the session, so a
         rewrite per episode made a long session's cost grow with the square of its episodes.
         Their shards vouch for them meanwhile: episodes missing from the file are added from
         the final rows at the next start, with the outcome the recorder gave."""
@@ -132,7 +132,7 @@ class WriterSession:
             self._ending.clear()
             self._episodes_unsaved = True
         if not self._episodes_unsaved or (
-                not now and time.monotonic() - self._saved_at < EPISODES_SAVE_SECONDS):
+                not at_once and time.monotonic() - self._saved_at < EPISODES_SAVE_SECONDS):
             return
         try:
             self._save_state()
@@ -303,7 +303,7 @@ class WriterSession:
         except OSError:
             self.needs_repair = True
             raise
-        self._save_episodes(now=True)  # the card and an upload read the session file
+        self._save_episodes(at_once=True)  # the card and an upload read the session file
         self._after_seal(info, card)
         return info
 
