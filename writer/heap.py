@@ -2,14 +2,13 @@
 VizDoom frames' images: ~13 MB), and by default glibc hands such a buffer back to the kernel
 when it is freed, so the next message's buffer is fresh memory again: page faults for every
 page, and on a VM pages the host may have to back anew. Raising the thresholds keeps them in the
-heap: VizDoom +7 %, Breakout +1.6 % frames a second (docs/BENCHMARKS.md, seventh pass). The
+heap: VizDoom +5.4 %, Breakout +1.6 % frames a second (docs/BENCHMARKS.md, seventh pass). The
 writer's memory stays bounded by its peak: what it admits is bounded (pending frames, ring)."""
 
 from __future__ import annotations
 
 import ctypes
 import os
-import sys
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
@@ -19,7 +18,7 @@ TRIM_THRESHOLD = 256 * 1024 * 1024  # free memory at the heap's top kept before 
 
 def keep_freed_buffers() -> bool:
     """Set glibc's malloc thresholds for this process; False where there is no glibc."""
-    if not sys.platform.startswith("linux") or not _is_glibc():
+    if not _is_glibc():
         return False
     try:
         libc = ctypes.CDLL(None)
